@@ -1,0 +1,61 @@
+"""Benchmark suite: every section measures the project against the obvious alternative, side by side.
+
+    python experiments/quick_benchmark.py                  # all sections
+    python experiments/quick_benchmark.py --section ssm    # one section
+    python experiments/quick_benchmark.py --json out.json  # also write the results as JSON
+
+Each section module exposes `run(quick: bool) -> dict` and prints its own table of ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+SECTIONS = ("ssm", "maml", "env", "adapt", "planner")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--section", choices=SECTIONS, action="append", help="section to run (repeatable; default: all)"
+    )
+    parser.add_argument("--json", type=Path, help="write all results to this JSON file")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for CPU timings")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (smoke run)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    results: dict = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "torch": torch.__version__,
+            "threads": args.threads,
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        }
+    }
+    start = time.perf_counter()
+    for section in args.section or SECTIONS:
+        module = importlib.import_module(f"experiments.bench_{section}")
+        print(f"\n=== {section} ===", flush=True)
+        results[section] = module.run(quick=args.quick)
+    results["total_s"] = time.perf_counter() - start
+    print(f"\nall sections: {results['total_s']:.1f} s")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
