@@ -1,0 +1,207 @@
+"""A selective diagonal state space model with a step mode and an equivalent sequence mode.
+
+One layer, per time step t (N = state_dim, H = hidden_dim):
+
+    u_t             = silu(W_in x_t)                                (H)
+    r_t, z_t, g_t   = W_x u_t                                       (R), (N), (N)
+    delta_t         = softplus(W_dt r_t + dt_bias) * exp(A_log)     (N)  input-dependent rate
+    a_t             = exp(-delta_t)                                 (N)  decay in (0, 1)
+    b_t             = sqrt(1 - a_t^2) * z_t                         (N)  LRU input normalisation
+    h_t             = a_t * (1 - reset_t) * h_{t-1} + b_t           (N)  diagonal recurrence
+    y_t             = W_out((h_t + D * z_t) * silu(g_t))            (output_dim)  gated readout + skip
+
+The rate goes through a rank-R bottleneck (R = ceil(H / 16), as in Mamba), which keeps the
+per-step cost below an LSTM's of the same width.
+
+Timescales 1 / exp(A_log) start log-uniform between `timescale_range` steps (1 to 10^4 by default);
+`softplus(dt_t)` then speeds each channel up or slows it down per input (the Mamba/LRU family:
+Gu & Dao 2023, Orvieto et al. 2023). The sqrt(1 - a^2) factor keeps the state's variance bounded for
+any decay. The recurrence runs in float32 (or wider, when the input is wider).
+
+Step mode and sequence mode share `_gates` and `_readout`; sequence mode replaces the loop over t by
+a chunked scan whose Python loops have about 2 * sqrt(T) iterations.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.checkpoint import atomic_save, load_checkpoint
+
+
+class SSM(nn.Module):
+    """Stateful selective SSM: `forward(x, h, reset) -> (y, h_next)` on (B, D) steps or (B, T, D) sequences."""
+
+    def __init__(
+        self,
+        state_dim: int,
+        input_dim: int,
+        output_dim: int,
+        hidden_dim: int = 128,
+        device: str | torch.device | None = None,
+        *,
+        chunk_size: int | None = None,
+        timescale_range: tuple[float, float] = (1.0, 1e4),
+    ) -> None:
+        super().__init__()
+        for name, value in (("state_dim", state_dim), ("input_dim", input_dim),
+                            ("output_dim", output_dim), ("hidden_dim", hidden_dim)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+        self.state_dim = state_dim
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        self.hidden_dim = hidden_dim
+        self.chunk_size = chunk_size
+        self.timescale_range = (float(timescale_range[0]), float(timescale_range[1]))
+
+        self.dt_rank = -(-hidden_dim // 16)
+        self.in_proj = nn.Linear(input_dim, hidden_dim)
+        self.x_proj = nn.Linear(hidden_dim, self.dt_rank + 2 * state_dim)  # -> r, z, gate
+        self.dt_proj = nn.Linear(self.dt_rank, state_dim)
+        self.A_log = nn.Parameter(torch.empty(state_dim))
+        self.D = nn.Parameter(torch.ones(state_dim))
+        self.out_proj = nn.Linear(state_dim, output_dim)
+        self._init_timescales()
+        if device is not None:
+            self.to(device)
+
+    def _init_timescales(self) -> None:
+        low, high = self.timescale_range
+        timescales = torch.exp(torch.empty(self.state_dim).uniform_(math.log(low), math.log(high)))
+        with torch.no_grad():
+            self.A_log.copy_(-torch.log(timescales))
+            # softplus(dt bias) = 1 at initialisation, so the rate starts at exactly 1 / timescale.
+            self.dt_proj.bias.fill_(math.log(math.e - 1.0))
+
+    @property
+    def config(self) -> dict:
+        """Constructor arguments, enough to rebuild the model from a state dict."""
+        return {
+            "state_dim": self.state_dim,
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "hidden_dim": self.hidden_dim,
+            "chunk_size": self.chunk_size,
+            "timescale_range": list(self.timescale_range),
+        }
+
+    def init_hidden(self, batch_size: int) -> torch.Tensor:
+        """Zero state (batch_size, state_dim) on the model's device."""
+        return torch.zeros(batch_size, self.state_dim, device=self.A_log.device, dtype=self.A_log.dtype)
+
+    def forward(
+        self, x: torch.Tensor, hidden_state: torch.Tensor | None = None, reset: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step mode: x (B, input_dim), hidden_state (B, state_dim), reset (B,) -> y (B, output_dim), h (B, state_dim).
+
+        Sequence mode: x (B, T, input_dim), reset (B, T) -> y (B, T, output_dim), h after the last step.
+        `reset[..., t] = 1` zeroes the state before x_t is consumed. `hidden_state=None` starts from zeros.
+        """
+        self._check_inputs(x, hidden_state, reset)
+        if hidden_state is None:
+            hidden_state = torch.zeros(x.shape[0], self.state_dim, device=x.device, dtype=x.dtype)
+        z, gate, a, b = self._gates(x)
+        if reset is not None:
+            a = a * (1.0 - reset.to(a.dtype)).unsqueeze(-1)
+        h0 = hidden_state.to(a.dtype)
+        if x.dim() == 2:
+            next_hidden = a * h0 + b
+            return self._readout(next_hidden, z, gate), next_hidden
+        states = chunked_scan(a, b, h0, self.chunk_size)  # (B, T, N)
+        return self._readout(states, z, gate), states[:, -1]
+
+    def _gates(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(..., input_dim) -> state input z, gate, decay a, normalised input b: each (..., N)."""
+        u = F.silu(self.in_proj(x))
+        rate_low, z, gate = self.x_proj(u).split([self.dt_rank, self.state_dim, self.state_dim], dim=-1)
+        scan_dtype = torch.promote_types(x.dtype, torch.float32)
+        neg_delta = F.softplus(self.dt_proj(rate_low).to(scan_dtype)) * -torch.exp(self.A_log.to(scan_dtype))
+        a = torch.exp(neg_delta)
+        b = torch.sqrt(-torch.expm1(2.0 * neg_delta)) * z.to(scan_dtype)  # sqrt(1 - a^2) * z
+        return z, gate, a, b
+
+    def _readout(self, h: torch.Tensor, z: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """State (..., N) -> output (..., output_dim): the state plus a skip of its input, gated, projected."""
+        return self.out_proj(torch.addcmul(h.to(z.dtype), self.D, z) * F.silu(gate))
+
+    def _check_inputs(
+        self, x: torch.Tensor, hidden_state: torch.Tensor | None, reset: torch.Tensor | None
+    ) -> None:
+        if x.dim() not in (2, 3) or x.shape[-1] != self.input_dim:
+            raise ValueError(
+                f"SSM expects x of shape (B, {self.input_dim}) or (B, T, {self.input_dim}), "
+                f"got {tuple(x.shape)}"
+            )
+        if x.dim() == 3 and x.shape[1] == 0:
+            raise ValueError(f"SSM got an empty sequence, x shape {tuple(x.shape)}")
+        batch = x.shape[0]
+        if hidden_state is not None and tuple(hidden_state.shape) != (batch, self.state_dim):
+            raise ValueError(
+                f"SSM expects hidden_state of shape ({batch}, {self.state_dim}), "
+                f"got {tuple(hidden_state.shape)}"
+            )
+        if reset is not None and tuple(reset.shape) != tuple(x.shape[:-1]):
+            raise ValueError(
+                f"SSM expects reset of shape {tuple(x.shape[:-1])} (one flag per step), got {tuple(reset.shape)}"
+            )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write config and state dict atomically (temp file + os.replace)."""
+        atomic_save({"config": self.config, "state_dict": self.state_dict()}, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> SSM:
+        """Rebuild a model written by `save`, loading with `weights_only=True`."""
+        payload = load_checkpoint(path, map_location="cpu")
+        if not isinstance(payload, dict) or not {"config", "state_dict"} <= payload.keys():
+            raise ValueError(f"{path} is not an SSM checkpoint: expected keys 'config' and 'state_dict'")
+        config = dict(payload["config"])
+        config["timescale_range"] = tuple(config["timescale_range"])
+        model = cls(**config)
+        model.load_state_dict(payload["state_dict"])
+        return model.to(device) if device is not None else model
+
+
+def chunked_scan(
+    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_size: int | None = None
+) -> torch.Tensor:
+    """All states of h_t = a_t * h_{t-1} + b_t.  a, b (B, T, N), h0 (B, N) -> states (B, T, N).
+
+    The sequence is cut into chunks of L steps. A loop over the L positions runs the recurrence in
+    every chunk at once from a zero state, keeping the running product of decays; a loop over the
+    chunks then passes the true entering state from chunk to chunk, and each state is corrected by
+    (decay since chunk start) * (entering state). Both loops iterate about sqrt(T) times by default.
+    """
+    batch, steps, width = a.shape
+    length = chunk_size or max(1, math.isqrt(steps - 1) + 1)  # ceil(sqrt(T))
+    num_chunks = -(-steps // length)
+    padding = num_chunks * length - steps
+    if padding:  # identity steps at the end leave every real state unchanged
+        a = F.pad(a, (0, 0, 0, padding), value=1.0)
+        b = F.pad(b, (0, 0, 0, padding))
+    a_chunks = a.reshape(batch, num_chunks, length, width).unbind(2)
+    b_chunks = b.reshape(batch, num_chunks, length, width).unbind(2)
+
+    local, decay = b_chunks[0], a_chunks[0]  # (B, C, N): state from zero, product of decays
+    local_states, decays = [local], [decay]
+    for a_l, b_l in zip(a_chunks[1:], b_chunks[1:], strict=True):
+        local = a_l * local + b_l
+        decay = decay * a_l
+        local_states.append(local)
+        decays.append(decay)
+
+    carry = h0  # (B, N): true state entering the current chunk
+    entering = []
+    for local_last, decay_last in zip(local.unbind(1), decay.unbind(1), strict=True):
+        entering.append(carry)
+        carry = decay_last * carry + local_last
+    states = torch.addcmul(torch.stack(local_states, 2), torch.stack(decays, 2), torch.stack(entering, 1).unsqueeze(2))
+    return states.reshape(batch, num_chunks * length, width)[:, :steps]

@@ -1,0 +1,230 @@
+"""The SSM: seed example, step == sequence (resets included), gradients, torch.func, save/load, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+from core.ssm import SSM, chunked_scan
+
+
+def make_model(seed: int = 0, **kwargs) -> SSM:
+    torch.manual_seed(seed)
+    options = {"state_dim": 16, "input_dim": 5, "output_dim": 3, "hidden_dim": 32}
+    options.update(kwargs)
+    return SSM(**options)
+
+
+def step_loop(model, x, h0, reset=None):
+    """Reference: step mode over a (B, T, D) sequence."""
+    hidden, outputs = h0, []
+    for t in range(x.shape[1]):
+        y_t, hidden = model(x[:, t], hidden, None if reset is None else reset[:, t])
+        outputs.append(y_t)
+    return torch.stack(outputs, 1), hidden
+
+
+def test_seed_readme_example():
+    model = SSM(state_dim=128, input_dim=64, output_dim=32, device="cpu")
+    batch_size = 4
+    input_x = torch.randn(batch_size, 64)
+    current_hidden = model.init_hidden(batch_size)
+    output, next_hidden = model(input_x, current_hidden)
+    assert output.shape == torch.Size([4, 32])
+    assert next_hidden.shape == torch.Size([4, 128])
+
+
+@pytest.mark.parametrize("steps", [1, 7, 37, 500])
+def test_sequence_mode_equals_step_loop_with_resets(steps):
+    model = make_model()
+    generator = torch.Generator().manual_seed(steps)
+    x = torch.randn(4, steps, 5, generator=generator)
+    reset = torch.rand(4, steps, generator=generator) < 0.1
+    h0 = torch.randn(4, 16, generator=generator)
+    y_seq, h_seq = model(x, h0, reset)
+    y_loop, h_loop = step_loop(model, x, h0, reset)
+    assert y_seq.shape == (4, steps, 3) and h_seq.shape == (4, 16)
+    torch.testing.assert_close(y_seq, y_loop, atol=1e-5, rtol=0)
+    torch.testing.assert_close(h_seq, h_loop, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 64])
+def test_chunk_size_does_not_change_the_result(chunk_size):
+    model = make_model(chunk_size=chunk_size)
+    x, h0 = torch.randn(2, 50, 5), torch.randn(2, 16)
+    torch.testing.assert_close(model(x, h0)[0], step_loop(model, x, h0)[0], atol=1e-5, rtol=0)
+
+
+def test_chunked_scan_matches_naive_recurrence_in_float64():
+    a = torch.rand(3, 101, 8, dtype=torch.float64)
+    b = torch.randn(3, 101, 8, dtype=torch.float64)
+    h0 = torch.randn(3, 8, dtype=torch.float64)
+    h = h0
+    expected = []
+    for t in range(101):
+        h = a[:, t] * h + b[:, t]
+        expected.append(h)
+    torch.testing.assert_close(chunked_scan(a, b, h0), torch.stack(expected, 1), atol=1e-12, rtol=0)
+
+
+def test_reset_starts_a_fresh_sequence():
+    model = make_model()
+    x = torch.randn(2, 30, 5)
+    reset = torch.zeros(2, 30, dtype=torch.bool)
+    reset[:, 12] = True
+    y_reset, h_reset = model(x, torch.randn(2, 16), reset)
+    y_fresh, h_fresh = model(x[:, 12:], model.init_hidden(2))
+    torch.testing.assert_close(y_reset[:, 12:], y_fresh, atol=1e-5, rtol=0)
+    torch.testing.assert_close(h_reset, h_fresh, atol=1e-5, rtol=0)
+
+
+def test_reset_accepts_float_masks_and_changes_the_output():
+    model = make_model()
+    x, h0 = torch.randn(2, 10, 5), torch.randn(2, 16)
+    reset = torch.zeros(2, 10)
+    reset[0, 4] = 1.0
+    y_masked, _ = model(x, h0, reset)
+    y_plain, _ = model(x, h0)
+    torch.testing.assert_close(y_masked[1], y_plain[1])
+    assert not torch.allclose(y_masked[0, 4:], y_plain[0, 4:])
+    torch.testing.assert_close(y_masked, model(x, h0, reset.bool())[0])
+
+
+def test_state_stays_bounded_on_long_constant_input():
+    model = make_model()
+    x = torch.ones(1, 5000, 5) * 3.0
+    _, h = model(x, model.init_hidden(1))
+    assert torch.isfinite(h).all()
+    assert h.abs().max() < 1e3
+
+
+def test_gradients_reach_parameters_input_and_state_and_match_step_loop():
+    model = make_model()
+    x = torch.randn(3, 40, 5, requires_grad=True)
+    h0 = torch.randn(3, 16, requires_grad=True)
+    reset = torch.rand(3, 40) < 0.1
+    weights = torch.randn(3, 40, 3)
+
+    def grads(run):
+        y, h = run(model, x, h0, reset)
+        loss = (y * weights).sum() + h.square().sum()
+        names = [name for name, _ in model.named_parameters()]
+        values = torch.autograd.grad(loss, [*model.parameters(), x, h0])
+        return dict(zip([*names, "x", "h0"], values, strict=True))
+
+    sequence = grads(lambda m, *args: m(*args))
+    loop = grads(step_loop)
+    for name, grad in sequence.items():
+        assert grad.abs().sum() > 0, f"no gradient reaches {name}"
+        torch.testing.assert_close(grad, loop[name], atol=1e-4, rtol=1e-4, msg=f"gradient of {name}")
+
+
+def test_vmap_over_stacked_parameters_equals_loop_over_models():
+    models = [make_model(seed) for seed in range(3)]
+    params, buffers = stack_module_state(models)
+    base = make_model().to("meta")
+    x, h0 = torch.randn(4, 20, 5), torch.randn(4, 16)
+
+    def run(p, b):
+        return functional_call(base, (p, b), (x, h0))
+
+    y_batched, h_batched = vmap(run)(params, buffers)
+    for index, model in enumerate(models):
+        y, h = model(x, h0)
+        torch.testing.assert_close(y_batched[index], y, atol=1e-5, rtol=0)
+        torch.testing.assert_close(h_batched[index], h, atol=1e-5, rtol=0)
+
+
+def test_vmap_over_inputs_in_step_mode():
+    model = make_model()
+    x, h0 = torch.randn(6, 4, 5), torch.randn(6, 4, 16)
+    y, h = vmap(model)(x, h0)
+    for index in range(6):
+        y_i, h_i = model(x[index], h0[index])
+        torch.testing.assert_close(y[index], y_i)
+        torch.testing.assert_close(h[index], h_i)
+
+
+def test_forward_writes_nothing_to_the_module():
+    model = make_model()
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    attributes = set(vars(model))
+    model(torch.randn(2, 9, 5), model.init_hidden(2))
+    assert set(vars(model)) == attributes
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[name], atol=0, rtol=0)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = make_model(chunk_size=4)
+    path = tmp_path / "ssm.pt"
+    model.save(path)
+    loaded = SSM.load(path)
+    assert loaded.config == model.config
+    x, h0 = torch.randn(2, 11, 5), torch.randn(2, 16)
+    torch.testing.assert_close(loaded(x, h0)[0], model(x, h0)[0], atol=0, rtol=0)
+
+
+def test_save_replaces_atomically_and_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "ssm.pt"
+    make_model(seed=1).save(path)
+    make_model(seed=2).save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ssm.pt"]
+    torch.testing.assert_close(SSM.load(path).A_log, make_model(seed=2).A_log)
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        SSM.load(tmp_path / "missing.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt.pt"):
+        SSM.load(corrupt)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"weights": torch.zeros(1)}, wrong)
+    with pytest.raises(ValueError, match="config"):
+        SSM.load(wrong)
+
+
+def test_init_hidden_and_parameters_follow_the_device():
+    model = make_model().to(torch.float64)
+    assert model.init_hidden(3).dtype == torch.float64
+    model = make_model().to("meta")
+    assert model.init_hidden(3).device.type == "meta"
+    assert model.init_hidden(3).shape == (3, 16)
+    if torch.cuda.is_available():
+        cuda_model = make_model(device="cuda")
+        assert cuda_model.init_hidden(2).device.type == "cuda"
+
+
+def test_float64_model_computes_in_float64():
+    model = make_model().double()
+    y, h = model(torch.randn(2, 8, 5, dtype=torch.float64), model.init_hidden(2))
+    assert y.dtype == torch.float64 and h.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "hidden_shape", "reset_shape", "message"),
+    [
+        ((4, 6), (4, 16), None, r"x of shape \(B, 5\).*got \(4, 6\)"),
+        ((4, 3, 2, 5), (4, 16), None, r"got \(4, 3, 2, 5\)"),
+        ((5,), (4, 16), None, r"got \(5,\)"),
+        ((4, 5), (4, 15), None, r"hidden_state of shape \(4, 16\), got \(4, 15\)"),
+        ((4, 7, 5), (3, 16), None, r"hidden_state of shape \(4, 16\), got \(3, 16\)"),
+        ((4, 7, 5), (4, 16), (4, 6), r"reset of shape \(4, 7\).*got \(4, 6\)"),
+        ((4, 0, 5), (4, 16), None, r"empty sequence"),
+    ],
+)
+def test_bad_shapes_raise_value_error(x_shape, hidden_shape, reset_shape, message):
+    model = make_model()
+    reset = None if reset_shape is None else torch.zeros(reset_shape)
+    with pytest.raises(ValueError, match=message):
+        model(torch.randn(x_shape), torch.zeros(hidden_shape), reset)
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="state_dim"):
+        SSM(state_dim=0, input_dim=3, output_dim=2)
+    with pytest.raises(ValueError, match="chunk_size"):
+        SSM(state_dim=4, input_dim=3, output_dim=2, chunk_size=0)
