@@ -86,11 +86,11 @@ def run(quick: bool = False) -> dict:
                    time_interleaved(_step_cases(step_batch), repeats=repeats).items()}
         print(format_table(f"one step, B={step_batch}", list(medians.items()), "nn.GRUCell", unit="us"))
         results[f"step_b{step_batch}"] = medians
+    fwd, fwd_bwd = results["forward"], results["forward+backward"]
     results["ratios"] = {
-        "sequence_fwd_bwd_vs_lstm": results["forward+backward"]["ssm sequence"] / results["forward+backward"]["nn.LSTM"],
-        "sequence_fwd_vs_lstm": results["forward"]["ssm sequence"] / results["forward"]["nn.LSTM"],
-        "sequence_vs_step_loop_fwd_bwd": results["forward+backward"]["ssm sequence"]
-        / results["forward+backward"]["ssm step loop"],
+        "sequence_fwd_bwd_vs_lstm": fwd_bwd["ssm sequence"] / fwd_bwd["nn.LSTM"],
+        "sequence_fwd_vs_lstm": fwd["ssm sequence"] / fwd["nn.LSTM"],
+        "sequence_vs_step_loop_fwd_bwd": fwd_bwd["ssm sequence"] / fwd_bwd["ssm step loop"],
         "step_b256_vs_grucell": results["step_b256"]["ssm step"] / results["step_b256"]["nn.GRUCell"],
         "step_b16_vs_grucell": results["step_b16"]["ssm step"] / results["step_b16"]["nn.GRUCell"],
     }
