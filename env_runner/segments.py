@@ -1,0 +1,182 @@
+"""Normalised (support, query) windows of contiguous transitions for model-based meta-learning.
+
+GrBAL style (Nagabandi et al. 2019): a window of M + K contiguous transitions of one env row is
+split into a support part (the first M steps, used to adapt) and the query part right after it
+(the next K steps, used to evaluate the adapted model). Inputs are normalised concat(obs, action),
+targets normalised next_obs - obs. Reset masks mark episode starts inside a window, so a stateful
+model resets its state there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from env_runner.rollouts import Rollouts
+
+
+class Normalizer:
+    """Per-feature mean and std of model inputs concat(obs, action) (D_in) and targets next_obs - obs (D_out).
+
+    A new Normalizer is the identity; `Normalizer.fit` computes the statistics (fit it on training
+    data only). Features whose std is below `min_std` (constant features) keep std 1.
+    """
+
+    def __init__(self, input_dim: int, target_dim: int) -> None:
+        self.input_mean = torch.zeros(input_dim)
+        self.input_std = torch.ones(input_dim)
+        self.target_mean = torch.zeros(target_dim)
+        self.target_std = torch.ones(target_dim)
+
+    @classmethod
+    def fit(cls, rollouts: Rollouts, min_std: float = 1e-6) -> Normalizer:
+        inputs = torch.cat([rollouts.obs, rollouts.action], dim=-1).flatten(0, -2)
+        targets = (rollouts.next_obs - rollouts.obs).flatten(0, -2)
+        normalizer = cls(inputs.shape[-1], targets.shape[-1])
+        normalizer.input_mean, normalizer.input_std = inputs.mean(0), _floored_std(inputs, min_std)
+        normalizer.target_mean, normalizer.target_std = targets.mean(0), _floored_std(targets, min_std)
+        return normalizer
+
+    def inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """obs (..., obs_dim), model action (..., action_dim) -> normalised inputs (..., D_in)."""
+        x = torch.cat([obs, action], dim=-1)
+        return (x - self.input_mean.to(x.device)) / self.input_std.to(x.device)
+
+    def targets(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """obs, next_obs (..., obs_dim) -> normalised deltas (..., D_out)."""
+        delta = next_obs - obs
+        return (delta - self.target_mean.to(delta.device)) / self.target_std.to(delta.device)
+
+    def denormalize_targets(self, y: torch.Tensor) -> torch.Tensor:
+        """Normalised deltas (..., D_out) -> next_obs - obs in environment units."""
+        return y * self.target_std.to(y.device) + self.target_mean.to(y.device)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {
+            "input_mean": self.input_mean.clone(),
+            "input_std": self.input_std.clone(),
+            "target_mean": self.target_mean.clone(),
+            "target_std": self.target_std.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load statistics saved by `state_dict`; keys and shapes must match this normaliser's."""
+        current = self.state_dict()
+        if set(state) != set(current):
+            raise ValueError(f"expected normaliser keys {sorted(current)}, received {sorted(state)}")
+        for name, value in state.items():
+            expected = tuple(current[name].shape)
+            if tuple(value.shape) != expected:
+                raise ValueError(f"{name}: expected shape {expected}, received {tuple(value.shape)}")
+            setattr(self, name, value.detach().clone().float())
+
+
+def _floored_std(values: torch.Tensor, min_std: float) -> torch.Tensor:
+    std = values.std(0)
+    return torch.where(std < min_std, torch.ones_like(std), std)
+
+
+@dataclass
+class SegmentBatch:
+    """(support, query) windows; `...` is (N,) from `sample_windows`, (num_tasks, W) per task.
+
+    support_x (..., M, D_in), support_y (..., M, D_out), query_x (..., K, D_in),
+    query_y (..., K, D_out), support_reset (..., M) and query_reset (..., K) bool: True where an
+    episode starts (the model's state resets before consuming that step).
+    """
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor
+    support_reset: torch.Tensor
+    query_reset: torch.Tensor
+
+    def task_tuples(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per-task (support_x, support_y, query_x, query_y) tuples of a per-task batch."""
+        return list(zip(self.support_x, self.support_y, self.query_x, self.query_y, strict=True))
+
+
+def _as_generator(generator: torch.Generator | int) -> torch.Generator:
+    if isinstance(generator, torch.Generator):
+        return generator
+    return torch.Generator().manual_seed(generator)
+
+
+def _windows(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    episode_start: torch.Tensor,
+    rows: torch.Tensor,
+    num_windows: int,
+    support_len: int,
+    query_len: int,
+    generator: torch.Generator,
+) -> SegmentBatch:
+    """Sample windows from `rows` of x (N, T, D_in), y (N, T, D_out), episode_start (N, T)."""
+    window = support_len + query_len
+    steps = x.shape[1]
+    if support_len < 1 or query_len < 1 or window > steps:
+        raise ValueError(
+            f"support_len={support_len} and query_len={query_len} must be >= 1 and fit in {steps} steps"
+        )
+    row = rows[torch.randint(len(rows), (num_windows,), generator=generator)]
+    start = torch.randint(steps - window + 1, (num_windows,), generator=generator)
+    time = start[:, None] + torch.arange(window)
+    row = row[:, None]
+    wx, wy, reset = x[row, time], y[row, time], episode_start[row, time]
+    return SegmentBatch(
+        support_x=wx[:, :support_len],
+        support_y=wy[:, :support_len],
+        query_x=wx[:, support_len:],
+        query_y=wy[:, support_len:],
+        support_reset=reset[:, :support_len],
+        query_reset=reset[:, support_len:],
+    )
+
+
+def sample_windows(
+    rollouts: Rollouts,
+    normalizer: Normalizer,
+    num_windows: int,
+    support_len: int,
+    query_len: int,
+    generator: torch.Generator | int,
+) -> SegmentBatch:
+    """`num_windows` windows from any rows: tensors (N, M, D) and (N, K, D), N = num_windows."""
+    x = normalizer.inputs(rollouts.obs, rollouts.action)
+    y = normalizer.targets(rollouts.obs, rollouts.next_obs)
+    rows = torch.arange(rollouts.num_envs)
+    return _windows(
+        x, y, rollouts.episode_start, rows, num_windows, support_len, query_len, _as_generator(generator)
+    )
+
+
+def sample_task_batches(
+    rollouts: Rollouts,
+    normalizer: Normalizer,
+    task_indices: list[int] | torch.Tensor,
+    windows_per_task: int,
+    support_len: int,
+    query_len: int,
+    generator: torch.Generator | int,
+) -> SegmentBatch:
+    """Windows grouped per task: tensors (num_tasks, W, M, D) and (num_tasks, W, K, D).
+
+    Task k's windows come only from rows whose `rollouts.task_index` equals `task_indices[k]`.
+    """
+    generator = _as_generator(generator)
+    x = normalizer.inputs(rollouts.obs, rollouts.action)
+    y = normalizer.targets(rollouts.obs, rollouts.next_obs)
+    batches = []
+    for task in torch.as_tensor(task_indices).tolist():
+        rows = torch.nonzero(rollouts.task_index == task).flatten()
+        if len(rows) == 0:
+            raise ValueError(f"no rollout rows belong to task index {task}")
+        batches.append(
+            _windows(x, y, rollouts.episode_start, rows, windows_per_task, support_len, query_len, generator)
+        )
+    return SegmentBatch(
+        **{f.name: torch.stack([getattr(batch, f.name) for batch in batches]) for f in fields(SegmentBatch)}
+    )
