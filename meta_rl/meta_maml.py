@@ -1,0 +1,264 @@
+"""MAML on torch.func for stateless and stateful (hidden-state) models.
+
+    theta'_i = theta - alpha * grad L_support_i(theta)              (num_inner_steps plain SGD steps)
+    L_outer  = mean_i L_query_i(theta'_i)                           (one Adam step on theta)
+
+Second order by default: the outer gradient flows through the inner gradients (Finn et al. 2017).
+`first_order=True` detaches the inner gradients. `learn_inner_lr=True` makes alpha a learned tensor per
+parameter (Meta-SGD, Li et al. 2017). `adapt_params` restricts the inner loop to some parameters (ANIL,
+Raghu et al. 2020); the others still receive outer gradients. Tasks of equal shapes are adapted together
+with `torch.func.vmap`, ragged task lists group by shape.
+
+A task is `(support_x, support_y, query_x, query_y)` or, for stateful models with episode boundaries
+inside the windows, `(support_x, support_y, query_x, query_y, support_reset, query_reset)`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+Params = dict[str, torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class MetaMAML:
+    """Meta-learns the initial weights of `model` (and optionally its inner learning rates)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        inner_lr: float = 0.01,
+        outer_lr: float = 0.001,
+        first_order: bool = False,
+        *,
+        num_inner_steps: int = 1,
+        learn_inner_lr: bool = False,
+        adapt_params: Sequence[str] | Callable[[str], bool] | None = None,
+        grad_clip_norm: float | None = None,
+    ) -> None:
+        if inner_lr <= 0 or outer_lr <= 0:
+            raise ValueError(f"learning rates must be positive, got inner_lr={inner_lr}, outer_lr={outer_lr}")
+        if num_inner_steps < 1:
+            raise ValueError(f"num_inner_steps must be >= 1, got {num_inner_steps}")
+        self.model = model
+        self.inner_lr = float(inner_lr)
+        self.outer_lr = float(outer_lr)
+        self.first_order = first_order
+        self.num_inner_steps = num_inner_steps
+        self.grad_clip_norm = grad_clip_norm
+        self.stateful = callable(getattr(model, "init_hidden", None))
+        self.adapt_names = _select_names(dict(model.named_parameters()), adapt_params)
+        self.inner_lrs: dict[str, nn.Parameter] = {}
+        if learn_inner_lr:
+            self.inner_lrs = {
+                name: nn.Parameter(torch.full_like(param, self.inner_lr).detach())
+                for name, param in model.named_parameters()
+                if name in self.adapt_names
+            }
+        meta_parameters = [*model.parameters(), *self.inner_lrs.values()]
+        self.optimizer = torch.optim.Adam(meta_parameters, lr=self.outer_lr)
+
+    # ----------------------------------------------------------------- functional model
+    def params(self) -> Params:
+        """The model's own parameters by name (the meta-learned initialisation)."""
+        return dict(self.model.named_parameters())
+
+    def functional_forward(
+        self,
+        x: torch.Tensor,
+        hidden_state: torch.Tensor | None = None,
+        params: Params | None = None,
+        reset: torch.Tensor | None = None,
+    ):
+        """Run the model with `params` (missing names: the model's own).
+
+        Returns `(output, next_state)` for a stateful model, `output` for a stateless one.
+        """
+        if self.stateful and hidden_state is None:
+            raise ValueError(
+                f"{type(self.model).__name__} is stateful: functional_forward needs a hidden_state "
+                f"(e.g. model.init_hidden({x.shape[0]}))"
+            )
+        if not self.stateful and (hidden_state is not None or reset is not None):
+            raise ValueError(f"{type(self.model).__name__} is stateless: pass hidden_state=None and no reset")
+        merged = self.params() if params is None else {**self.params(), **params}
+        buffers = dict(self.model.named_buffers())
+        args = (x, hidden_state) if self.stateful else (x,)
+        kwargs = {} if reset is None else {"reset": reset}
+        return functional_call(self.model, (merged, buffers), args, kwargs)
+
+    def _loss(self, params: Params, x, y, hidden, reset, loss_fn: LossFn) -> torch.Tensor:
+        output = self.functional_forward(x, hidden, params, reset)
+        return loss_fn(output[0] if self.stateful else output, y)
+
+    def _adapt(self, params: Params, x, y, hidden, reset, loss_fn: LossFn, num_steps: int) -> Params:
+        """`num_steps` SGD steps on the support loss; works inside vmap (pure torch.func)."""
+        frozen = {name: value for name, value in params.items() if name not in self.adapt_names}
+        fast = {name: params[name] for name in self.adapt_names}
+
+        def support_loss(fast_params: Params) -> torch.Tensor:
+            return self._loss({**frozen, **fast_params}, x, y, hidden, reset, loss_fn)
+
+        for _ in range(num_steps):
+            grads = grad(support_loss)(fast)
+            if self.first_order:
+                grads = {name: g.detach() for name, g in grads.items()}
+            fast = {name: value - self._lr(name) * grads[name] for name, value in fast.items()}
+        return {**frozen, **fast}
+
+    def _lr(self, name: str) -> torch.Tensor | float:
+        return self.inner_lrs.get(name, self.inner_lr)
+
+    def _initial_hidden(self, initial_hidden_state, x: torch.Tensor, batch_dim: int = 0):
+        if not self.stateful:
+            if initial_hidden_state is not None:
+                raise ValueError(f"{type(self.model).__name__} is stateless: initial_hidden_state must be None")
+            return None
+        if initial_hidden_state is None:
+            return self.model.init_hidden(x.shape[batch_dim])
+        if initial_hidden_state.shape[0] != x.shape[batch_dim]:
+            raise ValueError(
+                f"initial_hidden_state has batch {initial_hidden_state.shape[0]} but the data has batch "
+                f"{x.shape[batch_dim]}"
+            )
+        return initial_hidden_state
+
+    # ----------------------------------------------------------------- public API
+    def adapt_task(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        initial_hidden_state: torch.Tensor | None = None,
+        loss_fn: LossFn | None = None,
+        num_steps: int = 1,
+        reset: torch.Tensor | None = None,
+    ) -> Params:
+        """Fast weights after `num_steps` inner SGD steps on one task's support set.
+
+        support_x (B, T, D_in) or (B, D_in), support_y matching the model's output. The returned dict holds
+        every parameter (frozen ones unchanged) and is differentiable w.r.t. the model's parameters unless
+        `first_order`.
+        """
+        _check_pair(support_x, support_y, "support")
+        hidden = self._initial_hidden(initial_hidden_state, support_x)
+        return self._adapt(self.params(), support_x, support_y, hidden, reset, loss_fn or F.mse_loss, num_steps)
+
+    def meta_loss(
+        self,
+        tasks: Sequence[tuple[torch.Tensor, ...]],
+        initial_hidden_state: torch.Tensor | None = None,
+        loss_fn: LossFn | None = None,
+    ) -> torch.Tensor:
+        """Differentiable outer loss: mean over tasks of the query loss after adaptation (vmap per shape group)."""
+        loss_fn = loss_fn or F.mse_loss
+        groups = _group_by_shape(tasks)
+        params = self.params()
+        total = 0.0
+        for group in groups:
+            support_x, support_y, query_x, query_y, support_reset, query_reset = (
+                None if parts[0] is None else torch.stack(parts) for parts in zip(*group, strict=True)
+            )
+            support_hidden = self._initial_hidden(initial_hidden_state, support_x, batch_dim=1)
+            query_hidden = self._initial_hidden(initial_hidden_state, query_x, batch_dim=1)
+
+            def query_loss_after_adaptation(sx, sy, qx, qy, s_reset, q_reset):
+                fast = self._adapt(params, sx, sy, support_hidden, s_reset, loss_fn, self.num_inner_steps)
+                return self._loss(fast, qx, qy, query_hidden, q_reset, loss_fn)
+
+            reset_dim = None if support_reset is None else 0
+            losses = vmap(query_loss_after_adaptation, in_dims=(0, 0, 0, 0, reset_dim, reset_dim))(
+                support_x, support_y, query_x, query_y, support_reset, query_reset
+            )
+            total = total + losses.sum()
+        return total / len(tasks)
+
+    def meta_update(
+        self,
+        tasks: Sequence[tuple[torch.Tensor, ...]],
+        initial_hidden_state: torch.Tensor | None = None,
+        loss_fn: LossFn | None = None,
+    ) -> float:
+        """One outer Adam step on the mean post-adaptation query loss; returns that loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.meta_loss(tasks, initial_hidden_state, loss_fn)
+        loss.backward()
+        if self.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self._meta_parameters(), self.grad_clip_norm)
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def _meta_parameters(self) -> list[torch.Tensor]:
+        return [*self.model.parameters(), *self.inner_lrs.values()]
+
+    def state_dict(self) -> dict:
+        """Model weights, learned inner rates and optimizer state, for checkpoint and resume."""
+        return {
+            "model": self.model.state_dict(),
+            "inner_lrs": {name: lr.detach().clone() for name, lr in self.inner_lrs.items()},
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if set(state.get("inner_lrs", {})) != set(self.inner_lrs):
+            raise ValueError(
+                f"learned inner rates in the state ({sorted(state.get('inner_lrs', {}))}) do not match this "
+                f"learner ({sorted(self.inner_lrs)})"
+            )
+        self.model.load_state_dict(state["model"])
+        with torch.no_grad():
+            for name, lr in state["inner_lrs"].items():
+                self.inner_lrs[name].copy_(lr)
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _select_names(params: Params, adapt_params) -> list[str]:
+    if adapt_params is None:
+        return list(params)
+    if callable(adapt_params):
+        names = [name for name in params if adapt_params(name)]
+    else:
+        unknown = sorted(set(adapt_params) - set(params))
+        if unknown:
+            raise ValueError(f"adapt_params names unknown parameters {unknown}; the model has {sorted(params)}")
+        names = [name for name in params if name in set(adapt_params)]
+    if not names:
+        raise ValueError("adapt_params selects no parameter to adapt")
+    return names
+
+
+def _check_pair(x: torch.Tensor, y: torch.Tensor, what: str) -> None:
+    if x.shape[:-1] != y.shape[:-1]:
+        raise ValueError(f"{what} inputs {tuple(x.shape)} and targets {tuple(y.shape)} differ in leading dims")
+
+
+def _group_by_shape(tasks: Sequence[tuple[torch.Tensor, ...]]) -> list[list[tuple]]:
+    """Validate tasks and group them by the shapes of their tensors (each group is vmapped at once)."""
+    if len(tasks) == 0:
+        raise ValueError("meta_update needs at least one task, got an empty task list")
+    groups: dict[tuple, list[tuple]] = defaultdict(list)
+    feature_dims = None
+    for index, task in enumerate(tasks):
+        if len(task) not in (4, 6):
+            raise ValueError(
+                f"task {index} has {len(task)} parts; expected (support_x, support_y, query_x, query_y) "
+                "optionally followed by (support_reset, query_reset)"
+            )
+        support_x, support_y, query_x, query_y = task[:4]
+        _check_pair(support_x, support_y, f"task {index} support")
+        _check_pair(query_x, query_y, f"task {index} query")
+        dims = (support_x.shape[-1], support_y.shape[-1], query_x.shape[-1], query_y.shape[-1])
+        if dims[0] != dims[2] or dims[1] != dims[3]:
+            raise ValueError(f"task {index}: support and query feature dims differ: (x, y, x, y) dims {dims}")
+        if feature_dims is not None and dims != feature_dims:
+            raise ValueError(f"task {index} has feature dims {dims}, earlier tasks have {feature_dims}")
+        feature_dims = dims
+        full = tuple(task) if len(task) == 6 else (*task, None, None)
+        key = tuple(None if part is None else tuple(part.shape) for part in full)
+        groups[key].append(full)
+    return list(groups.values())
