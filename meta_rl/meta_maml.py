@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -166,17 +167,20 @@ class MetaMAML:
             )
             support_hidden = self._initial_hidden(initial_hidden_state, support_x, batch_dim=1)
             query_hidden = self._initial_hidden(initial_hidden_state, query_x, batch_dim=1)
-
-            def query_loss_after_adaptation(sx, sy, qx, qy, s_reset, q_reset):
-                fast = self._adapt(params, sx, sy, support_hidden, s_reset, loss_fn, self.num_inner_steps)
-                return self._loss(fast, qx, qy, query_hidden, q_reset, loss_fn)
-
+            task_loss = partial(self._query_loss_after_adaptation, params, loss_fn, support_hidden, query_hidden)
             reset_dim = None if support_reset is None else 0
-            losses = vmap(query_loss_after_adaptation, in_dims=(0, 0, 0, 0, reset_dim, reset_dim))(
+            losses = vmap(task_loss, in_dims=(0, 0, 0, 0, reset_dim, reset_dim))(
                 support_x, support_y, query_x, query_y, support_reset, query_reset
             )
             total = total + losses.sum()
         return total / len(tasks)
+
+    def _query_loss_after_adaptation(
+        self, params: Params, loss_fn: LossFn, support_hidden, query_hidden, sx, sy, qx, qy, s_reset, q_reset
+    ) -> torch.Tensor:
+        """One task's query loss under the weights adapted on its support set (the function vmapped over tasks)."""
+        fast = self._adapt(params, sx, sy, support_hidden, s_reset, loss_fn, self.num_inner_steps)
+        return self._loss(fast, qx, qy, query_hidden, q_reset, loss_fn)
 
     def meta_update(
         self,
