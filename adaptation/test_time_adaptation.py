@@ -1,0 +1,321 @@
+"""Test-time adaptation of a stateful (or stateless) model on recent data, with rollback safeguards.
+
+    restart:     theta <- theta*, then `num_steps` optimizer steps on the batch, fresh optimizer state
+                 (GrBAL, Nagabandi et al. 2019: every update starts from the meta-learned weights)
+    accumulate:  `num_steps` optimizer steps from the current weights, optimizer state kept
+
+The model's parameters are updated in place; the Adapter is used while acting and is not differentiated
+through. An update is rolled back (weights restored to what they were before the `update_step` call) when
+a loss, a gradient or a weight becomes non-finite, or, with `max_loss_increase`, when the loss on the batch
+grew by more than that factor. Parameters outside `params_to_adapt` are never written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import clip_grads_with_norm_, get_total_norm
+
+Params = dict[str, torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ParamSelector = Sequence[str] | Callable[[str], bool] | None
+
+OPTIMIZERS = ("sgd", "adam")
+MODES = ("restart", "accumulate")
+
+
+@dataclass
+class AdaptationConfig:
+    """Settings of test-time adaptation.
+
+    learning_rate:        optimizer step size (> 0).
+    num_steps:            optimizer steps per `update_step` (>= 0; 0 only evaluates and tracks the state).
+    grad_clip_norm:       clip the gradient's total norm to this value; None = no clipping.
+    optimizer:            "sgd" (plain, as in the MAML inner loop) or "adam".
+    window:               number of most recent transitions adapted on (used by `OnlineAdapter`).
+    update_every:         environment steps between two updates (used by `OnlineAdapter`).
+    mode:                 "restart" (from theta* at every update) or "accumulate" (from the current weights).
+    params_to_adapt:      None = all parameters, a list of parameter names, or a predicate name -> bool.
+    rollback_on_nonfinite: must stay True: a non-finite loss, gradient or weight always rolls the update back.
+    max_loss_increase:    roll back an update whose loss_after > loss_before * max_loss_increase (>= 1); None = off.
+    """
+
+    learning_rate: float = 0.01
+    num_steps: int = 1
+    grad_clip_norm: float | None = None
+    optimizer: str = "sgd"
+    window: int = 32
+    update_every: int = 1
+    mode: str = "restart"
+    params_to_adapt: ParamSelector = None
+    rollback_on_nonfinite: bool = True
+    max_loss_increase: float | None = None
+
+    def __post_init__(self) -> None:
+        _require(_is_real(self.learning_rate) and math.isfinite(self.learning_rate) and self.learning_rate > 0,
+                 "learning_rate", f"must be a finite number > 0, got {self.learning_rate!r}")
+        _require(_is_int(self.num_steps) and self.num_steps >= 0,
+                 "num_steps", f"must be an int >= 0, got {self.num_steps!r}")
+        _require(self.grad_clip_norm is None
+                 or (_is_real(self.grad_clip_norm) and math.isfinite(self.grad_clip_norm) and self.grad_clip_norm > 0),
+                 "grad_clip_norm", f"must be None or a finite number > 0, got {self.grad_clip_norm!r}")
+        _require(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        _require(_is_int(self.window) and self.window >= 1, "window", f"must be an int >= 1, got {self.window!r}")
+        _require(_is_int(self.update_every) and self.update_every >= 1,
+                 "update_every", f"must be an int >= 1, got {self.update_every!r}")
+        _require(self.mode in MODES, "mode", f"must be one of {MODES}, got {self.mode!r}")
+        selector = self.params_to_adapt
+        _require(selector is None or callable(selector)
+                 or (isinstance(selector, Sequence) and not isinstance(selector, str) and len(selector) > 0
+                     and all(isinstance(name, str) for name in selector)),
+                 "params_to_adapt",
+                 f"must be None, a non-empty list of parameter names or a predicate, got {selector!r}")
+        _require(self.rollback_on_nonfinite is True, "rollback_on_nonfinite",
+                 "must be True: the Adapter never leaves the model with non-finite weights")
+        _require(self.max_loss_increase is None
+                 or (_is_real(self.max_loss_increase) and math.isfinite(self.max_loss_increase)
+                     and self.max_loss_increase >= 1),
+                 "max_loss_increase", f"must be None or a finite number >= 1, got {self.max_loss_increase!r}")
+
+
+class Adapter:
+    """Adapts `model` in place on batches of recent data; remembers theta* (its weights at creation).
+
+    `model` is stateful when it has `init_hidden(batch_size)` and `forward(x, hidden_state, reset=None)
+    -> (output, next_hidden)` (like `core.ssm.SSM`), stateless otherwise (`forward(x) -> output`).
+    To keep a meta-learner's model untouched, adapt a copy: `Adapter(copy.deepcopy(maml.model))`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: AdaptationConfig | None = None,
+        device: str | torch.device | None = None,
+        *,
+        loss_fn: LossFn | None = None,
+    ) -> None:
+        self.config = config if config is not None else AdaptationConfig()
+        self.model = model if device is None else model.to(device)
+        self.loss_fn = loss_fn or F.mse_loss
+        self.stateful = callable(getattr(model, "init_hidden", None))
+        named = dict(model.named_parameters())
+        if not named:
+            raise ValueError(f"{type(model).__name__} has no parameters to adapt")
+        self.device = next(iter(named.values())).device
+        self.adapted_names = select_parameters(named, self.config.params_to_adapt)
+        self._adapted = [named[name] for name in self.adapted_names]
+        self._reference: Params = {name: param.detach().clone() for name, param in named.items()}
+        self._optimizer = self._new_optimizer()
+
+    # ----------------------------------------------------------------- weights
+    def reset(self) -> None:
+        """Restore theta* exactly and clear the optimizer state."""
+        self._load(self._reference)
+        self._optimizer = self._new_optimizer()
+
+    def set_reference(self, params: Mapping[str, torch.Tensor]) -> None:
+        """Make `params` the new theta* (copied) and load them into the model; clears the optimizer state.
+
+        `params` holds every parameter by name, e.g. `maml.params()` or `model.state_dict()` (buffer entries
+        are ignored).
+        """
+        named = dict(self.model.named_parameters())
+        buffers = {name for name, _ in self.model.named_buffers()}
+        missing = sorted(set(named) - set(params))
+        unknown = sorted(set(params) - set(named) - buffers)
+        if missing or unknown:
+            raise ValueError(f"set_reference: missing parameters {missing}, unknown names {unknown}")
+        for name, param in named.items():
+            if params[name].shape != param.shape:
+                raise ValueError(
+                    f"set_reference: {name} has shape {tuple(params[name].shape)}, the model's is {tuple(param.shape)}"
+                )
+        self._reference = {
+            name: params[name].detach().to(device=param.device, dtype=param.dtype).clone()
+            for name, param in named.items()
+        }
+        self.reset()
+
+    def adapted_params(self) -> Params:
+        """Every parameter's current value by name (detached copies), e.g. for `torch.func.functional_call`."""
+        return {name: param.detach().clone() for name, param in self.model.named_parameters()}
+
+    # ----------------------------------------------------------------- running the model
+    def predict(
+        self, x: torch.Tensor, hidden_state: torch.Tensor | None = None, reset: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Output and next state under the current weights, without gradients.
+
+        x (B, D_in) or (B, T, D_in); hidden_state (B, N), None = `model.init_hidden(B)`; reset (B,) or (B, T).
+        Returns (output, next_hidden (B, N)) for a stateful model, (output, None) for a stateless one.
+        """
+        x = x.to(self.device)
+        hidden_state, reset = self._state_inputs(x, hidden_state, reset)
+        with torch.no_grad():
+            return self._forward(x, hidden_state, reset)
+
+    def _forward(self, x, hidden_state, reset) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not self.stateful:
+            return self.model(x), None
+        if reset is None:
+            return self.model(x, hidden_state)
+        return self.model(x, hidden_state, reset=reset)
+
+    def _state_inputs(self, x, hidden_state, reset) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if not self.stateful:
+            if hidden_state is not None or reset is not None:
+                raise ValueError(f"{type(self.model).__name__} is stateless: pass hidden_state=None and reset=None")
+            return None, None
+        hidden_state = self.model.init_hidden(x.shape[0]) if hidden_state is None else hidden_state.detach()
+        return hidden_state.to(self.device), None if reset is None else reset.to(self.device)
+
+    # ----------------------------------------------------------------- adaptation
+    def update_step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        hidden_state: torch.Tensor | None = None,
+        reset: torch.Tensor | None = None,
+    ) -> dict:
+        """Adapt on (x, y) with `num_steps` optimizer steps; roll back on failure.
+
+        x (B, T, D_in) (sequence mode) or (B, D_in); y the matching targets (B, T, D_out) or (B, D_out);
+        hidden_state (B, N) the state before x, None = `model.init_hidden(B)`; reset (B, T) or (B,): a 1 at t
+        resets the state before x_t. Returns a log with floats `loss_before` (at the starting weights: theta*
+        in restart mode), `loss_after` (final weights, same batch), `grad_norm` (last gradient, before
+        clipping; 0.0 if none), int `steps` (optimizer steps kept; 0 when rolled back), bool `rolled_back`,
+        and for a stateful model `hidden_state` (B, N): the state after x under the final weights, detached.
+        A rollback (or an exception, which propagates) restores the weights held before the call and clears
+        the optimizer state.
+        """
+        if x.shape[:-1] != y.shape[:-1]:
+            raise ValueError(
+                f"update_step: inputs {tuple(x.shape)} and targets {tuple(y.shape)} differ in leading dims"
+            )
+        x, y = x.detach().to(self.device), y.detach().to(self.device)
+        hidden_state, reset = self._state_inputs(x, hidden_state, reset)
+        weights_before_call = [param.detach().clone() for param in self._adapted]
+        try:
+            return self._update(x, y, hidden_state, reset, weights_before_call)
+        except BaseException:
+            self._roll_back(weights_before_call)
+            raise
+
+    def _update(self, x, y, hidden_state, reset, weights_before_call: list[torch.Tensor]) -> dict:
+        if self.config.mode == "restart":
+            self._restore([self._reference[name] for name in self.adapted_names])
+            self._optimizer = self._new_optimizer()
+        loss_before, grad_norm, steps, failed = self._optimize(x, y, hidden_state, reset)
+        loss_after, next_hidden = self._evaluate(x, y, hidden_state, reset)
+        if loss_before is None:
+            loss_before = loss_after
+        failed = failed or not math.isfinite(loss_after) or not self._weights_finite()
+        limit = self.config.max_loss_increase
+        rolled_back = failed or (limit is not None and loss_after > loss_before * limit)
+        if rolled_back:
+            self._roll_back(weights_before_call)
+            loss_after, next_hidden = self._evaluate(x, y, hidden_state, reset)
+            steps = 0
+
+        log = {"loss_before": loss_before, "loss_after": loss_after, "steps": steps,
+               "grad_norm": grad_norm, "rolled_back": rolled_back}
+        if self.stateful:
+            log["hidden_state"] = next_hidden
+        return log
+
+    def _optimize(self, x, y, hidden_state, reset) -> tuple[float | None, float, int, bool]:
+        """Run the optimizer steps; stop at the first non-finite loss or gradient.
+
+        Returns (loss at the starting weights or None if no step ran, last gradient norm, steps, failed).
+        """
+        loss_before, grad_norm, failed, steps = None, 0.0, False, 0
+        try:
+            with torch.enable_grad():
+                for _ in range(self.config.num_steps):
+                    loss = self.loss_fn(self._forward(x, hidden_state, reset)[0], y)
+                    loss_value = float(loss.detach())
+                    if loss_before is None:
+                        loss_before = loss_value
+                    if not math.isfinite(loss_value):
+                        failed = True
+                        break
+                    grads = torch.autograd.grad(loss, self._adapted, allow_unused=True, materialize_grads=True)
+                    total_norm = get_total_norm(grads)
+                    grad_norm = float(total_norm)
+                    if not math.isfinite(grad_norm):
+                        failed = True
+                        break
+                    for param, gradient in zip(self._adapted, grads, strict=True):
+                        param.grad = gradient
+                    if self.config.grad_clip_norm is not None:
+                        clip_grads_with_norm_(self._adapted, self.config.grad_clip_norm, total_norm)
+                    self._optimizer.step()
+                    steps += 1
+        finally:
+            for param in self._adapted:
+                param.grad = None
+        return loss_before, grad_norm, steps, failed
+
+    def _evaluate(self, x, y, hidden_state, reset) -> tuple[float, torch.Tensor | None]:
+        with torch.no_grad():
+            output, next_hidden = self._forward(x, hidden_state, reset)
+            return float(self.loss_fn(output, y)), next_hidden
+
+    def _weights_finite(self) -> bool:
+        return math.isfinite(get_total_norm(self._adapted, norm_type=math.inf))  # largest |weight|
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        if self.config.optimizer == "adam":
+            return torch.optim.Adam(self._adapted, lr=self.config.learning_rate)
+        return torch.optim.SGD(self._adapted, lr=self.config.learning_rate)
+
+    def _load(self, values: Params) -> None:
+        with torch.no_grad():
+            for name, param in self.model.named_parameters():
+                param.copy_(values[name])
+
+    def _roll_back(self, weights_before_call: list[torch.Tensor]) -> None:
+        self._restore(weights_before_call)
+        self._optimizer = self._new_optimizer()
+
+    def _restore(self, values: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for param, value in zip(self._adapted, values, strict=True):
+                param.copy_(value)
+
+
+def select_parameters(params: Mapping[str, torch.Tensor], selector: ParamSelector) -> list[str]:
+    """Names of the parameters to adapt: all (None), the listed names, or those the predicate accepts."""
+    if selector is None:
+        names = list(params)
+    elif callable(selector):
+        names = [name for name in params if selector(name)]
+    else:
+        unknown = sorted(set(selector) - set(params))
+        if unknown:
+            raise ValueError(f"params_to_adapt names unknown parameters {unknown}; the model has {sorted(params)}")
+        names = [name for name in params if name in set(selector)]
+    if not names:
+        raise ValueError("params_to_adapt selects no parameter")
+    not_trainable = [name for name in names if not params[name].requires_grad]
+    if not_trainable:
+        raise ValueError(f"params_to_adapt selects parameters with requires_grad=False: {not_trainable}")
+    return names
+
+
+def _require(condition: bool, field: str, message: str) -> None:
+    if not condition:
+        raise ValueError(f"AdaptationConfig.{field} {message}")
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
