@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -21,13 +20,7 @@ from tqdm import trange
 
 from meta_rl.meta_maml import MetaMAML
 from meta_rl.sinusoid import sample_sinusoid_tasks, sinusoid_mlp
-
-
-def mean_and_interval(values: list[float]) -> dict[str, float]:
-    """Mean and half-width of the normal 95% interval of the mean."""
-    tensor = torch.tensor(values, dtype=torch.float64)
-    half_width = 1.96 * tensor.std(unbiased=True).item() / math.sqrt(len(values))
-    return {"mean": tensor.mean().item(), "ci95": half_width}
+from pipeline.statistics import mean_and_ci95
 
 
 def evaluate(learner: MetaMAML, shots: int, num_tasks: int, steps: tuple[int, ...], seed: int) -> dict:
@@ -40,7 +33,8 @@ def evaluate(learner: MetaMAML, shots: int, num_tasks: int, steps: tuple[int, ..
             with torch.no_grad():
                 prediction = learner.functional_forward(query_x, None, params)
             losses[k].append(F.mse_loss(prediction, query_y).item())
-    return {str(k): mean_and_interval(values) for k, values in losses.items()}
+    summaries = {str(k): mean_and_ci95(values) for k, values in losses.items()}
+    return {k: {"mean": mean, "ci95": ci95} for k, (mean, ci95) in summaries.items()}
 
 
 def train_and_evaluate(shots: int, iterations: int, seed: int) -> dict:
