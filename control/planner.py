@@ -6,26 +6,19 @@ trajectory, scores each by its (discounted) sum of rewards under the task's rewa
 the sampling distribution for a few iterations, and returns the first action of the final plan. The
 rest of the plan warm-starts the next step (shifted by one). Discrete action spaces use CEM over
 per-step categorical distributions and feed one-hot actions to the dynamics.
-
-`run_episode` lets a planner act in a real gymnasium env, advancing the hidden state with every real
-transition and calling an optional hook (e.g. test-time adaptation) that may swap the model weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 
-from control.dynamics import Dynamics, Params
-from env_runner.actions import action_dim, is_discrete, one_hot_actions, to_model_action
+from control.dynamics import Dynamics
+from env_runner.actions import action_dim, is_discrete, one_hot_actions
 from env_runner.rewards import RewardFn
-
-TransitionHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], Params | None]
 
 
 @dataclass
@@ -275,44 +268,3 @@ class MPPIPlanner(ShootingPlanner):
             mean = torch.einsum("c,cha->ha", weights, candidates)
         self._mean = torch.cat([mean[1:], self._middle()[:1]])
         return mean[0]
-
-
-def run_episode(
-    env: gym.Env,
-    planner: ShootingPlanner,
-    *,
-    seed: int | None = None,
-    max_steps: int | None = None,
-    on_transition: TransitionHook | None = None,
-) -> float:
-    """Let `planner` act in `env` for one episode; return the sum of the env's rewards.
-
-    The planner's dynamics start from `init_hidden(1)` and advance with `observe` on every real
-    transition. `on_transition(obs (obs_dim,), model action (action_dim,), next_obs (obs_dim,),
-    episode_start)` runs after each step, once the state has advanced; when it returns a params dict,
-    the dynamics use those weights from the next planning step on (`set_params`). The episode ends when
-    the env terminates or truncates, or after `max_steps` steps.
-    """
-    dynamics = planner.dynamics
-    if on_transition is not None and not callable(getattr(dynamics, "set_params", None)):
-        raise TypeError(f"{type(dynamics).__name__} has no set_params: on_transition cannot swap its weights")
-    obs_np, _ = env.reset(seed=seed)
-    planner.reset()
-    hidden = dynamics.init_hidden(1)
-    total, steps, done = 0.0, 0, False
-    while not done and (max_steps is None or steps < max_steps):
-        obs = torch.as_tensor(obs_np, dtype=torch.float32, device=dynamics.device)
-        env_action = planner.plan(obs, hidden)
-        next_obs_np, reward, terminated, truncated, _ = env.step(env_action)
-        model_action = to_model_action(np.asarray(env_action), planner.action_space).to(dynamics.device)
-        hidden = dynamics.observe(obs[None], model_action[None], hidden)
-        if on_transition is not None:
-            next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=dynamics.device)
-            params = on_transition(obs, model_action, next_obs, steps == 0)
-            if params is not None:
-                dynamics.set_params(params)
-        total += float(reward)
-        steps += 1
-        done = terminated or truncated
-        obs_np = next_obs_np
-    return total

@@ -8,7 +8,8 @@ import torch
 from torch.func import functional_call
 
 from control.dynamics import LearnedDynamics
-from control.planner import CEMPlanner, MPPIPlanner, PlannerConfig, rollout_returns, run_episode
+from control.episode import run_episode
+from control.planner import CEMPlanner, MPPIPlanner, PlannerConfig, rollout_returns
 from control.true_dynamics import true_dynamics
 from core.ssm import SSM
 from env_runner.actions import one_hot_actions
@@ -49,7 +50,7 @@ def random_return(family, task, seed: int, max_steps: int) -> float:
 
 def planner_return(family, task, config, seed: int, max_steps: int, planner_cls=CEMPlanner) -> float:
     planner = planner_cls(true_dynamics(family, task), family.reward_fn(task), family.action_space, config, seed=0)
-    return run_episode(family.make_env(task), planner, seed=seed, max_steps=max_steps)
+    return run_episode(family.make_env(task), planner, seed=seed, max_steps=max_steps).total_return
 
 
 # --- true dynamics -------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ def test_rollout_from_hidden_state_equals_stepping_the_model_manually(pendulum_w
     assert not torch.allclose(returns, from_zero)
 
 
-def test_run_episode_carries_the_real_hidden_state_and_swaps_params(pendulum_world_model, pendulum):
+def test_run_episode_carries_the_real_hidden_state_and_swaps_params_and_state(pendulum_world_model, pendulum):
     task, model, normalizer = pendulum_world_model
     dynamics = LearnedDynamics(model, normalizer)
     planner = CEMPlanner(dynamics, pendulum.reward_fn(task), pendulum.action_space, SMALL, seed=0)
@@ -190,20 +191,23 @@ def test_run_episode_carries_the_real_hidden_state_and_swaps_params(pendulum_wor
 
     planner.plan = recording_plan
     adapted = {"out_proj.bias": model.out_proj.bias.detach() + 0.5}
+    handed_state = torch.full((1, model.state_dim), 0.25)
 
     def on_transition(obs, action, next_obs, episode_start):
         transitions.append((obs, action, next_obs, episode_start))
-        return adapted if len(transitions) == 2 else None
+        return (adapted, handed_state) if len(transitions) == 2 else None
 
-    run_episode(pendulum.make_env(task), planner, seed=0, max_steps=4, on_transition=on_transition)
+    episode = run_episode(pendulum.make_env(task), planner, seed=0, max_steps=4, on_transition=on_transition)
+    assert len(episode) == 4 and episode.action.shape == (4, 1)
+    torch.testing.assert_close(episode.next_obs[:-1], episode.obs[1:])
     assert [t[3] for t in transitions] == [True, False, False, False]
     assert [tuple(t[1].shape) for t in transitions] == [(1,)] * 4
     expected, weights = model.init_hidden(1), dict(model.named_parameters())
     for k, (obs, action, _, _) in enumerate(transitions[:-1]):
         torch.testing.assert_close(seen_hidden[k], expected)
         _, expected = functional_call(model, weights, (normalizer.inputs(obs[None], action[None]), expected))
-        if k == 1:  # the hook's params apply from the next step on
-            weights = {**weights, **adapted}
+        if k == 1:  # the hook's params and state apply from the next step on
+            weights, expected = {**weights, **adapted}, handed_state
     torch.testing.assert_close(seen_hidden[-1], expected)
     torch.testing.assert_close(transitions[1][2], transitions[2][0])  # one step's next_obs is the next's obs
 
