@@ -1,7 +1,7 @@
 """Meta-RL with a state space model, end to end.
 
-1. Sample disjoint train / test / OOD tasks of the environment's task family.
-2. Collect transitions on the train tasks with a random policy.
+1. Read the model's widths from the environment; sample disjoint train / test / OOD tasks of its task family.
+2. Collect transitions on the train tasks with a random policy (`collect_data`).
 3. Meta-train an SSM world model with MetaMAML (inputs: normalised (obs, action); targets: normalised
    next_obs - obs; support and query: consecutive windows of one task), and an ERM baseline on the
    same windows for the same number of steps. The last epochs first collect on-policy data with the
@@ -29,15 +29,16 @@ import numpy as np
 import torch
 from tqdm import trange
 
-from env_runner.environment import make_task_family
+from env_runner.environment import Environment, make_task_family
+from env_runner.rollouts import Rollouts, collect
 from env_runner.segments import Normalizer, sample_task_batches
-from env_runner.tasks import TaskFamily
+from env_runner.tasks import Task, TaskFamily
 from pipeline.checkpointing import load_pipeline_checkpoint, save_checkpoint
 from pipeline.config import PipelineConfig, quick_overrides, with_overrides
 from pipeline.control import collect_onpolicy, evaluate_control
-from pipeline.data import concat_rollouts, random_rollouts, sample_meta_batch, sample_splits, split_rows, to_device
+from pipeline.data import concat_rollouts, sample_meta_batch, sample_splits, split_rows, to_device
 from pipeline.plots import write_plots
-from pipeline.prediction import window_errors
+from pipeline.prediction import select_finetune_lr, window_errors
 from pipeline.report import prediction_metrics, summary_table
 from pipeline.training import WorldModels
 
@@ -105,6 +106,11 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser, fami
     return config
 
 
+def collect_data(family: TaskFamily, tasks: list[Task], steps: int, seed: int, progress: bool) -> Rollouts:
+    """Random-policy transitions on each task (one env per task): tensors (num_tasks, steps, ·)."""
+    return collect(family, tasks, steps, seed=seed, progress=progress)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -119,12 +125,14 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
     checkpoint_path = out_dir / "checkpoint.pt"
     (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
+    with Environment(config.env_name, seed=config.seed) as env:  # the model's widths come from the environment
+        input_dim, output_dim = env.obs_dim + env.action_dim, env.obs_dim
     family = make_task_family(config.env_name)
     splits = sample_splits(family, config)
-    random_data = random_rollouts(family, splits.train, config.steps_per_task, config.seed, progress)
+    random_data = collect_data(family, splits.train, config.steps_per_task, config.seed, progress)
     normalizer = Normalizer.fit(random_data)  # training data only
     dataset = split_rows(random_data, config.onpolicy_steps)
-    models = WorldModels(config, config.input_dim, family.obs_dim)
+    models = WorldModels(config, input_dim, output_dim)
     generator = torch.Generator().manual_seed(config.seed)
     first_epoch = 0
     if resume:
@@ -137,7 +145,8 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
     losses = []
     for epoch in range(first_epoch, config.num_epochs):
         if epoch >= onpolicy_from:
-            onpolicy = collect_onpolicy(family, splits.train, models.maml_model, normalizer, config, epoch, generator)
+            onpolicy = collect_onpolicy(family, splits.train, models.maml_model, normalizer, config, epoch, generator,
+                                        progress)
             dataset = concat_rollouts([dataset, split_rows(onpolicy, config.onpolicy_steps)], splits.train)
         bar = trange(config.iterations_per_epoch, desc=f"epoch {epoch + 1}/{config.num_epochs}",
                      disable=not progress)
@@ -148,20 +157,27 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
             bar.set_postfix(maml=f"{maml_loss:.4f}", erm=f"{erm_loss:.4f}")
         save_checkpoint(checkpoint_path, config, epoch + 1, models, normalizer, dataset, generator)
 
+    train_batch = to_device(sample_task_batches(
+        dataset, normalizer, list(range(min(len(splits.train), config.num_test_tasks))), config.eval_windows_per_task,
+        config.support_len, config.query_len, config.seed + 3), config.device)
+    erm_lr = select_finetune_lr(models.erm_model, train_batch, (config.inner_lr, config.inner_lr / 5,
+                                                                config.inner_lr / 25), config.eval_steps)
     errors = {}
     for name, tasks, seed_offset in (("in_distribution", splits.test, 1), ("ood", splits.ood, 2)):
         if not tasks:
             continue
-        held_out = random_rollouts(family, tasks, config.steps_per_task, config.seed + 1000 * seed_offset, progress)
+        held_out = collect_data(family, tasks, config.steps_per_task, config.seed + 1000 * seed_offset, progress)
         batch = sample_task_batches(held_out, normalizer, list(range(len(tasks))), config.eval_windows_per_task,
                                     config.support_len, config.query_len, config.seed + seed_offset)
         batch = to_device(batch, config.device)
         errors[name] = {
             "maml": window_errors(models.maml_model, config.inner_lr, batch, config.eval_steps),
-            "erm": window_errors(models.erm_model, config.inner_lr, batch, config.eval_steps),
+            "erm": window_errors(models.erm_model, erm_lr, batch, config.eval_steps),
         }
     metrics = {"env_name": config.env_name, "seed": config.seed, "config": config.to_dict()}
     metrics.update(prediction_metrics(errors))
+    metrics["prediction_settings"] = {"maml_inner_lr": config.inner_lr, "erm_finetune_lr": erm_lr,
+                                      "windows_per_task": config.eval_windows_per_task}
     if config.control:
         metrics["control"] = evaluate_control(family, splits.test, models.maml_model, normalizer, config, progress)
     metrics["training"] = {"final_maml_outer_loss": losses[-1][0] if losses else None,

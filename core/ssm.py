@@ -163,9 +163,7 @@ class SSM(nn.Module):
         payload = load_checkpoint(path, map_location="cpu")
         if not isinstance(payload, dict) or not {"config", "state_dict"} <= payload.keys():
             raise ValueError(f"{path} is not an SSM checkpoint: expected keys 'config' and 'state_dict'")
-        config = dict(payload["config"])
-        config["timescale_range"] = tuple(config["timescale_range"])
-        model = cls(**config)
+        model = cls(**payload["config"])
         model.load_state_dict(payload["state_dict"])
         return model.to(device) if device is not None else model
 

@@ -36,7 +36,7 @@ class PipelineConfig:
     eval_steps: tuple[int, ...] = (0, 1, 5)
     # control
     control: bool = True
-    control_tasks: int = 3
+    control_tasks: int = 5
     episode_steps: int = 200
     onpolicy_rounds: int = 2
     onpolicy_steps: int = 200

@@ -79,12 +79,13 @@ def planner_episode(
 
 def collect_onpolicy(
     family: TaskFamily, tasks: list[Task], model: SSM, normalizer: Normalizer, config: PipelineConfig, epoch: int,
-    generator: torch.Generator,
+    generator: torch.Generator, progress: bool = True,
 ) -> Rollouts:
     """`onpolicy_steps` transitions on each of `onpolicy_tasks` training tasks, acting as at test time."""
     chosen = torch.randperm(len(tasks), generator=generator)[: config.onpolicy_tasks].tolist()
     rows = []
-    for position, index in enumerate(tqdm(chosen, desc=f"on-policy data (epoch {epoch + 1})", leave=False)):
+    for position, index in enumerate(tqdm(chosen, desc=f"on-policy data (epoch {epoch + 1})", leave=False,
+                                                     disable=not progress)):
         episodes, steps = [], 0
         while steps < config.onpolicy_steps:
             seed = config.seed + 100_000 * (epoch + 1) + 1000 * position + len(episodes)

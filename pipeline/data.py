@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from env_runner.rollouts import Rollouts, collect
+from env_runner.rollouts import Rollouts
 from env_runner.segments import Normalizer, SegmentBatch, sample_task_batches
 from env_runner.tasks import Task, TaskFamily
 from pipeline.config import PipelineConfig
@@ -72,11 +72,6 @@ def concat_rollouts(parts: list[Rollouts], tasks: list[Task]) -> Rollouts:
         if field.name not in ("tasks", "task_index")
     }
     return Rollouts(**values, task_index=task_index, tasks=tuple(tasks))
-
-
-def random_rollouts(family: TaskFamily, tasks: list[Task], steps: int, seed: int, progress: bool) -> Rollouts:
-    """Uniformly random actions on each task (one env per task)."""
-    return collect(family, tasks, steps, seed=seed, progress=progress)
 
 
 def sample_meta_batch(

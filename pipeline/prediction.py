@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -46,3 +48,19 @@ def window_errors(model: SSM, inner_lr: float, batch: SegmentBatch, steps: tuple
                         errors["in_context"][str(k)].append(F.mse_loss(in_context, query_y).item())
     return errors
 
+
+
+def select_finetune_lr(model: SSM, batch: SegmentBatch, candidates: tuple[float, ...], steps: tuple[int, ...]) -> float:
+    """The learning rate among `candidates` with the lowest mean query MSE after `steps` (k > 0) on `batch`.
+
+    Used to give the ERM baseline its own fine-tuning rate; `batch` must come from training tasks.
+    """
+    adapted_steps = tuple(k for k in steps if k > 0)
+    scores = {}
+    for lr in candidates:
+        errors = window_errors(model, lr, batch, adapted_steps)["fresh"]
+        scores[lr] = sum(sum(values) / len(values) for values in errors.values())
+    finite = {lr: score for lr, score in scores.items() if math.isfinite(score)}
+    if not finite:
+        raise RuntimeError(f"fine-tuning diverged at every candidate learning rate {candidates}")
+    return min(finite, key=finite.get)
