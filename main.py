@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 from datetime import datetime
@@ -27,16 +28,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import trange
+import torch.distributed as dist
+from tqdm import tqdm, trange
 
 from env_runner.environment import Environment, make_task_family
 from env_runner.rollouts import Rollouts, collect
 from env_runner.segments import Normalizer, sample_task_batches
 from env_runner.tasks import Task, TaskFamily
+from meta_rl.distributed import all_gather_objects, is_main_process, rank_and_world_size, shard
 from pipeline.checkpointing import load_pipeline_checkpoint, save_checkpoint
 from pipeline.config import PipelineConfig, quick_overrides, with_overrides
 from pipeline.control import collect_onpolicy, evaluate_control
-from pipeline.data import concat_rollouts, sample_meta_batch, sample_splits, split_rows, to_device
+from pipeline.data import TaskSplits, concat_rollouts, sample_meta_batch, sample_splits, split_rows, to_device
 from pipeline.plots import write_plots
 from pipeline.prediction import select_finetune_lr, window_errors
 from pipeline.report import prediction_metrics, summary_table
@@ -107,8 +110,16 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser, fami
 
 
 def collect_data(family: TaskFamily, tasks: list[Task], steps: int, seed: int, progress: bool) -> Rollouts:
-    """Random-policy transitions on each task (one env per task): tensors (num_tasks, steps, ·)."""
-    return collect(family, tasks, steps, seed=seed, progress=progress)
+    """Random-policy transitions on each task: tensors (num_tasks, steps, ·).
+
+    Each task runs in its own env seeded from (seed, task position), so the data do not depend on how
+    the tasks are split across torch.distributed ranks (each rank collects its share, then all gather).
+    """
+    positions = shard(range(len(tasks)))
+    local = [(position, collect(family, [tasks[position]], steps, seed=seed * 100_003 + position))
+             for position in tqdm(positions, desc="collect", disable=not progress)]
+    gathered = sorted((item for part in all_gather_objects(local) for item in part), key=lambda item: item[0])
+    return concat_rollouts([rollouts for _, rollouts in gathered], tasks)
 
 
 def seed_everything(seed: int) -> None:
@@ -117,32 +128,37 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    """The whole pipeline; returns the metrics written to <out_dir>/metrics.json."""
-    start_time = time.perf_counter()
-    seed_everything(config.seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out_dir / "checkpoint.pt"
-    (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+def setup_distributed(config: PipelineConfig) -> PipelineConfig:
+    """Join the torchrun process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return config
+    if config.device.startswith("cuda"):
+        local_rank = int(os.environ["LOCAL_RANK"])
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl")
+        return with_overrides(config, device=f"cuda:{local_rank}")
+    dist.init_process_group("gloo")
+    return config
 
-    with Environment(config.env_name, seed=config.seed) as env:  # the model's widths come from the environment
-        input_dim, output_dim = env.obs_dim + env.action_dim, env.obs_dim
-    family = make_task_family(config.env_name)
-    splits = sample_splits(family, config)
-    random_data = collect_data(family, splits.train, config.steps_per_task, config.seed, progress)
-    normalizer = Normalizer.fit(random_data)  # training data only
-    dataset = split_rows(random_data, config.onpolicy_steps)
-    models = WorldModels(config, input_dim, output_dim)
+
+def train(
+    config: PipelineConfig, family: TaskFamily, splits: TaskSplits, models: WorldModels, normalizer: Normalizer,
+    dataset: Rollouts, checkpoint_path: Path, resume: bool, progress: bool,
+) -> tuple[Rollouts, tuple[float, float] | None]:
+    """Meta-train (and train ERM) epoch by epoch, checkpointing after each.
+
+    Returns the final training set and the last (MAML outer loss, ERM loss), None if no step ran.
+    """
     generator = torch.Generator().manual_seed(config.seed)
     first_epoch = 0
     if resume:
         first_epoch, dataset = load_pipeline_checkpoint(
             checkpoint_path, config, models, normalizer, splits.train, generator
         )
-        print(f"resumed from {checkpoint_path} after epoch {first_epoch}")
-
+        if progress:
+            print(f"resumed from {checkpoint_path} after epoch {first_epoch}")
     onpolicy_from = config.num_epochs - config.onpolicy_rounds if config.control else config.num_epochs
-    losses = []
+    last_losses = None
     for epoch in range(first_epoch, config.num_epochs):
         if epoch >= onpolicy_from:
             onpolicy = collect_onpolicy(family, splits.train, models.maml_model, normalizer, config, epoch, generator,
@@ -152,16 +168,24 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
                      disable=not progress)
         for _ in bar:
             batch = to_device(sample_meta_batch(dataset, normalizer, config, generator), config.device)
-            maml_loss, erm_loss = models.train_step(batch)
-            losses.append((maml_loss, erm_loss))
-            bar.set_postfix(maml=f"{maml_loss:.4f}", erm=f"{erm_loss:.4f}")
-        save_checkpoint(checkpoint_path, config, epoch + 1, models, normalizer, dataset, generator)
+            last_losses = models.train_step(batch)
+            bar.set_postfix(maml=f"{last_losses[0]:.4f}", erm=f"{last_losses[1]:.4f}")
+        if is_main_process():
+            save_checkpoint(checkpoint_path, config, epoch + 1, models, normalizer, dataset, generator)
+    return dataset, last_losses
 
-    train_batch = to_device(sample_task_batches(
-        dataset, normalizer, list(range(min(len(splits.train), config.num_test_tasks))), config.eval_windows_per_task,
-        config.support_len, config.query_len, config.seed + 3), config.device)
-    erm_lr = select_finetune_lr(models.erm_model, train_batch, (config.inner_lr, config.inner_lr / 5,
-                                                                config.inner_lr / 25), config.eval_steps)
+
+def evaluate_prediction(
+    config: PipelineConfig, family: TaskFamily, splits: TaskSplits, models: WorldModels, normalizer: Normalizer,
+    dataset: Rollouts, progress: bool,
+) -> dict:
+    """Held-out prediction MSE of MAML and ERM; ERM fine-tunes with its own rate, chosen on training tasks."""
+    train_batch = sample_task_batches(dataset, normalizer, list(range(min(len(splits.train), config.num_test_tasks))),
+                                      config.eval_windows_per_task, config.support_len, config.query_len,
+                                      config.seed + 3)
+    candidates = (config.inner_lr, config.inner_lr / 5, config.inner_lr / 25)
+    erm_lr = select_finetune_lr(models.erm_model, to_device(train_batch, config.device), candidates,
+                                config.eval_steps)
     errors = {}
     for name, tasks, seed_offset in (("in_distribution", splits.test, 1), ("ood", splits.ood, 2)):
         if not tasks:
@@ -174,14 +198,46 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
             "maml": window_errors(models.maml_model, config.inner_lr, batch, config.eval_steps),
             "erm": window_errors(models.erm_model, erm_lr, batch, config.eval_steps),
         }
-    metrics = {"env_name": config.env_name, "seed": config.seed, "config": config.to_dict()}
-    metrics.update(prediction_metrics(errors))
+    metrics = prediction_metrics(errors)
     metrics["prediction_settings"] = {"maml_inner_lr": config.inner_lr, "erm_finetune_lr": erm_lr,
                                       "windows_per_task": config.eval_windows_per_task}
+    return metrics
+
+
+def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: bool = True) -> dict | None:
+    """The whole pipeline; returns the metrics written to <out_dir>/metrics.json (None on ranks other than 0)."""
+    start_time = time.perf_counter()
+    config = setup_distributed(config)
+    main_process, world_size = is_main_process(), rank_and_world_size()[1]
+    try:
+        progress = progress and main_process
+        seed_everything(config.seed)
+        checkpoint_path = out_dir / "checkpoint.pt"
+        if main_process:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        with Environment(config.env_name, seed=config.seed) as env:  # the model's widths come from the environment
+            input_dim, output_dim = env.obs_dim + env.action_dim, env.obs_dim
+        family = make_task_family(config.env_name)
+        splits = sample_splits(family, config)
+        random_data = collect_data(family, splits.train, config.steps_per_task, config.seed, progress)
+        normalizer = Normalizer.fit(random_data)  # training data only
+        models = WorldModels(config, input_dim, output_dim)
+        dataset, last_losses = train(config, family, splits, models, normalizer,
+                                     split_rows(random_data, config.onpolicy_steps), checkpoint_path, resume, progress)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if not main_process:
+        return None
+    # evaluation runs in rank 0 alone, as a single process
+    metrics = {"env_name": config.env_name, "seed": config.seed, "config": config.to_dict()}
+    metrics.update(evaluate_prediction(config, family, splits, models, normalizer, dataset, progress))
     if config.control:
         metrics["control"] = evaluate_control(family, splits.test, models.maml_model, normalizer, config, progress)
-    metrics["training"] = {"final_maml_outer_loss": losses[-1][0] if losses else None,
-                           "final_erm_loss": losses[-1][1] if losses else None}
+    maml_loss, erm_loss = last_losses or (None, None)
+    metrics["training"] = {"final_maml_outer_loss": maml_loss, "final_erm_loss": erm_loss,
+                           "world_size": world_size, "transitions": dataset.num_envs * dataset.steps}
     metrics["timing"] = {"total_s": time.perf_counter() - start_time}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_plots(metrics, out_dir)
@@ -190,7 +246,7 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
     return metrics
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> dict | None:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from meta_rl.distributed import all_reduce_gradients_, all_reduce_sum_, shard
+
 Params = dict[str, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -157,11 +159,15 @@ class MetaMAML:
         loss_fn: LossFn | None = None,
     ) -> torch.Tensor:
         """Differentiable outer loss: mean over tasks of the query loss after adaptation (vmap per shape group)."""
+        return self._summed_task_losses(tasks, initial_hidden_state, loss_fn) / len(tasks)
+
+    def _summed_task_losses(
+        self, tasks: Sequence[tuple[torch.Tensor, ...]], initial_hidden_state, loss_fn: LossFn | None
+    ) -> torch.Tensor:
         loss_fn = loss_fn or F.mse_loss
-        groups = _group_by_shape(tasks)
         params = self.params()
-        total = 0.0
-        for group in groups:
+        total = torch.zeros((), device=next(iter(params.values())).device)
+        for group in _group_by_shape(tasks):
             support_x, support_y, query_x, query_y, support_reset, query_reset = (
                 None if parts[0] is None else torch.stack(parts) for parts in zip(*group, strict=True)
             )
@@ -173,7 +179,7 @@ class MetaMAML:
                 support_x, support_y, query_x, query_y, support_reset, query_reset
             )
             total = total + losses.sum()
-        return total / len(tasks)
+        return total
 
     def _query_loss_after_adaptation(
         self, params: Params, loss_fn: LossFn, support_hidden, query_hidden, sx, sy, qx, qy, s_reset, q_reset
@@ -188,14 +194,26 @@ class MetaMAML:
         initial_hidden_state: torch.Tensor | None = None,
         loss_fn: LossFn | None = None,
     ) -> float:
-        """One outer Adam step on the mean post-adaptation query loss; returns that loss."""
+        """One outer Adam step on the mean post-adaptation query loss; returns that loss.
+
+        Under torch.distributed every rank passes the same `tasks`; each adapts its shard and the
+        meta-gradients are summed over ranks, so all ranks take the same step as one process would.
+        """
+        if len(tasks) == 0:
+            raise ValueError("meta_update needs at least one task, got an empty task list")
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.meta_loss(tasks, initial_hidden_state, loss_fn)
-        loss.backward()
+        local_tasks = shard(tasks)
+        loss = self._summed_task_losses(local_tasks, initial_hidden_state, loss_fn) / len(tasks) if local_tasks \
+            else torch.zeros((), device=next(self.model.parameters()).device)
+        if loss.requires_grad:
+            loss.backward()
+        all_reduce_gradients_(self._meta_parameters())
+        loss = loss.detach().clone()
+        all_reduce_sum_([loss])
         if self.grad_clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._meta_parameters(), self.grad_clip_norm)
         self.optimizer.step()
-        return float(loss.detach())
+        return float(loss)
 
     def _meta_parameters(self) -> list[torch.Tensor]:
         return [*self.model.parameters(), *self.inner_lrs.values()]

@@ -27,6 +27,7 @@ from core.ssm import SSM
 from env_runner.rollouts import Rollouts
 from env_runner.segments import Normalizer
 from env_runner.tasks import Task, TaskFamily
+from meta_rl.distributed import all_gather_objects, shard
 from pipeline.config import PipelineConfig
 from pipeline.statistics import mean_and_ci95
 
@@ -81,20 +82,24 @@ def collect_onpolicy(
     family: TaskFamily, tasks: list[Task], model: SSM, normalizer: Normalizer, config: PipelineConfig, epoch: int,
     generator: torch.Generator, progress: bool = True,
 ) -> Rollouts:
-    """`onpolicy_steps` transitions on each of `onpolicy_tasks` training tasks, acting as at test time."""
+    """`onpolicy_steps` transitions on each of `onpolicy_tasks` training tasks, acting as at test time.
+
+    Under torch.distributed each rank collects a share of the tasks and all ranks gather every row.
+    """
     chosen = torch.randperm(len(tasks), generator=generator)[: config.onpolicy_tasks].tolist()
-    rows = []
-    for position, index in enumerate(tqdm(chosen, desc=f"on-policy data (epoch {epoch + 1})", leave=False,
-                                                     disable=not progress)):
+    local = []
+    for position in tqdm(shard(range(len(chosen))), desc=f"on-policy data (epoch {epoch + 1})", leave=False,
+                         disable=not progress):
         episodes, steps = [], 0
         while steps < config.onpolicy_steps:
             seed = config.seed + 100_000 * (epoch + 1) + 1000 * position + len(episodes)
-            episode = planner_episode(family, tasks[index], model, normalizer, config, adapt=True, seed=seed,
-                                      max_steps=config.onpolicy_steps - steps)
+            episode = planner_episode(family, tasks[chosen[position]], model, normalizer, config, adapt=True,
+                                      seed=seed, max_steps=config.onpolicy_steps - steps)
             episodes.append(episode)
             steps += len(episode)
-        rows.append(episodes)
-    return _as_rollouts(rows, [tasks[index] for index in chosen])
+        local.append((position, episodes))
+    rows = sorted((item for part in all_gather_objects(local) for item in part), key=lambda item: item[0])
+    return _as_rollouts([episodes for _, episodes in rows], [tasks[index] for index in chosen])
 
 
 def _as_rollouts(rows: list[list[Episode]], tasks: list[Task]) -> Rollouts:

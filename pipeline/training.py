@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from core.ssm import SSM
 from env_runner.segments import SegmentBatch
+from meta_rl.distributed import all_reduce_gradients_, all_reduce_sum_, shard
 from meta_rl.meta_maml import MetaMAML
 from pipeline.config import PipelineConfig
 
@@ -44,16 +45,24 @@ class WorldModels:
         return maml_loss, self._erm_step(batch)
 
     def _erm_step(self, batch: SegmentBatch) -> float:
-        x = torch.cat([batch.support_x, batch.query_x], dim=2).flatten(0, 1)  # (n_tasks * W, M + K, D_in)
-        y = torch.cat([batch.support_y, batch.query_y], dim=2).flatten(0, 1)
-        reset = torch.cat([batch.support_reset, batch.query_reset], dim=2).flatten(0, 1)
+        """One Adam step on the MSE over all windows; under torch.distributed each rank takes a shard of tasks."""
+        x = torch.cat([batch.support_x, batch.query_x], dim=2)  # (n_tasks, W, M + K, D_in)
+        y = torch.cat([batch.support_y, batch.query_y], dim=2)
+        reset = torch.cat([batch.support_reset, batch.query_reset], dim=2)
+        local = shard(range(x.shape[0]))
         self.erm_optimizer.zero_grad(set_to_none=True)
-        prediction, _ = self.erm_model(x, self.erm_model.init_hidden(x.shape[0]), reset)
-        loss = F.mse_loss(prediction, y)
-        loss.backward()
+        loss = torch.zeros((), device=x.device)
+        if local:
+            local_x, local_y, local_reset = (t[local].flatten(0, 1) for t in (x, y, reset))
+            prediction, _ = self.erm_model(local_x, self.erm_model.init_hidden(local_x.shape[0]), local_reset)
+            loss = F.mse_loss(prediction, local_y, reduction="sum") / y.numel()
+            loss.backward()
+        all_reduce_gradients_(self.erm_model.parameters())
+        loss = loss.detach().clone()
+        all_reduce_sum_([loss])
         torch.nn.utils.clip_grad_norm_(self.erm_model.parameters(), self.grad_clip_norm)
         self.erm_optimizer.step()
-        return float(loss.detach())
+        return float(loss)
 
     def state_dict(self) -> dict:
         return {

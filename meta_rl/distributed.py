@@ -1,0 +1,59 @@
+"""torch.distributed helpers: shard a meta-batch across ranks and average what they computed.
+
+Every helper is a no-op in a single process (torch.distributed not initialised or world size 1), so
+the same code runs under `python main.py` and `torchrun --nproc_per_node=N main.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+import torch
+import torch.distributed as dist
+
+Item = TypeVar("Item")
+
+
+def rank_and_world_size() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main_process() -> bool:
+    return rank_and_world_size()[0] == 0
+
+
+def shard(items: Sequence[Item]) -> list[Item]:
+    """This rank's share of `items`: every world_size-th item starting at its rank."""
+    rank, world_size = rank_and_world_size()
+    return list(items[rank::world_size])
+
+
+def all_reduce_sum_(tensors: Iterable[torch.Tensor]) -> None:
+    """Sum each tensor over ranks, in place."""
+    if rank_and_world_size()[1] == 1:
+        return
+    for tensor in tensors:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+
+def all_reduce_gradients_(parameters: Iterable[torch.Tensor]) -> None:
+    """Sum `.grad` over ranks; a rank that computed no gradient for a parameter contributes zeros."""
+    if rank_and_world_size()[1] == 1:
+        return
+    parameters = list(parameters)
+    for parameter in parameters:
+        if parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+    all_reduce_sum_(parameter.grad for parameter in parameters)
+
+
+def all_gather_objects(local: Item) -> list[Item]:
+    """Every rank's `local`, in rank order (a one-element list in a single process)."""
+    if rank_and_world_size()[1] == 1:
+        return [local]
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, local)
+    return gathered
