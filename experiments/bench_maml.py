@@ -21,15 +21,15 @@ from meta_rl.meta_maml import MetaMAML
 INPUT_DIM, OUTPUT_DIM = 4, 3  # Pendulum: (cos, sin, thdot, torque) -> delta obs
 
 
-def make_model(width: int) -> SSM:
+def make_model(width: int, device: str = "cpu") -> SSM:
     torch.manual_seed(0)
-    return SSM(state_dim=width, input_dim=INPUT_DIM, output_dim=OUTPUT_DIM, hidden_dim=width)
+    return SSM(state_dim=width, input_dim=INPUT_DIM, output_dim=OUTPUT_DIM, hidden_dim=width, device=device)
 
 
-def make_tasks(num_tasks: int, batch: int, steps: int) -> list[tuple[torch.Tensor, ...]]:
+def make_tasks(num_tasks: int, batch: int, steps: int, device: str = "cpu") -> list[tuple[torch.Tensor, ...]]:
     generator = torch.Generator().manual_seed(0)
     return [
-        tuple(torch.randn(batch, steps, dim, generator=generator) for dim in (INPUT_DIM, OUTPUT_DIM) * 2)
+        tuple(torch.randn(batch, steps, dim, generator=generator).to(device) for dim in (INPUT_DIM, OUTPUT_DIM) * 2)
         for _ in range(num_tasks)
     ]
 
@@ -46,8 +46,9 @@ def per_task_loop_gradients(model: SSM, tasks, inner_lr: float) -> None:
         (query_loss / len(tasks)).backward()
 
 
-def _assert_equal_gradients(width: int, tasks, inner_lr: float) -> float:
-    model = make_model(width)
+def assert_equal_gradients(width: int, tasks, inner_lr: float, device: str = "cpu") -> float:
+    """Max gap between the vmapped and the per-task meta-gradients; raises AssertionError if they differ."""
+    model = make_model(width, device)
     learner = MetaMAML(model, inner_lr=inner_lr)
     batched = torch.autograd.grad(learner.meta_loss(tasks), list(model.parameters()))
     per_task_loop_gradients(model, tasks, inner_lr)
@@ -97,7 +98,7 @@ def run(quick: bool = False, num_tasks: int = 25, width: int = 64) -> dict:
     batch, steps, inner_lr = 8, 32, 0.01
     repeats = 3 if quick else 7
     tasks = make_tasks(num_tasks, batch, steps)
-    worst = _assert_equal_gradients(width, tasks, inner_lr)
+    worst = assert_equal_gradients(width, tasks, inner_lr)
 
     vmap_model, loop_model = make_model(width), make_model(width)
     vmap_learner = MetaMAML(vmap_model, inner_lr=inner_lr)

@@ -21,18 +21,21 @@ def _step_loop(model: SSM, x: torch.Tensor) -> torch.Tensor:
     return torch.stack(outputs, 1)
 
 
-def _sequence_cases(batch: int, steps: int) -> dict[str, dict]:
+def sequence_cases(batch: int, steps: int, device: str = "cpu", step_loop: bool = True) -> dict[str, dict]:
+    """Forward and forward+backward closures of the SSM (sequence mode, step loop) and nn.LSTM / nn.GRU."""
     torch.manual_seed(0)
-    ssm = SSM(state_dim=WIDTH, input_dim=WIDTH, output_dim=WIDTH, hidden_dim=WIDTH)
-    lstm = nn.LSTM(WIDTH, WIDTH, batch_first=True)
-    gru = nn.GRU(WIDTH, WIDTH, batch_first=True)
-    x = torch.randn(batch, steps, WIDTH, requires_grad=True)
+    ssm = SSM(state_dim=WIDTH, input_dim=WIDTH, output_dim=WIDTH, hidden_dim=WIDTH, device=device)
+    lstm = nn.LSTM(WIDTH, WIDTH, batch_first=True, device=device)
+    gru = nn.GRU(WIDTH, WIDTH, batch_first=True, device=device)
+    x = torch.randn(batch, steps, WIDTH, requires_grad=True, device=device)
     forwards = {
         "ssm sequence": lambda: ssm(x)[0],
         "ssm step loop": lambda: _step_loop(ssm, x),
         "nn.LSTM": lambda: lstm(x)[0],
         "nn.GRU": lambda: gru(x)[0],
     }
+    if not step_loop:
+        del forwards["ssm step loop"]
 
     def forward_only(fn):
         def run():
@@ -49,14 +52,15 @@ def _sequence_cases(batch: int, steps: int) -> dict[str, dict]:
     }
 
 
-def _step_cases(batch: int) -> dict:
+def step_cases(batch: int, device: str = "cpu") -> dict:
+    """Closures that run 50 single steps of the SSM, nn.GRUCell and nn.LSTMCell."""
     torch.manual_seed(0)
-    ssm = SSM(state_dim=WIDTH, input_dim=WIDTH, output_dim=WIDTH, hidden_dim=WIDTH)
-    gru_cell = nn.GRUCell(WIDTH, WIDTH)
-    lstm_cell = nn.LSTMCell(WIDTH, WIDTH)
-    x = torch.randn(batch, WIDTH)
-    h = torch.zeros(batch, WIDTH)
-    c = torch.zeros(batch, WIDTH)
+    ssm = SSM(state_dim=WIDTH, input_dim=WIDTH, output_dim=WIDTH, hidden_dim=WIDTH, device=device)
+    gru_cell = nn.GRUCell(WIDTH, WIDTH, device=device)
+    lstm_cell = nn.LSTMCell(WIDTH, WIDTH, device=device)
+    x = torch.randn(batch, WIDTH, device=device)
+    h = torch.zeros(batch, WIDTH, device=device)
+    c = torch.zeros(batch, WIDTH, device=device)
 
     def steps(fn):
         def run():
@@ -77,13 +81,13 @@ def run(quick: bool = False) -> dict:
     batch, steps, repeats = (16, 256, 3) if quick else (16, 1024, 5)
     results: dict = {"batch": batch, "steps": steps, "width": WIDTH, "repeats": repeats,
                      "threads": torch.get_num_threads()}
-    for mode, cases in _sequence_cases(batch, steps).items():
+    for mode, cases in sequence_cases(batch, steps).items():
         medians = time_interleaved(cases, repeats=repeats)
         print(format_table(f"sequence {mode}, B={batch} T={steps} width={WIDTH}", list(medians.items()), "nn.LSTM"))
         results[mode] = medians
     for step_batch in (16, 256):
         medians = {name: seconds / 50 for name, seconds in
-                   time_interleaved(_step_cases(step_batch), repeats=repeats).items()}
+                   time_interleaved(step_cases(step_batch), repeats=repeats).items()}
         print(format_table(f"one step, B={step_batch}", list(medians.items()), "nn.GRUCell", unit="us"))
         results[f"step_b{step_batch}"] = medians
     fwd, fwd_bwd = results["forward"], results["forward+backward"]

@@ -18,13 +18,15 @@ from pathlib import Path
 
 import torch
 
-SECTIONS = ("ssm", "maml", "env", "adapt", "planner")
+SECTIONS = ("ssm", "maml", "env", "adapt", "planner")  # default run
+EXTRA_SECTIONS = ("gpu",)  # CUDA only
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--section", choices=SECTIONS, action="append", help="section to run (repeatable; default: all)"
+        "--section", choices=SECTIONS + EXTRA_SECTIONS, action="append",
+        help=f"section to run (repeatable; default: {', '.join(SECTIONS)})",
     )
     parser.add_argument("--json", type=Path, help="write all results to this JSON file")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for CPU timings")

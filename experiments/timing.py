@@ -37,7 +37,7 @@ def format_table(title: str, rows: list[tuple[str, float]], reference: str, unit
     """A text table of median times with each row's ratio to the `reference` row."""
     scale = {"ms": 1e3, "us": 1e6, "s": 1.0}[unit]
     ref = dict(rows)[reference]
-    lines = [title, f"  {'case':<44}{'median ' + unit:>14}{'x ' + reference:>24}"]
+    lines = [title, f"  {'case':<44}{'median ' + unit:>14}  {'x ' + reference:>26}"]
     for name, seconds in rows:
-        lines.append(f"  {name:<44}{seconds * scale:>14.3f}{seconds / ref:>24.3f}")
+        lines.append(f"  {name:<44}{seconds * scale:>14.3f}  {seconds / ref:>26.3f}")
     return "\n".join(lines)

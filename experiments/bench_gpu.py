@@ -1,0 +1,62 @@
+"""Section `gpu` (CUDA only, not part of the default run): the SSM against cuDNN LSTM/GRU at long sequences,
+and vmapped meta_update with 100 tasks against the per-task loop, with peak GPU memory.
+
+    python experiments/quick_benchmark.py --section gpu --json gpu.json
+"""
+
+from __future__ import annotations
+
+import torch
+
+from experiments.bench_maml import assert_equal_gradients, make_model, make_tasks, per_task_loop_gradients
+from experiments.bench_ssm import WIDTH, sequence_cases, step_cases
+from experiments.timing import format_table, time_interleaved
+from meta_rl.meta_maml import MetaMAML
+
+
+def _peak_memory_mib(fn) -> float:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - before) / 2**20
+
+
+def run(quick: bool = False) -> dict:
+    if not torch.cuda.is_available():
+        raise RuntimeError("section gpu needs CUDA: torch.cuda.is_available() is False")
+    device, repeats = "cuda", 3 if quick else 10
+    results: dict = {"device": torch.cuda.get_device_name(), "repeats": repeats, "width": WIDTH}
+    for steps in (512, 2048):
+        for mode, cases in sequence_cases(16, steps, device, step_loop=False).items():
+            medians = time_interleaved(cases, repeats=repeats, warmup=2)
+            print(format_table(f"{mode}, B=16 T={steps} width={WIDTH}", list(medians.items()), "nn.LSTM"))
+            results[f"T{steps} {mode}"] = medians
+    for batch in (16, 256):
+        medians = {name: seconds / 50 for name, seconds in
+                   time_interleaved(step_cases(batch, device), repeats=repeats, warmup=2).items()}
+        print(format_table(f"one step, B={batch}", list(medians.items()), "nn.GRUCell", unit="us"))
+        results[f"step_b{batch}"] = medians
+
+    num_tasks, width, inner_lr = 100, 64, 0.01
+    tasks = make_tasks(num_tasks, 8, 32, device)
+    gap = assert_equal_gradients(width, tasks, inner_lr, device)
+    vmap_model, loop_model = make_model(width, device), make_model(width, device)
+    learner = MetaMAML(vmap_model, inner_lr=inner_lr)
+    loop_optimizer = torch.optim.Adam(loop_model.parameters(), lr=1e-3)
+
+    def per_task_update():
+        loop_optimizer.zero_grad()
+        per_task_loop_gradients(loop_model, tasks, inner_lr)
+        loop_optimizer.step()
+
+    cases = {"MetaMAML.meta_update (vmap)": lambda: learner.meta_update(tasks), "per-task loop": per_task_update}
+    medians = time_interleaved(cases, repeats=repeats, warmup=2)
+    print(format_table(f"meta_update, {num_tasks} tasks, width {width}, B=8 T=32, second order",
+                       list(medians.items()), "per-task loop"))
+    memory = {name: _peak_memory_mib(fn) for name, fn in cases.items()}
+    print(f"  peak GPU memory (MiB): {memory}; max gradient gap {gap:.2e}")
+    results["maml"] = {"num_tasks": num_tasks, "medians_s": medians, "peak_memory_mib": memory,
+                       "speedup_vs_per_task_loop": medians["per-task loop"] / medians["MetaMAML.meta_update (vmap)"]}
+    return results
