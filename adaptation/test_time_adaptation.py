@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import clip_grads_with_norm_, get_total_norm
 
+from core.parameters import ParamSelector, select_parameter_names
+
 Params = dict[str, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-ParamSelector = Sequence[str] | Callable[[str], bool] | None
 
 OPTIMIZERS = ("sgd", "adam")
 MODES = ("restart", "accumulate")
@@ -107,7 +108,7 @@ class Adapter:
         if not named:
             raise ValueError(f"{type(model).__name__} has no parameters to adapt")
         self.device = next(iter(named.values())).device
-        self.adapted_names = select_parameters(named, self.config.params_to_adapt)
+        self.adapted_names = select_parameter_names(named, self.config.params_to_adapt)
         self._adapted = [named[name] for name in self.adapted_names]
         self._reference: Params = {name: param.detach().clone() for name, param in named.items()}
         self._optimizer = self._new_optimizer()
@@ -287,25 +288,6 @@ class Adapter:
         with torch.no_grad():
             for param, value in zip(self._adapted, values, strict=True):
                 param.copy_(value)
-
-
-def select_parameters(params: Mapping[str, torch.Tensor], selector: ParamSelector) -> list[str]:
-    """Names of the parameters to adapt: all (None), the listed names, or those the predicate accepts."""
-    if selector is None:
-        names = list(params)
-    elif callable(selector):
-        names = [name for name in params if selector(name)]
-    else:
-        unknown = sorted(set(selector) - set(params))
-        if unknown:
-            raise ValueError(f"params_to_adapt names unknown parameters {unknown}; the model has {sorted(params)}")
-        names = [name for name in params if name in set(selector)]
-    if not names:
-        raise ValueError("params_to_adapt selects no parameter")
-    not_trainable = [name for name in names if not params[name].requires_grad]
-    if not_trainable:
-        raise ValueError(f"params_to_adapt selects parameters with requires_grad=False: {not_trainable}")
-    return names
 
 
 def _require(condition: bool, field: str, message: str) -> None:

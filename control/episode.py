@@ -1,4 +1,4 @@
-"""One episode of a planner acting in a real gymnasium env, with an optional test-time adaptation hook."""
+"""Episodes in a real gymnasium env: a planner acting (with an optional adaptation hook), or random actions."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 from control.dynamics import Params
 from control.planner import ShootingPlanner
 from env_runner.actions import to_model_action
+from env_runner.tasks import Task, TaskFamily
 
 ModelUpdate = tuple[Params, torch.Tensor]
 TransitionHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], ModelUpdate | None]
@@ -87,3 +88,20 @@ def run_episode(
         terminated=torch.tensor(columns["terminated"], dtype=torch.bool),
         truncated=torch.tensor(columns["truncated"], dtype=torch.bool),
     )
+
+
+def random_policy_return(family: TaskFamily, task: Task, seed: int, max_steps: int) -> float:
+    """Return of one episode of uniformly random actions (env and action sampling seeded by `seed`)."""
+    env = family.make_env(task)
+    try:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        total = 0.0
+        for _ in range(max_steps):
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return total
+    finally:
+        env.close()

@@ -98,6 +98,8 @@ def rollout_returns(
 class ShootingPlanner:
     """Base of the planners: validation, seeding, batched scoring, warm start and env-action conversion."""
 
+    supports_discrete = True
+
     def __init__(
         self,
         dynamics: Dynamics,
@@ -111,6 +113,8 @@ class ShootingPlanner:
                 f"action space {action_space} has model action dim {action_dim(action_space)}, "
                 f"the dynamics expect {dynamics.action_dim}"
             )
+        if is_discrete(action_space) and not self.supports_discrete:
+            raise ValueError(f"{type(self).__name__} needs a Box action space, received {action_space}: use CEMPlanner")
         self.dynamics = dynamics
         self.reward_fn = reward_fn
         self.action_space = action_space
@@ -241,17 +245,7 @@ class MPPIPlanner(ShootingPlanner):
     half-width) and moves the mean to their average weighted by softmax(standardised return / temperature).
     """
 
-    def __init__(
-        self,
-        dynamics: Dynamics,
-        reward_fn: RewardFn,
-        action_space: spaces.Space,
-        config: PlannerConfig | None = None,
-        seed: int = 0,
-    ) -> None:
-        if is_discrete(action_space):
-            raise ValueError(f"MPPI needs a Box action space, received {action_space}: use CEMPlanner")
-        super().__init__(dynamics, reward_fn, action_space, config, seed)
+    supports_discrete = False
 
     def reset(self) -> None:
         self._mean = self._middle().clone()

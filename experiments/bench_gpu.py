@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from experiments.bench_maml import assert_equal_gradients, make_model, make_tasks, per_task_loop_gradients
+from experiments.bench_maml import assert_equal_gradients, make_tasks, update_cases
 from experiments.bench_ssm import WIDTH, sequence_cases, step_cases
 from experiments.timing import format_table, time_interleaved
-from meta_rl.meta_maml import MetaMAML
 
 
 def _peak_memory_mib(fn) -> float:
@@ -42,16 +41,7 @@ def run(quick: bool = False) -> dict:
     num_tasks, width, inner_lr = 100, 64, 0.01
     tasks = make_tasks(num_tasks, 8, 32, device)
     gap = assert_equal_gradients(width, tasks, inner_lr, device)
-    vmap_model, loop_model = make_model(width, device), make_model(width, device)
-    learner = MetaMAML(vmap_model, inner_lr=inner_lr)
-    loop_optimizer = torch.optim.Adam(loop_model.parameters(), lr=1e-3)
-
-    def per_task_update():
-        loop_optimizer.zero_grad()
-        per_task_loop_gradients(loop_model, tasks, inner_lr)
-        loop_optimizer.step()
-
-    cases = {"MetaMAML.meta_update (vmap)": lambda: learner.meta_update(tasks), "per-task loop": per_task_update}
+    cases = update_cases(width, tasks, inner_lr, device)
     medians = time_interleaved(cases, repeats=repeats, warmup=2)
     print(format_table(f"meta_update, {num_tasks} tasks, width {width}, B=8 T=32, second order",
                        list(medians.items()), "per-task loop"))

@@ -59,6 +59,20 @@ def assert_equal_gradients(width: int, tasks, inner_lr: float, device: str = "cp
     return worst
 
 
+def update_cases(width: int, tasks, inner_lr: float, device: str = "cpu") -> dict:
+    """One full meta-update (gradients and Adam step) each way, on models with the same initial weights."""
+    vmap_learner = MetaMAML(make_model(width, device), inner_lr=inner_lr)
+    loop_model = make_model(width, device)
+    loop_optimizer = torch.optim.Adam(loop_model.parameters(), lr=1e-3)
+
+    def per_task_update():
+        loop_optimizer.zero_grad()
+        per_task_loop_gradients(loop_model, tasks, inner_lr)
+        loop_optimizer.step()
+
+    return {"MetaMAML.meta_update (vmap)": lambda: vmap_learner.meta_update(tasks), "per-task loop": per_task_update}
+
+
 def _status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -100,19 +114,7 @@ def run(quick: bool = False, num_tasks: int = 25, width: int = 64) -> dict:
     tasks = make_tasks(num_tasks, batch, steps)
     worst = assert_equal_gradients(width, tasks, inner_lr)
 
-    vmap_model, loop_model = make_model(width), make_model(width)
-    vmap_learner = MetaMAML(vmap_model, inner_lr=inner_lr)
-    loop_optimizer = torch.optim.Adam(loop_model.parameters(), lr=1e-3)
-
-    def per_task_update():
-        loop_optimizer.zero_grad()
-        per_task_loop_gradients(loop_model, tasks, inner_lr)
-        loop_optimizer.step()
-
-    medians = time_interleaved(
-        {"MetaMAML.meta_update (vmap)": lambda: vmap_learner.meta_update(tasks), "per-task loop": per_task_update},
-        repeats=repeats,
-    )
+    medians = time_interleaved(update_cases(width, tasks, inner_lr), repeats=repeats)
     title = f"meta_update, {num_tasks} tasks, SSM width {width}, B={batch} T={steps}, 1 inner step, second order"
     print(format_table(title, list(medians.items()), "per-task loop"))
     speedup = medians["per-task loop"] / medians["MetaMAML.meta_update (vmap)"]

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from core.parameters import ParamSelector, select_parameter_names
 from meta_rl.distributed import all_reduce_gradients_, all_reduce_sum_, shard
 
 Params = dict[str, torch.Tensor]
@@ -42,7 +43,7 @@ class MetaMAML:
         *,
         num_inner_steps: int = 1,
         learn_inner_lr: bool = False,
-        adapt_params: Sequence[str] | Callable[[str], bool] | None = None,
+        adapt_params: ParamSelector = None,
         grad_clip_norm: float | None = None,
     ) -> None:
         if inner_lr <= 0 or outer_lr <= 0:
@@ -56,7 +57,7 @@ class MetaMAML:
         self.num_inner_steps = num_inner_steps
         self.grad_clip_norm = grad_clip_norm
         self.stateful = callable(getattr(model, "init_hidden", None))
-        self.adapt_names = _select_names(dict(model.named_parameters()), adapt_params)
+        self.adapt_names = select_parameter_names(dict(model.named_parameters()), adapt_params, "adapt_params")
         self.inner_lrs: dict[str, nn.Parameter] = {}
         if learn_inner_lr:
             self.inner_lrs = {
@@ -237,21 +238,6 @@ class MetaMAML:
             for name, lr in state["inner_lrs"].items():
                 self.inner_lrs[name].copy_(lr)
         self.optimizer.load_state_dict(state["optimizer"])
-
-
-def _select_names(params: Params, adapt_params) -> list[str]:
-    if adapt_params is None:
-        return list(params)
-    if callable(adapt_params):
-        names = [name for name in params if adapt_params(name)]
-    else:
-        unknown = sorted(set(adapt_params) - set(params))
-        if unknown:
-            raise ValueError(f"adapt_params names unknown parameters {unknown}; the model has {sorted(params)}")
-        names = [name for name in params if name in set(adapt_params)]
-    if not names:
-        raise ValueError("adapt_params selects no parameter to adapt")
-    return names
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, what: str) -> None:

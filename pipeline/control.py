@@ -20,7 +20,7 @@ from tqdm import tqdm
 from adaptation.online import OnlineAdapter
 from adaptation.test_time_adaptation import AdaptationConfig, Adapter
 from control.dynamics import LearnedDynamics
-from control.episode import Episode, TransitionHook, run_episode
+from control.episode import Episode, TransitionHook, random_policy_return, run_episode
 from control.planner import CEMPlanner, PlannerConfig
 from control.true_dynamics import true_dynamics
 from core.ssm import SSM
@@ -119,22 +119,6 @@ def _as_rollouts(rows: list[list[Episode]], tasks: list[Task]) -> Rollouts:
     )
 
 
-def _random_return(family: TaskFamily, task: Task, seed: int, max_steps: int) -> float:
-    env = family.make_env(task)
-    try:
-        env.reset(seed=seed)
-        env.action_space.seed(seed)
-        total = 0.0
-        for _ in range(max_steps):
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total += float(reward)
-            if terminated or truncated:
-                break
-        return total
-    finally:
-        env.close()
-
-
 def _true_dynamics_return(family: TaskFamily, task: Task, config: PipelineConfig, seed: int) -> float:
     env = family.make_env(task)
     try:
@@ -157,7 +141,7 @@ def evaluate_control(
             episode = planner_episode(family, task, model, normalizer, config, adapt=adapt, seed=seed,
                                       max_steps=config.episode_steps)
             returns[condition].append(episode.total_return)
-        returns["random"].append(_random_return(family, task, seed, config.episode_steps))
+        returns["random"].append(random_policy_return(family, task, seed, config.episode_steps))
         try:
             returns["true_dynamics"].append(_true_dynamics_return(family, task, config, seed))
         except NotImplementedError as error:

@@ -8,7 +8,7 @@ import torch
 from torch.func import functional_call
 
 from control.dynamics import LearnedDynamics
-from control.episode import run_episode
+from control.episode import random_policy_return, run_episode
 from control.planner import CEMPlanner, MPPIPlanner, PlannerConfig, rollout_returns
 from control.true_dynamics import true_dynamics
 from core.ssm import SSM
@@ -34,18 +34,6 @@ def pendulum_world_model(pendulum):
     normalizer = Normalizer.fit(collect(pendulum, [task], steps=100, seed=0))
     model = SSM(state_dim=16, input_dim=4, output_dim=3, hidden_dim=16)
     return task, model, normalizer
-
-
-def random_return(family, task, seed: int, max_steps: int) -> float:
-    env = family.make_env(task, seed=seed)
-    env.reset(seed=seed)
-    total = 0.0
-    for _ in range(max_steps):
-        _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-        total += float(reward)
-        if terminated or truncated:
-            break
-    return total
 
 
 def planner_return(family, task, config, seed: int, max_steps: int, planner_cls=CEMPlanner) -> float:
@@ -106,7 +94,7 @@ def test_cem_with_true_dynamics_beats_random_on_held_out_pendulum(pendulum):
     config = PlannerConfig(horizon=20, num_candidates=100, num_iterations=3)
     seeds = (0, 2)
     planned = np.mean([planner_return(pendulum, task, config, seed, max_steps=100) for seed in seeds])
-    random = np.mean([random_return(pendulum, task, seed, max_steps=100) for seed in seeds])
+    random = np.mean([random_policy_return(pendulum, task, seed, max_steps=100) for seed in seeds])
     assert planned > 0.5 * random, (planned, random)  # returns are negative: at most half the cost
 
 
@@ -116,7 +104,7 @@ def test_planners_with_true_dynamics_beat_random_on_point_navigation(planner_cls
     task = family.sample(1, seed=0, split="test")[0]
     config = PlannerConfig(horizon=15, num_candidates=64, num_iterations=3)
     planned = planner_return(family, task, config, seed=0, max_steps=40, planner_cls=planner_cls)
-    random = np.mean([random_return(family, task, seed, max_steps=40) for seed in range(3)])
+    random = np.mean([random_policy_return(family, task, seed, max_steps=40) for seed in range(3)])
     assert planned > 0.3 * random, (planned, random)
 
 
@@ -125,7 +113,7 @@ def test_discrete_cem_with_true_dynamics_balances_cartpole():
     task = family.sample(1, seed=0, split="test")[0]
     config = PlannerConfig(horizon=15, num_candidates=50, num_iterations=2)
     planned = planner_return(family, task, config, seed=0, max_steps=100)
-    random = np.mean([random_return(family, task, seed, max_steps=100) for seed in range(5)])
+    random = np.mean([random_policy_return(family, task, seed, max_steps=100) for seed in range(5)])
     assert planned == 100.0 and random < 50, (planned, random)
 
 
@@ -283,7 +271,7 @@ def test_bad_shapes_and_mismatches_raise_clear_errors(pendulum_world_model, pend
         CEMPlanner(dynamics, pendulum.reward_fn(task), make_task_family("CartPole-v1").action_space, SMALL)
     cartpole = make_task_family("CartPole-v1")
     cartpole_dynamics = true_dynamics(cartpole, cartpole.default_task())
-    with pytest.raises(ValueError, match="MPPI needs a Box"):
+    with pytest.raises(ValueError, match="MPPIPlanner needs a Box"):
         MPPIPlanner(cartpole_dynamics, cartpole.reward_fn(cartpole.default_task()), cartpole.action_space)
     with pytest.raises(ValueError, match="elite_fraction"):
         PlannerConfig(elite_fraction=0.0)
