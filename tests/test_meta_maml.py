@@ -68,7 +68,7 @@ def maml_gradient(learner, tasks):
 
 
 def test_seed_readme_example():
-    base_model = SSM(state_dim=32, input_dim=64, output_dim=32, hidden_dim=32)
+    base_model = SSM(state_dim=128, input_dim=64, output_dim=32, device="cpu")
     maml = MetaMAML(model=base_model, inner_lr=0.01)
     support_x_seq = torch.randn(16, 10, 64)
     support_y_seq = torch.randn(16, 10, 32)
