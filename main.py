@@ -185,7 +185,7 @@ def evaluate_prediction(
                                       config.seed + 3)
     candidates = (config.inner_lr, config.inner_lr / 5, config.inner_lr / 25)
     erm_lr = select_finetune_lr(models.erm_model, to_device(train_batch, config.device), candidates,
-                                config.eval_steps)
+                                config.eval_steps, config.inner_grad_clip)
     errors = {}
     for name, tasks, seed_offset in (("in_distribution", splits.test, 1), ("ood", splits.ood, 2)):
         if not tasks:
@@ -195,8 +195,8 @@ def evaluate_prediction(
                                     config.support_len, config.query_len, config.seed + seed_offset)
         batch = to_device(batch, config.device)
         errors[name] = {
-            "maml": window_errors(models.maml_model, config.inner_lr, batch, config.eval_steps),
-            "erm": window_errors(models.erm_model, erm_lr, batch, config.eval_steps),
+            "maml": window_errors(models.maml_model, config.inner_lr, batch, config.eval_steps, config.inner_grad_clip),
+            "erm": window_errors(models.erm_model, erm_lr, batch, config.eval_steps, config.inner_grad_clip),
         }
     metrics = prediction_metrics(errors)
     metrics["prediction_settings"] = {"maml_inner_lr": config.inner_lr, "erm_finetune_lr": erm_lr,

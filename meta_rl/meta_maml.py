@@ -6,8 +6,9 @@
 Second order by default: the outer gradient flows through the inner gradients (Finn et al. 2017).
 `first_order=True` detaches the inner gradients. `learn_inner_lr=True` makes alpha a learned tensor per
 parameter (Meta-SGD, Li et al. 2017). `adapt_params` restricts the inner loop to some parameters (ANIL,
-Raghu et al. 2020); the others still receive outer gradients. Tasks of equal shapes are adapted together
-with `torch.func.vmap`, ragged task lists group by shape.
+Raghu et al. 2020); the others still receive outer gradients. `inner_grad_clip` caps the norm of each
+task's inner gradient (a guard against windows far from the training data). Tasks of equal shapes are
+adapted together with `torch.func.vmap`, ragged task lists group by shape.
 
 A task is `(support_x, support_y, query_x, query_y)` or, for stateful models with episode boundaries
 inside the windows, `(support_x, support_y, query_x, query_y, support_reset, query_reset)`.
@@ -45,6 +46,7 @@ class MetaMAML:
         learn_inner_lr: bool = False,
         adapt_params: ParamSelector = None,
         grad_clip_norm: float | None = None,
+        inner_grad_clip: float | None = None,
     ) -> None:
         if inner_lr <= 0 or outer_lr <= 0:
             raise ValueError(f"learning rates must be positive, got inner_lr={inner_lr}, outer_lr={outer_lr}")
@@ -56,6 +58,9 @@ class MetaMAML:
         self.first_order = first_order
         self.num_inner_steps = num_inner_steps
         self.grad_clip_norm = grad_clip_norm
+        if inner_grad_clip is not None and inner_grad_clip <= 0:
+            raise ValueError(f"inner_grad_clip must be positive or None, got {inner_grad_clip}")
+        self.inner_grad_clip = inner_grad_clip
         self.stateful = callable(getattr(model, "init_hidden", None))
         self.adapt_names = select_parameter_names(dict(model.named_parameters()), adapt_params, "adapt_params")
         self.inner_lrs: dict[str, nn.Parameter] = {}
@@ -113,6 +118,10 @@ class MetaMAML:
             grads = grad(support_loss)(fast)
             if self.first_order:
                 grads = {name: g.detach() for name, g in grads.items()}
+            if self.inner_grad_clip is not None:
+                norm = torch.sqrt(sum(g.square().sum() for g in grads.values()))
+                scale = torch.clamp(self.inner_grad_clip / (norm + 1e-12), max=1.0)
+                grads = {name: g * scale for name, g in grads.items()}
             fast = {name: value - self._lr(name) * grads[name] for name, value in fast.items()}
         return {**frozen, **fast}
 

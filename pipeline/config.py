@@ -31,6 +31,7 @@ class PipelineConfig:
     num_inner_steps: int = 1
     first_order: bool = False
     grad_clip_norm: float = 10.0
+    inner_grad_clip: float = 10.0  # caps inner-loop and test-time gradient norms (training and evaluation)
     # evaluation
     eval_windows_per_task: int = 8
     eval_steps: tuple[int, ...] = (0, 1, 5)

@@ -46,6 +46,7 @@ def _adaptation_hook(model: SSM, normalizer: Normalizer, config: PipelineConfig)
     adapter = Adapter(model, AdaptationConfig(
         learning_rate=config.adapt_lr or config.inner_lr,
         num_steps=config.adapt_steps,
+        grad_clip_norm=config.inner_grad_clip,
         window=config.adapt_window,
         update_every=config.adapt_every,
         mode="restart",

@@ -14,14 +14,16 @@ from meta_rl.meta_maml import MetaMAML
 IN_CONTEXT_STEPS = (0, 1)
 
 
-def window_errors(model: SSM, inner_lr: float, batch: SegmentBatch, steps: tuple[int, ...]) -> dict[str, dict]:
+def window_errors(
+    model: SSM, inner_lr: float, batch: SegmentBatch, steps: tuple[int, ...], inner_grad_clip: float | None = None
+) -> dict[str, dict]:
     """Query MSE of every window of a per-task batch (n_tasks, W, ·) after k SGD steps on its support window.
 
     "fresh": the query starts from `init_hidden` (the MetaMAML convention). "in_context": the query starts
     from the state reached at the end of the support window, so the SSM's memory of the task is used too
     (k in IN_CONTEXT_STEPS). Returns {"fresh": {"k": [mse per window]}, "in_context": {...}}.
     """
-    learner = MetaMAML(model, inner_lr=inner_lr)
+    learner = MetaMAML(model, inner_lr=inner_lr, inner_grad_clip=inner_grad_clip)
     errors: dict[str, dict[str, list[float]]] = {
         "fresh": {str(k): [] for k in steps},
         "in_context": {str(k): [] for k in IN_CONTEXT_STEPS},
@@ -50,7 +52,10 @@ def window_errors(model: SSM, inner_lr: float, batch: SegmentBatch, steps: tuple
 
 
 
-def select_finetune_lr(model: SSM, batch: SegmentBatch, candidates: tuple[float, ...], steps: tuple[int, ...]) -> float:
+def select_finetune_lr(
+    model: SSM, batch: SegmentBatch, candidates: tuple[float, ...], steps: tuple[int, ...],
+    inner_grad_clip: float | None = None,
+) -> float:
     """The learning rate among `candidates` with the lowest mean query MSE after `steps` (k > 0) on `batch`.
 
     Used to give the ERM baseline its own fine-tuning rate; `batch` must come from training tasks.
@@ -58,7 +63,7 @@ def select_finetune_lr(model: SSM, batch: SegmentBatch, candidates: tuple[float,
     adapted_steps = tuple(k for k in steps if k > 0)
     scores = {}
     for lr in candidates:
-        errors = window_errors(model, lr, batch, adapted_steps)["fresh"]
+        errors = window_errors(model, lr, batch, adapted_steps, inner_grad_clip)["fresh"]
         scores[lr] = sum(sum(values) / len(values) for values in errors.values())
     finite = {lr: score for lr, score in scores.items() if math.isfinite(score)}
     if not finite:

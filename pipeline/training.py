@@ -33,6 +33,7 @@ class WorldModels:
             first_order=config.first_order,
             num_inner_steps=config.num_inner_steps,
             grad_clip_norm=config.grad_clip_norm,
+            inner_grad_clip=config.inner_grad_clip,
         )
         self.erm_optimizer = torch.optim.Adam(self.erm_model.parameters(), lr=config.outer_lr)
         self.grad_clip_norm = config.grad_clip_norm

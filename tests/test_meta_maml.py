@@ -212,6 +212,19 @@ def test_frozen_parameters_stay_put_in_the_inner_loop_but_get_outer_gradients():
     assert not torch.equal(model.in_proj.weight, before)
 
 
+def test_inner_gradient_clipping_caps_the_step_and_keeps_its_direction():
+    model = tiny_ssm(dtype=torch.float64)
+    support_x, support_y, _, _ = sequence_tasks(1, dtype=torch.float64)[0]
+    plain = MetaMAML(model, inner_lr=0.5).adapt_task(support_x, support_y)
+    clipped = MetaMAML(model, inner_lr=0.5, inner_grad_clip=1e-3).adapt_task(support_x, support_y)
+    params = dict(model.named_parameters())
+    plain_step = torch.cat([(plain[n] - p).flatten() for n, p in params.items()])
+    clipped_step = torch.cat([(clipped[n] - p).flatten() for n, p in params.items()])
+    assert plain_step.norm() > 0.5 * 1e-3 * 10
+    torch.testing.assert_close(clipped_step.norm().item(), 0.5 * 1e-3, rtol=1e-6, atol=0)
+    torch.testing.assert_close(clipped_step / clipped_step.norm(), plain_step / plain_step.norm(), rtol=1e-6, atol=1e-9)
+
+
 def test_predicate_selects_parameters():
     learner = MetaMAML(tiny_ssm(), adapt_params=lambda name: name.startswith("out_proj"))
     assert learner.adapt_names == ["out_proj.weight", "out_proj.bias"]
