@@ -113,7 +113,7 @@ class SSM(nn.Module):
             a = a * (1.0 - reset.to(a.dtype)).unsqueeze(-1)
         h0 = hidden_state.to(a.dtype)
         if x.dim() == 2:
-            next_hidden = a * h0 + b
+            next_hidden = torch.addcmul(b, a, h0)
             return self._readout(next_hidden, z, gate), next_hidden
         states = chunked_scan(a, b, h0, self.chunk_size)  # (B, T, N)
         return self._readout(states, z, gate), states[:, -1]
@@ -191,7 +191,7 @@ def chunked_scan(
     local, decay = b_chunks[0], a_chunks[0]  # (B, C, N): state from zero, product of decays
     local_states, decays = [local], [decay]
     for a_l, b_l in zip(a_chunks[1:], b_chunks[1:], strict=True):
-        local = a_l * local + b_l
+        local = torch.addcmul(b_l, a_l, local)
         decay = decay * a_l
         local_states.append(local)
         decays.append(decay)
@@ -200,6 +200,6 @@ def chunked_scan(
     entering = []
     for local_last, decay_last in zip(local.unbind(1), decay.unbind(1), strict=True):
         entering.append(carry)
-        carry = decay_last * carry + local_last
+        carry = torch.addcmul(local_last, decay_last, carry)
     states = torch.addcmul(torch.stack(local_states, 2), torch.stack(decays, 2), torch.stack(entering, 1).unsqueeze(2))
     return states.reshape(batch, num_chunks * length, width)[:, :steps]
