@@ -3,8 +3,8 @@
 One layer, per time step t (N = state_dim, H = hidden_dim):
 
     u_t             = silu(W_in x_t)                                (H)
-    r_t, z_t, g_t   = W_x u_t                                       (R), (N), (N)
-    delta_t         = softplus(W_dt r_t + dt_bias) * exp(A_log)     (N)  input-dependent rate
+    z_t, g_t        = W_z u_t, W_g u_t                              (N), (N)  state input, gate
+    delta_t         = softplus(W_dt W_r u_t + dt_bias) * exp(A_log) (N)  input-dependent rate
     a_t             = exp(-delta_t)                                 (N)  decay in (0, 1)
     b_t             = sqrt(1 - a_t^2) * z_t                         (N)  LRU input normalisation
     h_t             = a_t * (1 - reset_t) * h_{t-1} + b_t           (N)  diagonal recurrence
@@ -64,8 +64,10 @@ class SSM(nn.Module):
 
         self.dt_rank = -(-hidden_dim // 16)
         self.in_proj = nn.Linear(input_dim, hidden_dim)
-        self.x_proj = nn.Linear(hidden_dim, self.dt_rank + 2 * state_dim)  # -> r, z, gate
+        self.rate_proj = nn.Linear(hidden_dim, self.dt_rank, bias=False)  # rank-R bottleneck of the rate
         self.dt_proj = nn.Linear(self.dt_rank, state_dim)
+        self.z_proj = nn.Linear(hidden_dim, state_dim)
+        self.gate_proj = nn.Linear(hidden_dim, state_dim)
         self.A_log = nn.Parameter(torch.empty(state_dim))
         self.D = nn.Parameter(torch.ones(state_dim))
         self.out_proj = nn.Linear(state_dim, output_dim)
@@ -121,9 +123,10 @@ class SSM(nn.Module):
     def _gates(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(..., input_dim) -> state input z, gate, decay a, normalised input b: each (..., N)."""
         u = F.silu(self.in_proj(x))
-        rate_low, z, gate = self.x_proj(u).split([self.dt_rank, self.state_dim, self.state_dim], dim=-1)
+        z, gate = self.z_proj(u), self.gate_proj(u)
         scan_dtype = torch.promote_types(x.dtype, torch.float32)
-        neg_delta = F.softplus(self.dt_proj(rate_low).to(scan_dtype)) * -torch.exp(self.A_log.to(scan_dtype))
+        rate = self.dt_proj(self.rate_proj(u)).to(scan_dtype)
+        neg_delta = F.softplus(rate) * -torch.exp(self.A_log.to(scan_dtype))
         a = torch.exp(neg_delta)
         b = torch.sqrt(-torch.expm1(2.0 * neg_delta)) * z.to(scan_dtype)  # sqrt(1 - a^2) * z
         return z, gate, a, b
