@@ -18,8 +18,9 @@ Timescales 1 / exp(A_log) start log-uniform between `timescale_range` steps (1 t
 Gu & Dao 2023, Orvieto et al. 2023). The sqrt(1 - a^2) factor keeps the state's variance bounded for
 any decay. The recurrence runs in float32 (or wider, when the input is wider).
 
-Step mode and sequence mode share `_gates` and `_readout`; sequence mode replaces the loop over t by
-a chunked scan whose Python loops have about 2 * sqrt(T) iterations.
+Step mode and sequence mode share `_gates` and `_readout`; sequence mode replaces the loop over t by a
+scan: `chunked_scan` (about 2 * sqrt(T) small steps; the default on CPU, where each op's cost grows with its
+size) or `doubling_scan` (log2(T) full-width steps; the default on CUDA, where each op costs a kernel launch).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class SSM(nn.Module):
         device: str | torch.device | None = None,
         *,
         chunk_size: int | None = None,
+        scan: str = "auto",
         timescale_range: tuple[float, float] = (1.0, 1e4),
     ) -> None:
         super().__init__()
@@ -55,11 +57,14 @@ class SSM(nn.Module):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+        if scan not in SCANS:
+            raise ValueError(f"scan must be one of {SCANS}, got {scan!r}")
         self.state_dim = state_dim
         self.input_dim = input_dim
         self.output_dim = output_dim
         self.hidden_dim = hidden_dim
         self.chunk_size = chunk_size
+        self.scan = scan
         self.timescale_range = (float(timescale_range[0]), float(timescale_range[1]))
 
         self.dt_rank = -(-hidden_dim // 16)
@@ -92,6 +97,7 @@ class SSM(nn.Module):
             "output_dim": self.output_dim,
             "hidden_dim": self.hidden_dim,
             "chunk_size": self.chunk_size,
+            "scan": self.scan,
             "timescale_range": list(self.timescale_range),
         }
 
@@ -117,7 +123,10 @@ class SSM(nn.Module):
         if x.dim() == 2:
             next_hidden = torch.addcmul(b, a, h0)
             return self._readout(next_hidden, z, gate), next_hidden
-        states = chunked_scan(a, b, h0, self.chunk_size)  # (B, T, N)
+        if self.scan == "doubling" or (self.scan == "auto" and x.device.type == "cuda"):
+            states = doubling_scan(a, b, h0)  # (B, T, N)
+        else:
+            states = chunked_scan(a, b, h0, self.chunk_size)
         return self._readout(states, z, gate), states[:, -1]
 
     def _gates(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -171,6 +180,9 @@ class SSM(nn.Module):
         return model.to(device) if device is not None else model
 
 
+SCANS = ("auto", "chunked", "doubling")
+
+
 def chunked_scan(
     a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_size: int | None = None
 ) -> torch.Tensor:
@@ -206,3 +218,23 @@ def chunked_scan(
         carry = torch.addcmul(local_last, decay_last, carry)
     states = torch.addcmul(torch.stack(local_states, 2), torch.stack(decays, 2), torch.stack(entering, 1).unsqueeze(2))
     return states.reshape(batch, num_chunks * length, width)[:, :steps]
+
+
+def doubling_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """All states of h_t = a_t * h_{t-1} + b_t by recursive doubling (Hillis & Steele 1986).
+
+    a, b (B, T, N), h0 (B, N) -> states (B, T, N). Each round composes every step's affine map
+    h -> a h + b with the one `offset` steps earlier, doubling the span it covers: log2(T) rounds of
+    O(T) work, which suits devices where the number of kernels, not the work, sets the time.
+    """
+    steps = a.shape[1]
+    first = torch.addcmul(b[:, :1], a[:, :1], h0.unsqueeze(1))  # fold the entering state into step 0
+    b = torch.cat([first, b[:, 1:]], dim=1)
+    offset = 1
+    while offset < steps:
+        a_earlier = F.pad(a[:, :-offset], (0, 0, offset, 0), value=1.0)  # identity before the start
+        b_earlier = F.pad(b[:, :-offset], (0, 0, offset, 0))
+        b = torch.addcmul(b, a, b_earlier)
+        a = a * a_earlier
+        offset *= 2
+    return b

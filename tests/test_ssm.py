@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from core.ssm import SSM, chunked_scan
+from core.ssm import SSM, chunked_scan, doubling_scan
 
 
 def make_model(seed: int = 0, **kwargs) -> SSM:
@@ -35,9 +35,10 @@ def test_seed_readme_example():
     assert next_hidden.shape == torch.Size([4, 128])
 
 
+@pytest.mark.parametrize("scan", ["chunked", "doubling"])
 @pytest.mark.parametrize("steps", [1, 7, 37, 500])
-def test_sequence_mode_equals_step_loop_with_resets(steps):
-    model = make_model()
+def test_sequence_mode_equals_step_loop_with_resets(steps, scan):
+    model = make_model(scan=scan)
     generator = torch.Generator().manual_seed(steps)
     x = torch.randn(4, steps, 5, generator=generator)
     reset = torch.rand(4, steps, generator=generator) < 0.1
@@ -49,9 +50,9 @@ def test_sequence_mode_equals_step_loop_with_resets(steps):
     torch.testing.assert_close(h_seq, h_loop, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("chunk_size", [1, 3, 64])
-def test_chunk_size_does_not_change_the_result(chunk_size):
-    model = make_model(chunk_size=chunk_size)
+@pytest.mark.parametrize("options", [{"chunk_size": 1}, {"chunk_size": 3}, {"chunk_size": 64}, {"scan": "doubling"}])
+def test_scan_choice_does_not_change_the_result(options):
+    model = make_model(**options)
     x, h0 = torch.randn(2, 50, 5), torch.randn(2, 16)
     torch.testing.assert_close(model(x, h0)[0], step_loop(model, x, h0)[0], atol=1e-5, rtol=0)
 
@@ -66,10 +67,12 @@ def test_chunked_scan_matches_naive_recurrence_in_float64():
         h = a[:, t] * h + b[:, t]
         expected.append(h)
     torch.testing.assert_close(chunked_scan(a, b, h0), torch.stack(expected, 1), atol=1e-12, rtol=0)
+    torch.testing.assert_close(doubling_scan(a, b, h0), torch.stack(expected, 1), atol=1e-12, rtol=0)
 
 
-def test_reset_starts_a_fresh_sequence():
-    model = make_model()
+@pytest.mark.parametrize("scan", ["chunked", "doubling"])
+def test_reset_starts_a_fresh_sequence(scan):
+    model = make_model(scan=scan)
     x = torch.randn(2, 30, 5)
     reset = torch.zeros(2, 30, dtype=torch.bool)
     reset[:, 12] = True
@@ -99,8 +102,9 @@ def test_state_stays_bounded_on_long_constant_input():
     assert h.abs().max() < 1e3
 
 
-def test_gradients_reach_parameters_input_and_state_and_match_step_loop():
-    model = make_model()
+@pytest.mark.parametrize("scan", ["chunked", "doubling"])
+def test_gradients_reach_parameters_input_and_state_and_match_step_loop(scan):
+    model = make_model(scan=scan)
     x = torch.randn(3, 40, 5, requires_grad=True)
     h0 = torch.randn(3, 16, requires_grad=True)
     reset = torch.rand(3, 40) < 0.1
@@ -120,10 +124,11 @@ def test_gradients_reach_parameters_input_and_state_and_match_step_loop():
         torch.testing.assert_close(grad, loop[name], atol=1e-4, rtol=1e-4, msg=f"gradient of {name}")
 
 
-def test_vmap_over_stacked_parameters_equals_loop_over_models():
-    models = [make_model(seed) for seed in range(3)]
+@pytest.mark.parametrize("scan", ["chunked", "doubling"])
+def test_vmap_over_stacked_parameters_equals_loop_over_models(scan):
+    models = [make_model(seed, scan=scan) for seed in range(3)]
     params, buffers = stack_module_state(models)
-    base = make_model().to("meta")
+    base = make_model(scan=scan).to("meta")
     x, h0 = torch.randn(4, 20, 5), torch.randn(4, 16)
 
     def run(p, b):
@@ -228,3 +233,5 @@ def test_bad_constructor_arguments():
         SSM(state_dim=0, input_dim=3, output_dim=2)
     with pytest.raises(ValueError, match="chunk_size"):
         SSM(state_dim=4, input_dim=3, output_dim=2, chunk_size=0)
+    with pytest.raises(ValueError, match="scan must be one of"):
+        SSM(state_dim=4, input_dim=3, output_dim=2, scan="parallel")
