@@ -44,7 +44,7 @@ def _planner(dynamics, family: TaskFamily, task: Task, config: PipelineConfig, s
 def _adaptation_hook(model: SSM, normalizer: Normalizer, config: PipelineConfig) -> TransitionHook:
     """Feed each real transition to an OnlineAdapter; hand its weights and state to the planner after updates."""
     adapter = Adapter(model, AdaptationConfig(
-        learning_rate=config.adapt_lr or config.inner_lr,
+        learning_rate=config.inner_lr if config.adapt_lr is None else config.adapt_lr,
         num_steps=config.adapt_steps,
         grad_clip_norm=config.inner_grad_clip,
         window=config.adapt_window,
