@@ -4,11 +4,13 @@ trajectory, for E environments stepped together.
 Every observed transition (x_t, y_t, episode_start_t) goes into a ring buffer holding the last
 `config.window` transitions per environment, together with the hidden state that entered it. Every
 `config.update_every` observations the Adapter adapts on the window, starting from the state that entered
-the window's oldest transition and resetting the state at the episode starts inside the window.
+the window's oldest transition (`config.window_state="carried"`) or from `init_hidden` ("zero", the
+convention MetaMAML's support windows are trained with), and resetting the state at the episode starts
+inside the window.
 
 `hidden_state` is the state after the last observed transition, the one a planner continues from:
 - after an update it is recomputed by running the window through the adapted weights from the window's
-  entering state (the `hidden_state` that `update_step` returns);
+  starting state (the `hidden_state` that `update_step` returns);
 - between updates it advances one step per observation under the current weights.
 The entering state of the window was itself computed under the weights current when that transition was
 observed: the state is exact within the window and approximate beyond it.
@@ -75,6 +77,8 @@ class OnlineAdapter:
         if self._since_update >= self.update_every:
             self._since_update = 0
             x, y, entering, reset = self.window()
+            if self.adapter.config.window_state == "zero":
+                entering = None  # update_step starts from init_hidden
             log = self.adapter.update_step(x, y, hidden_state=entering, reset=reset)
             self._hidden = log.get("hidden_state")
             return log

@@ -28,6 +28,7 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 OPTIMIZERS = ("sgd", "adam")
 MODES = ("restart", "accumulate")
+WINDOW_STATES = ("carried", "zero")
 
 
 @dataclass
@@ -41,6 +42,8 @@ class AdaptationConfig:
     window:               number of most recent transitions adapted on (used by `OnlineAdapter`).
     update_every:         environment steps between two updates (used by `OnlineAdapter`).
     mode:                 "restart" (from theta* at every update) or "accumulate" (from the current weights).
+    window_state:         state the window is adapted from (`OnlineAdapter`): "carried", the trajectory's state
+                          entering the window, or "zero", `init_hidden` (as MetaMAML's support windows start).
     params_to_adapt:      None = all parameters, a list of parameter names, or a predicate name -> bool.
     rollback_on_nonfinite: must stay True: a non-finite loss, gradient or weight always rolls the update back.
     max_loss_increase:    roll back an update whose loss_after > loss_before * max_loss_increase (>= 1); None = off.
@@ -53,6 +56,7 @@ class AdaptationConfig:
     window: int = 32
     update_every: int = 1
     mode: str = "restart"
+    window_state: str = "carried"
     params_to_adapt: ParamSelector = None
     rollback_on_nonfinite: bool = True
     max_loss_increase: float | None = None
@@ -70,6 +74,8 @@ class AdaptationConfig:
         _require(_is_int(self.update_every) and self.update_every >= 1,
                  "update_every", f"must be an int >= 1, got {self.update_every!r}")
         _require(self.mode in MODES, "mode", f"must be one of {MODES}, got {self.mode!r}")
+        _require(self.window_state in WINDOW_STATES, "window_state",
+                 f"must be one of {WINDOW_STATES}, got {self.window_state!r}")
         selector = self.params_to_adapt
         _require(selector is None or callable(selector)
                  or (isinstance(selector, Sequence) and not isinstance(selector, str) and len(selector) > 0

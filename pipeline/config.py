@@ -49,6 +49,7 @@ class PipelineConfig:
     adapt_window: int = 16
     adapt_lr: float | None = None  # None: the inner learning rate
     adapt_steps: int = 1
+    adapt_window_state: str = "zero"  # as MetaMAML support windows are trained: adapt from init_hidden
 
     def to_dict(self) -> dict:
         return asdict(self)

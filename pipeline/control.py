@@ -50,6 +50,7 @@ def _adaptation_hook(model: SSM, normalizer: Normalizer, config: PipelineConfig)
         window=config.adapt_window,
         update_every=config.adapt_every,
         mode="restart",
+        window_state=config.adapt_window_state,
     ))
     online = OnlineAdapter(adapter)
 

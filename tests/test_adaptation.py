@@ -353,6 +353,34 @@ def test_online_state_resets_at_episode_starts(update_every):
     torch.testing.assert_close(online.hidden_state[1:], expected_env1, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("window_state", ["carried", "zero"])
+def test_online_update_starts_the_window_from_the_configured_state(window_state):
+    model = small_ssm()
+    initial = copy.deepcopy(model)
+    adapter = Adapter(model, AdaptationConfig(learning_rate=1e-2, window=4, update_every=6, window_state=window_state))
+    online = OnlineAdapter(adapter)
+    generator = torch.Generator().manual_seed(5)
+    x, y = torch.randn(6, INPUT_DIM, generator=generator), torch.randn(6, TARGET_DIM, generator=generator)
+    seen = []
+    update_step = adapter.update_step
+
+    def recording_update_step(x, y, hidden_state=None, reset=None):
+        seen.append(hidden_state)
+        return update_step(x, y, hidden_state, reset)
+
+    adapter.update_step = recording_update_step
+    for t in range(6):
+        online.observe(x[t], y[t], episode_start=t == 0)
+    if window_state == "zero":
+        assert seen == [None]
+        expected = step_loop(model, x[None, 2:], model.init_hidden(1))
+    else:
+        carried = step_loop(initial, x[None, :2], model.init_hidden(1))  # the state under the weights of then
+        torch.testing.assert_close(seen[0], carried, atol=1e-6, rtol=1e-5)
+        expected = step_loop(model, x[None, 2:], seen[0])
+    torch.testing.assert_close(online.hidden_state, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_online_adaptation_from_meta_learned_weights_improves_predictions(meta_trained):
     maml, _ = meta_trained
     meta_learned = snapshot(maml.model)
