@@ -37,7 +37,7 @@ class PipelineConfig:
     eval_steps: tuple[int, ...] = (0, 1, 5)
     # control
     control: bool = True
-    control_tasks: int = 5
+    control_tasks: int = 10
     episode_steps: int = 200
     onpolicy_rounds: int = 2
     onpolicy_steps: int = 200
@@ -49,6 +49,7 @@ class PipelineConfig:
     adapt_window: int = 16
     adapt_lr: float | None = None  # None: the inner learning rate
     adapt_steps: int = 1
+    adapt_max_loss_increase: float | None = 1.0  # roll back test-time updates that raise the window loss
     adapt_window_state: str = "zero"  # as MetaMAML support windows are trained: adapt from init_hidden
 
     def to_dict(self) -> dict:

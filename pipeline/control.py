@@ -2,8 +2,8 @@
 
 Conditions on each held-out task, all from the same env reset seed:
 - "tta": CEM on the meta-learned SSM with online test-time adaptation (Adapter in restart mode on the
-  recent window, every `adapt_every` steps; the planner then uses the adapted weights and the state
-  reached under them);
+  recent window, every `adapt_every` steps, an update that raises the window loss rolled back; the planner
+  then uses the adapted weights and the state reached under them);
 - "no_tta": the same planner on the meta-learned weights, never adapted;
 - "random": uniformly random actions;
 - "true_dynamics": the same planner on the task's true physics (the ceiling), where available.
@@ -51,6 +51,7 @@ def _adaptation_hook(model: SSM, normalizer: Normalizer, config: PipelineConfig)
         update_every=config.adapt_every,
         mode="restart",
         window_state=config.adapt_window_state,
+        max_loss_increase=config.adapt_max_loss_increase,
     ))
     online = OnlineAdapter(adapter)
 
