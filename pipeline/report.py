@@ -25,7 +25,9 @@ def prediction_metrics(errors: dict[str, dict[str, dict]]) -> dict:
 
 def summary_table(metrics: dict) -> str:
     """A plain-text table of the headline numbers."""
-    lines = [f"{metrics['env_name']} (seed {metrics['seed']})", "prediction MSE (normalised deltas), mean ± 95% CI"]
+    windows = metrics["config"]["eval_windows_per_task"]
+    lines = [f"{metrics['env_name']} (seed {metrics['seed']})",
+             f"prediction MSE (normalised deltas), mean ± 95% CI over held-out windows ({windows} per task)"]
     for split, models in metrics["prediction"].items():
         for model, by_steps in models.items():
             cells = "  ".join(
@@ -33,9 +35,11 @@ def summary_table(metrics: dict) -> str:
             )
             lines.append(f"  {split:<16}{model:<18}{cells}")
     if "control" in metrics:
-        lines.append("control: mean episode return on held-out test tasks")
-        for condition, value in metrics["control"].items():
+        control = metrics["control"]
+        lines.append(f"control: mean episode return on {len(control['per_task']['random'])} held-out test tasks "
+                     "(± 95% CI over tasks)")
+        for condition, value in control.items():
             if isinstance(value, float):
-                lines.append(f"  {condition:<34}{value:10.1f}")
+                lines.append(f"  {condition:<30}{value:10.1f} ± {control['ci95'][condition]:.0f}")
     lines.append(f"total time: {metrics['timing']['total_s']:.0f} s")
     return "\n".join(lines)
