@@ -40,6 +40,6 @@ def summary_table(metrics: dict) -> str:
                      "(± 95% CI over tasks)")
         for condition, value in control.items():
             if isinstance(value, float):
-                lines.append(f"  {condition:<30}{value:10.1f} ± {control['ci95'][condition]:.0f}")
+                lines.append(f"  {condition:<30}{value:10.1f} ± {control['ci95'][condition]:.1f}")
     lines.append(f"total time: {metrics['timing']['total_s']:.0f} s")
     return "\n".join(lines)
