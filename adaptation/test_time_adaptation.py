@@ -5,9 +5,11 @@
     accumulate:  `num_steps` optimizer steps from the current weights, optimizer state kept
 
 The model's parameters are updated in place; the Adapter is used while acting and is not differentiated
-through. An update is rolled back (weights restored to what they were before the `update_step` call) when
-a loss, a gradient or a weight becomes non-finite, or, with `max_loss_increase`, when the loss on the batch
-grew by more than that factor. Parameters outside `params_to_adapt` are never written.
+through. An update is rolled back when a loss, a gradient or a weight becomes non-finite (the weights are
+restored to what they were before the `update_step` call: a bad batch leaves them untouched), or, with
+`max_loss_increase`, when the loss on the batch grew by more than that factor over the loss at the update's
+starting weights (the model then holds those starting weights: theta* in restart mode). Updates never write
+parameters outside `params_to_adapt`; `reset` and `set_reference` load every parameter.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ class AdaptationConfig:
     window_state:         state the window is adapted from (`OnlineAdapter`): "carried", the trajectory's state
                           entering the window, or "zero", `init_hidden` (as MetaMAML's support windows start).
     params_to_adapt:      None = all parameters, a list of parameter names, or a predicate name -> bool.
-    rollback_on_nonfinite: must stay True: a non-finite loss, gradient or weight always rolls the update back.
-    max_loss_increase:    roll back an update whose loss_after > loss_before * max_loss_increase (>= 1); None = off.
+    max_loss_increase:    reject an update whose loss_after > loss_before * max_loss_increase (>= 1); None = off.
+    A non-finite loss, gradient or weight always rolls the update back.
     """
 
     learning_rate: float = 0.01
@@ -58,7 +60,6 @@ class AdaptationConfig:
     mode: str = "restart"
     window_state: str = "carried"
     params_to_adapt: ParamSelector = None
-    rollback_on_nonfinite: bool = True
     max_loss_increase: float | None = None
 
     def __post_init__(self) -> None:
@@ -82,8 +83,6 @@ class AdaptationConfig:
                      and all(isinstance(name, str) for name in selector)),
                  "params_to_adapt",
                  f"must be None, a non-empty list of parameter names or a predicate, got {selector!r}")
-        _require(self.rollback_on_nonfinite is True, "rollback_on_nonfinite",
-                 "must be True: the Adapter never leaves the model with non-finite weights")
         _require(self.max_loss_increase is None
                  or (_is_real(self.max_loss_increase) and math.isfinite(self.max_loss_increase)
                      and self.max_loss_increase >= 1),
@@ -197,8 +196,9 @@ class Adapter:
         in restart mode), `loss_after` (final weights, same batch), `grad_norm` (last gradient, before
         clipping; 0.0 if none), int `steps` (optimizer steps kept; 0 when rolled back), bool `rolled_back`,
         and for a stateful model `hidden_state` (B, N): the state after x under the final weights, detached.
-        A rollback (or an exception, which propagates) restores the weights held before the call and clears
-        the optimizer state.
+        A non-finite rollback (or an exception, which propagates) restores the weights held before the call;
+        a `max_loss_increase` rejection restores the update's starting weights (theta* in restart mode). Both
+        clear the optimizer state.
         """
         if x.shape[:-1] != y.shape[:-1]:
             raise ValueError(
@@ -217,6 +217,7 @@ class Adapter:
         if self.config.mode == "restart":
             self._restore([self._reference[name] for name in self.adapted_names])
             self._optimizer = self._new_optimizer()
+        starting_weights = [param.detach().clone() for param in self._adapted]
         loss_before, grad_norm, steps, failed = self._optimize(x, y, hidden_state, reset)
         loss_after, next_hidden = self._evaluate(x, y, hidden_state, reset)
         if loss_before is None:
@@ -225,7 +226,7 @@ class Adapter:
         limit = self.config.max_loss_increase
         rolled_back = failed or (limit is not None and loss_after > loss_before * limit)
         if rolled_back:
-            self._roll_back(weights_before_call)
+            self._roll_back(weights_before_call if failed else starting_weights)
             loss_after, next_hidden = self._evaluate(x, y, hidden_state, reset)
             steps = 0
 

@@ -255,6 +255,22 @@ def test_max_loss_increase_rolls_back_an_update_that_raises_the_loss():
     assert "hidden_state" not in log  # stateless model
 
 
+def test_a_rejected_restart_update_leaves_theta_star_not_the_previous_adaptation():
+    x = torch.linspace(-1, 1, 16).unsqueeze(-1)
+    model = nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+        model.bias.fill_(0.0)
+    adapter = Adapter(model, AdaptationConfig(learning_rate=5.0, max_loss_increase=1.0))
+    small = 0.1 * x  # weight curvature 2 * mean(x^2) ~ 0.0076: lr 5 helps; the bias gradient is 0 (odd target)
+    assert not adapter.update_step(small, 0.5 * small)["rolled_back"]
+    assert model.weight.item() > 0.0
+    log = adapter.update_step(x, 20.0 * x + 3.0)  # restarts from theta* = 0; curvatures 0.76 and 2 overshoot
+    assert log["rolled_back"] and log["steps"] == 0
+    assert model.weight.item() == 0.0 and model.bias.item() == 0.0
+    assert log["loss_after"] == log["loss_before"]
+
+
 @pytest.mark.parametrize("selector", [["out_proj.weight", "out_proj.bias"], lambda name: name.startswith("out_proj")])
 def test_frozen_parameters_stay_bitwise_identical(task_data, selector):
     (support_x, support_y), _ = task_data
@@ -422,7 +438,7 @@ def test_online_adapter_works_with_a_stateless_model():
 @pytest.mark.parametrize("field, value", [
     ("learning_rate", 0.0), ("learning_rate", float("nan")), ("num_steps", -1), ("num_steps", 1.5),
     ("grad_clip_norm", 0.0), ("optimizer", "rmsprop"), ("window", 0), ("update_every", 0), ("mode", "online"),
-    ("params_to_adapt", "out_proj.weight"), ("params_to_adapt", []), ("rollback_on_nonfinite", False),
+    ("params_to_adapt", "out_proj.weight"), ("params_to_adapt", []),
     ("max_loss_increase", 0.5),
 ])
 def test_bad_config_values_raise_value_error_naming_the_field(field, value):
