@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from adaptation.test_time_adaptation import Adapter, Params
+from adaptation.test_time_adaptation import Adapter
+from core.parameters import Params
 
 
 class OnlineAdapter:

@@ -15,7 +15,7 @@ parameters outside `params_to_adapt`; `reset` and `set_reference` load every par
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,10 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import clip_grads_with_norm_, get_total_norm
 
-from core.parameters import ParamSelector, select_parameter_names
-
-Params = dict[str, torch.Tensor]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from core.parameters import LossFn, Params, ParamSelector, select_parameter_names
 
 OPTIMIZERS = ("sgd", "adam")
 MODES = ("restart", "accumulate")

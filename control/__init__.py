@@ -4,5 +4,7 @@
   normaliser, stepped in raw environment units.
 - `control.true_dynamics`: the environments' own physics behind the same interface (the ceiling).
 - `control.planner`: CEM and MPPI planners that roll all candidate action sequences through a
-  `Dynamics` in one batch, and `run_episode`, which lets a planner act in a gymnasium env.
+  `Dynamics` in one batch.
+- `control.episode`: `run_episode`, which lets a planner act in a gymnasium env (with an optional
+  test-time adaptation hook), and `random_policy_return`.
 """

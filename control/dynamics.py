@@ -19,9 +19,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from core.parameters import Params
 from env_runner.segments import Normalizer
-
-Params = dict[str, torch.Tensor]
 
 
 class Dynamics(Protocol):

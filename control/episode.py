@@ -9,8 +9,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from control.dynamics import Params
 from control.planner import ShootingPlanner
+from core.parameters import Params
 from env_runner.actions import to_model_action
 from env_runner.tasks import Task, TaskFamily
 

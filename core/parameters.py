@@ -1,4 +1,4 @@
-"""Choosing the parameters an inner loop or a test-time update may change."""
+"""Named parameters: the types used across the library, and choosing which ones an update may change."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+Params = dict[str, torch.Tensor]  # a model's weights by parameter name
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (prediction, target) -> scalar loss
 ParamSelector = Sequence[str] | Callable[[str], bool] | None
 
 

@@ -17,7 +17,7 @@ inside the windows, `(support_x, support_y, query_x, query_y, support_reset, que
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 
 import torch
@@ -25,11 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from core.parameters import ParamSelector, select_parameter_names
+from core.parameters import LossFn, Params, ParamSelector, select_parameter_names
 from meta_rl.distributed import all_reduce_gradients_, all_reduce_sum_, shard
-
-Params = dict[str, torch.Tensor]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class MetaMAML:
@@ -84,10 +81,11 @@ class MetaMAML:
         hidden_state: torch.Tensor | None = None,
         params: Params | None = None,
         reset: torch.Tensor | None = None,
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Run the model with `params` (missing names: the model's own).
 
-        Returns `(output, next_state)` for a stateful model, `output` for a stateless one.
+        x (B, D_in) or (B, T, D_in); hidden_state (B, N) for a stateful model, None for a stateless one;
+        reset (B,) or (B, T). Returns `(output, next_state)` for a stateful model, `output` for a stateless one.
         """
         if self.stateful and hidden_state is None:
             raise ValueError(
@@ -103,7 +101,10 @@ class MetaMAML:
         return functional_call(self.model, (merged, buffers), args, kwargs)
 
     def _loss(self, params: Params, x, y, hidden, reset, loss_fn: LossFn) -> torch.Tensor:
-        output = self.functional_forward(x, hidden, params, reset)
+        """Loss of the model under `params`, a complete dict of its parameters (the inner loop's hot path)."""
+        args = (x, hidden) if self.stateful else (x,)
+        kwargs = {} if reset is None else {"reset": reset}
+        output = functional_call(self.model, (params, dict(self.model.named_buffers())), args, kwargs)
         return loss_fn(output[0] if self.stateful else output, y)
 
     def _adapt(self, params: Params, x, y, hidden, reset, loss_fn: LossFn, num_steps: int) -> Params:
@@ -209,8 +210,7 @@ class MetaMAML:
         Under torch.distributed every rank passes the same `tasks`; each adapts its shard and the
         meta-gradients are summed over ranks, so all ranks take the same step as one process would.
         """
-        if len(tasks) == 0:
-            raise ValueError("meta_update needs at least one task, got an empty task list")
+        _check_not_empty(tasks)
         self.optimizer.zero_grad(set_to_none=True)
         local_tasks = shard(tasks)
         loss = self._summed_task_losses(local_tasks, initial_hidden_state, loss_fn) / len(tasks) if local_tasks \
@@ -237,6 +237,7 @@ class MetaMAML:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned (the learned rates must name the same parameters)."""
         if set(state.get("inner_lrs", {})) != set(self.inner_lrs):
             raise ValueError(
                 f"learned inner rates in the state ({sorted(state.get('inner_lrs', {}))}) do not match this "
@@ -254,10 +255,14 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, what: str) -> None:
         raise ValueError(f"{what} inputs {tuple(x.shape)} and targets {tuple(y.shape)} differ in leading dims")
 
 
+def _check_not_empty(tasks: Sequence) -> None:
+    if len(tasks) == 0:
+        raise ValueError("MetaMAML needs at least one task, got an empty task list")
+
+
 def _group_by_shape(tasks: Sequence[tuple[torch.Tensor, ...]]) -> list[list[tuple]]:
     """Validate tasks and group them by the shapes of their tensors (each group is vmapped at once)."""
-    if len(tasks) == 0:
-        raise ValueError("meta_update needs at least one task, got an empty task list")
+    _check_not_empty(tasks)
     groups: dict[tuple, list[tuple]] = defaultdict(list)
     feature_dims = None
     for index, task in enumerate(tasks):
