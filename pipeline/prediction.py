@@ -23,7 +23,7 @@ def window_errors(
     from the state reached at the end of the support window, so the SSM's memory of the task is used too
     (k in IN_CONTEXT_STEPS). Returns {"fresh": {"k": [mse per window]}, "in_context": {...}}.
     """
-    learner = MetaMAML(model, inner_lr=inner_lr, inner_grad_clip=inner_grad_clip)
+    learner = MetaMAML(model, inner_lr=inner_lr, first_order=True, inner_grad_clip=inner_grad_clip)
     errors: dict[str, dict[str, list[float]]] = {
         "fresh": {str(k): [] for k in steps},
         "in_context": {str(k): [] for k in IN_CONTEXT_STEPS},

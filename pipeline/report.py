@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import torch
+
 from pipeline.statistics import mean_and_ci95
 
 
-def prediction_metrics(errors: dict[str, dict[str, dict]]) -> dict:
+def prediction_metrics(errors: dict[str, dict[str, dict]], windows_per_task: int) -> dict:
     """Per-window errors {split: {model: {"fresh"|"in_context": {k: [mse]}}}} -> "prediction" and "prediction_ci95".
 
     "prediction.<split>.<model>.<k>": query MSE after k steps, query started from init_hidden;
     "prediction.<split>.<model>_in_context.<k>": query started from the state reached on the support window.
+    The window errors (task-major, `windows_per_task` per task) are averaged per task first, so the 95%
+    interval is over tasks (windows of one task are not independent).
     """
     means: dict = {}
     intervals: dict = {}
@@ -17,17 +21,24 @@ def prediction_metrics(errors: dict[str, dict[str, dict]]) -> dict:
         means[split], intervals[split] = {}, {}
         for model, modes in models.items():
             for mode, suffix in (("fresh", ""), ("in_context", "_in_context")):
-                summaries = {k: mean_and_ci95(values) for k, values in modes[mode].items()}
+                summaries = {k: mean_and_ci95(_task_means(values, windows_per_task))
+                             for k, values in modes[mode].items()}
                 means[split][model + suffix] = {k: mean for k, (mean, _) in summaries.items()}
                 intervals[split][model + suffix] = {k: ci for k, (_, ci) in summaries.items()}
     return {"prediction": means, "prediction_ci95": intervals}
 
 
+def _task_means(window_values: list[float], windows_per_task: int) -> list[float]:
+    return torch.tensor(window_values, dtype=torch.float64).reshape(-1, windows_per_task).mean(1).tolist()
+
+
 def summary_table(metrics: dict) -> str:
     """A plain-text table of the headline numbers."""
     windows = metrics["config"]["eval_windows_per_task"]
-    lines = [f"{metrics['env_name']} (seed {metrics['seed']})",
-             f"prediction MSE (normalised deltas), mean ± 95% CI over held-out windows ({windows} per task)"]
+    lines = [f"{metrics['env_name']} (seed {metrics['seed']})"]
+    if not metrics["task_distribution"]:
+        lines.append("warning: a single-task family: the held-out tasks have the training physics (new episodes only)")
+    lines.append(f"prediction MSE (normalised deltas) on {windows} held-out windows per task, mean ± 95% CI over tasks")
     for split, models in metrics["prediction"].items():
         for model, by_steps in models.items():
             cells = "  ".join(
