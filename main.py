@@ -102,6 +102,11 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser, fami
                  "meta_batch_size", "support_len", "query_len"):
         if getattr(config, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(config, name)}")
+    if config.seed < 0:
+        parser.error(f"--seed must be >= 0, got {config.seed}")
+    if config.control and not family.has_reward_fn:
+        parser.error(f"{args.env_name} has no closed-form reward for the planner to score imagined trajectories: "
+                     "pass --no_control")
     if config.inner_lr <= 0 or config.outer_lr <= 0:
         parser.error("--inner_lr and --outer_lr must be positive")
     if config.support_len + config.query_len > config.onpolicy_steps:
@@ -180,9 +185,9 @@ def evaluate_prediction(
     dataset: Rollouts, progress: bool,
 ) -> dict:
     """Held-out prediction MSE of MAML and ERM; ERM fine-tunes with its own rate, chosen on training tasks."""
-    train_batch = sample_task_batches(dataset, normalizer, list(range(min(len(splits.train), config.num_test_tasks))),
-                                      config.eval_windows_per_task, config.support_len, config.query_len,
-                                      config.seed + 3)
+    selection_tasks = list(range(min(len(splits.train), config.num_test_tasks)))  # training tasks, as many as test
+    train_batch = sample_task_batches(dataset, normalizer, selection_tasks, config.eval_windows_per_task,
+                                      config.support_len, config.query_len, config.seed + 3)
     candidates = (config.inner_lr, config.inner_lr / 5, config.inner_lr / 25)
     erm_lr = select_finetune_lr(models.erm_model, to_device(train_batch, config.device), candidates,
                                 config.eval_steps, config.inner_grad_clip)
@@ -198,7 +203,7 @@ def evaluate_prediction(
             "maml": window_errors(models.maml_model, config.inner_lr, batch, config.eval_steps, config.inner_grad_clip),
             "erm": window_errors(models.erm_model, erm_lr, batch, config.eval_steps, config.inner_grad_clip),
         }
-    metrics = prediction_metrics(errors)
+    metrics = prediction_metrics(errors, config.eval_windows_per_task)
     metrics["prediction_settings"] = {"maml_inner_lr": config.inner_lr, "erm_finetune_lr": erm_lr,
                                       "windows_per_task": config.eval_windows_per_task}
     return metrics
@@ -231,7 +236,8 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
     if not main_process:
         return None
     # evaluation runs in rank 0 alone, as a single process
-    metrics = {"env_name": config.env_name, "seed": config.seed, "config": config.to_dict()}
+    metrics = {"env_name": config.env_name, "seed": config.seed, "config": config.to_dict(),
+               "task_distribution": family.has_task_distribution}
     metrics.update(evaluate_prediction(config, family, splits, models, normalizer, dataset, progress))
     if config.control:
         metrics["control"] = evaluate_control(family, splits.test, models.maml_model, normalizer, config, progress)

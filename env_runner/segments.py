@@ -93,9 +93,11 @@ class SegmentBatch:
     support_reset: torch.Tensor
     query_reset: torch.Tensor
 
-    def task_tuples(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Per-task (support_x, support_y, query_x, query_y) tuples of a per-task batch."""
-        return list(zip(self.support_x, self.support_y, self.query_x, self.query_y, strict=True))
+    def task_tuples(self) -> list[tuple[torch.Tensor, ...]]:
+        """Per-task (support_x, support_y, query_x, query_y, support_reset, query_reset) of a per-task batch,
+        the task format `MetaMAML.meta_update` takes."""
+        return list(zip(self.support_x, self.support_y, self.query_x, self.query_y, self.support_reset,
+                        self.query_reset, strict=True))
 
 
 def _as_generator(generator: torch.Generator | int) -> torch.Generator:

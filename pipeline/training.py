@@ -40,9 +40,7 @@ class WorldModels:
 
     def train_step(self, batch: SegmentBatch) -> tuple[float, float]:
         """One meta-update and one ERM step on the same windows; returns (maml outer loss, erm loss)."""
-        tasks = list(zip(batch.support_x, batch.support_y, batch.query_x, batch.query_y,
-                         batch.support_reset, batch.query_reset, strict=True))
-        maml_loss = self.learner.meta_update(tasks)
+        maml_loss = self.learner.meta_update(batch.task_tuples())
         return maml_loss, self._erm_step(batch)
 
     def _erm_step(self, batch: SegmentBatch) -> float:

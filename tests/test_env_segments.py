@@ -39,7 +39,7 @@ def pendulum_rollouts():
     return train, test
 
 
-def test_normalizer_is_fitted_on_the_training_data(pendulum_rollouts):
+def test_normalizer_standardises_the_data_it_is_fitted_on(pendulum_rollouts):
     train, test = pendulum_rollouts
     normalizer = Normalizer.fit(train)
     x = normalizer.inputs(train.obs, train.action).flatten(0, 1)
@@ -102,6 +102,7 @@ def test_task_batches_come_from_their_own_task_rows():
     rows = torch.cat([batch.support_x[..., 1], batch.query_x[..., 1]], dim=2)
     assert set(rows[0].unique().tolist()) <= {2.0, 3.0} and set(rows[1].unique().tolist()) <= {0.0, 1.0}
     tuples = batch.task_tuples()
-    assert len(tuples) == 2 and tuples[0][0].shape == (6, 4, 3)
+    assert len(tuples) == 2 and len(tuples[0]) == 6 and tuples[0][0].shape == (6, 4, 3)
+    assert tuples[1][4].shape == (6, 4) and tuples[1][5].dtype == torch.bool
     with pytest.raises(ValueError, match="task index 5"):
         sample_task_batches(rollouts, Normalizer(3, 2), [5], 2, 4, 2, generator=0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 
 import pytest
 import torch
@@ -42,10 +44,11 @@ def test_quick_run_writes_every_output_with_the_schema(quick_run):
     written = load_json(out_dir / "metrics.json")
     assert written == json.loads(json.dumps(metrics))
     assert {"env_name", "seed", "config", "prediction", "control", "timing"} <= written.keys()
+    assert written["task_distribution"] is True
     for split in ("in_distribution", "ood"):
         for model in ("maml", "erm"):
             assert set(written["prediction"][split][model]) == {"0", "1", "5"}
-            assert all(value >= 0 for value in written["prediction"][split][model].values())
+            assert all(math.isfinite(value) for value in written["prediction"][split][model].values())
         assert set(written["prediction"][split]["maml_in_context"]) == {"0", "1"}
     assert {"tta", "no_tta", "random", "true_dynamics"} <= written["control"].keys()
     assert all(isinstance(written["control"][key], float) for key in ("tta", "no_tta", "random"))
@@ -70,12 +73,14 @@ def test_seed_readme_workflow_appears_in_the_pipeline(quick_run):
                                  main.make_task_family("Pendulum-v1").sample(2, seed=0), 5, seed=0, progress=False)
     assert rollouts.obs.shape == (2, 5, 3)
     # 4: meta-training with MetaMAML on that data; 5: the Adapter adapted while acting
-    assert metrics["training"]["final_maml_outer_loss"] > 0
+    assert math.isfinite(metrics["training"]["final_maml_outer_loss"])
+    random_transitions = metrics["config"]["num_train_tasks"] * metrics["config"]["steps_per_task"]
+    assert metrics["training"]["transitions"] > random_transitions  # on-policy data was added
     assert adapter_updates > 0
 
 
 def test_same_seed_gives_the_same_metrics(quick_run, tmp_path):
-    _, first, _ = quick_run
+    first = copy.deepcopy(quick_run[1])
     second = main.main([*QUICK, "--out_dir", str(tmp_path), "--state_dim", "12"])
     for metrics in (first, second):
         metrics.pop("timing")
@@ -83,7 +88,7 @@ def test_same_seed_gives_the_same_metrics(quick_run, tmp_path):
 
 
 def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, monkeypatch):
-    flags = [*QUICK, "--no_control", "--num_epochs", "3"]
+    flags = [*QUICK, "--num_epochs", "3"]  # quick: the last epoch starts with on-policy collection
     main.main([*flags, "--out_dir", str(tmp_path / "full")])
     uninterrupted = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
 
@@ -92,14 +97,14 @@ def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, mo
 
     def killed_in_epoch_two(self, batch):
         calls.append(1)
-        if len(calls) == 8:  # quick: 5 updates per epoch, so this is inside epoch 2
+        if len(calls) == 13:  # quick: 5 updates per epoch, so this is inside the on-policy epoch 3
             raise KeyboardInterrupt
         return original(self, batch)
 
     monkeypatch.setattr(WorldModels, "train_step", killed_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         main.main([*flags, "--out_dir", str(tmp_path / "resumed")])
-    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["epoch"] == 2
     monkeypatch.setattr(WorldModels, "train_step", original)
     main.main([*flags, "--out_dir", str(tmp_path / "resumed"), "--resume"])
     resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
@@ -108,6 +113,7 @@ def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, mo
         torch.testing.assert_close(resumed["model"][name], value, atol=0, rtol=0, msg=name)
     for name, value in uninterrupted["models"]["erm_model"].items():
         torch.testing.assert_close(resumed["models"]["erm_model"][name], value, atol=0, rtol=0, msg=name)
+    torch.testing.assert_close(resumed["dataset"]["obs"], uninterrupted["dataset"]["obs"], atol=0, rtol=0)
 
 
 def test_resume_with_other_flags_is_refused(tmp_path):
@@ -126,6 +132,8 @@ def test_resume_with_other_flags_is_refused(tmp_path):
         (["--inner_lr", "-1"], "must be positive"),
         (["--state_dim", "many"], "invalid int value"),
         (["--resume"], "--resume needs an existing checkpoint"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+        (["--env_name", "MountainCar-v0"], "pass --no_control"),
     ],
 )
 def test_bad_flags_are_argparse_errors(flags, message, tmp_path, capsys):
@@ -133,6 +141,14 @@ def test_bad_flags_are_argparse_errors(flags, message, tmp_path, capsys):
         main.main([*QUICK, "--out_dir", str(tmp_path / "never"), *flags])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_single_task_family_runs_and_says_it_has_no_task_distribution(tmp_path, capsys):
+    with pytest.warns(UserWarning, match="no task distribution"):
+        metrics = main.main(["--quick", "--no_progress", "--no_control", "--env_name", "MountainCar-v0",
+                             "--out_dir", str(tmp_path)])
+    assert metrics["task_distribution"] is False and "ood" not in metrics["prediction"]
+    assert "single-task family" in capsys.readouterr().out
 
 
 def test_help_explains_every_flag(capsys):

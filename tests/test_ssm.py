@@ -57,7 +57,7 @@ def test_scan_choice_does_not_change_the_result(options):
     torch.testing.assert_close(model(x, h0)[0], step_loop(model, x, h0)[0], atol=1e-5, rtol=0)
 
 
-def test_chunked_scan_matches_naive_recurrence_in_float64():
+def test_both_scans_match_the_naive_recurrence_in_float64():
     a = torch.rand(3, 101, 8, dtype=torch.float64)
     b = torch.randn(3, 101, 8, dtype=torch.float64)
     h0 = torch.randn(3, 8, dtype=torch.float64)
