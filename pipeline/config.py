@@ -7,6 +7,16 @@ from dataclasses import asdict, dataclass, replace
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    """Settings of one pipeline run (saved as config.json; a resumed run must match them exactly).
+
+    Data: `steps_per_task` random steps on each train task, cut into rows of `onpolicy_steps` (the length of
+    every training row, random or on-policy; support_len + query_len must fit in it). Meta-training:
+    `num_epochs` x `iterations_per_epoch` meta-updates of `meta_batch_size` tasks x `windows_per_task`
+    windows; the last `onpolicy_rounds` epochs first collect `onpolicy_steps` with the planner and test-time
+    adaptation on `onpolicy_tasks` train tasks. Evaluation: `eval_windows_per_task` windows per held-out task
+    after each of `eval_steps`; control on the first `control_tasks` test tasks, `episode_steps` each.
+    Planner: CEM with `planner_*`. Test-time adaptation: `adapt_*` (the learning rate defaults to inner_lr).
+    """
     env_name: str = "Pendulum-v1"
     seed: int = 0
     device: str = "cpu"
