@@ -223,6 +223,9 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
             (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
         with Environment(config.env_name, seed=config.seed) as env:  # the model's widths come from the environment
             input_dim, output_dim = env.obs_dim + env.action_dim, env.obs_dim
+        if config.input_dim not in (None, input_dim):
+            raise ValueError(f"config.input_dim {config.input_dim} contradicts {config.env_name}: obs_dim + "
+                             f"action_dim = {input_dim}")
         family = make_task_family(config.env_name)
         splits = sample_splits(family, config)
         random_data = collect_data(family, splits.train, config.steps_per_task, config.seed, progress)
