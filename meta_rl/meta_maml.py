@@ -94,17 +94,16 @@ class MetaMAML:
             )
         if not self.stateful and (hidden_state is not None or reset is not None):
             raise ValueError(f"{type(self.model).__name__} is stateless: pass hidden_state=None and no reset")
-        merged = self.params() if params is None else {**self.params(), **params}
-        buffers = dict(self.model.named_buffers())
-        args = (x, hidden_state) if self.stateful else (x,)
-        kwargs = {} if reset is None else {"reset": reset}
-        return functional_call(self.model, (merged, buffers), args, kwargs)
+        return self._call(self.params() if params is None else {**self.params(), **params}, x, hidden_state, reset)
 
-    def _loss(self, params: Params, x, y, hidden, reset, loss_fn: LossFn) -> torch.Tensor:
-        """Loss of the model under `params`, a complete dict of its parameters (the inner loop's hot path)."""
+    def _call(self, params: Params, x, hidden, reset):
+        """The model under `params`, a complete dict of its parameters (no merging: the inner loop's hot path)."""
         args = (x, hidden) if self.stateful else (x,)
         kwargs = {} if reset is None else {"reset": reset}
-        output = functional_call(self.model, (params, dict(self.model.named_buffers())), args, kwargs)
+        return functional_call(self.model, (params, dict(self.model.named_buffers())), args, kwargs)
+
+    def _loss(self, params: Params, x, y, hidden, reset, loss_fn: LossFn) -> torch.Tensor:
+        output = self._call(params, x, hidden, reset)
         return loss_fn(output[0] if self.stateful else output, y)
 
     def _adapt(self, params: Params, x, y, hidden, reset, loss_fn: LossFn, num_steps: int) -> Params:
