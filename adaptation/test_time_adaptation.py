@@ -14,16 +14,29 @@ parameters outside `params_to_adapt`; `reset` and `set_reference` load every par
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import clip_grads_with_norm_, get_total_norm
+from torch.nn.utils import get_total_norm
 
-from core.parameters import LossFn, Params, ParamSelector, select_parameter_names
+from core.parameters import (
+    LossFn,
+    Params,
+    ParamSelector,
+    clip_by_total_norm,
+    is_stateful,
+    select_parameter_names,
+    sgd_step,
+)
+
+if TYPE_CHECKING:
+    from meta_rl.meta_maml import MetaMAML
 
 OPTIMIZERS = ("sgd", "adam")
 MODES = ("restart", "accumulate")
@@ -91,7 +104,12 @@ class Adapter:
 
     `model` is stateful when it has `init_hidden(batch_size)` and `forward(x, hidden_state, reset=None)
     -> (output, next_hidden)` (like `core.ssm.SSM`), stateless otherwise (`forward(x) -> output`).
-    To keep a meta-learner's model untouched, adapt a copy: `Adapter(copy.deepcopy(maml.model))`.
+    To keep a meta-learner's model untouched, adapt a copy, or use `Adapter.from_meta(maml)`, which also takes
+    over MetaMAML's inner step (learned per-parameter rates, adapted subset, gradient clip).
+
+    SGD steps are `theta_i - alpha_i * clip(g)_i` (the MetaMAML inner step); `learning_rates` maps parameter
+    names to per-parameter rates alpha_i (tensors of the parameter's shape), the others use
+    `config.learning_rate`.
     """
 
     def __init__(
@@ -101,11 +119,12 @@ class Adapter:
         device: str | torch.device | None = None,
         *,
         loss_fn: LossFn | None = None,
+        learning_rates: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         self.config = config if config is not None else AdaptationConfig()
         self.model = model if device is None else model.to(device)
         self.loss_fn = loss_fn or F.mse_loss
-        self.stateful = callable(getattr(model, "init_hidden", None))
+        self.stateful = is_stateful(model)
         named = dict(model.named_parameters())
         if not named:
             raise ValueError(f"{type(model).__name__} has no parameters to adapt")
@@ -113,7 +132,35 @@ class Adapter:
         self.adapted_names = select_parameter_names(named, self.config.params_to_adapt)
         self._adapted = [named[name] for name in self.adapted_names]
         self._reference: Params = {name: param.detach().clone() for name, param in named.items()}
+        unknown = sorted(set(learning_rates or {}) - set(self.adapted_names))
+        if unknown:
+            raise ValueError(f"learning_rates name parameters that are not adapted: {unknown}")
+        if learning_rates and self.config.optimizer != "sgd":
+            raise ValueError("per-parameter learning_rates need AdaptationConfig.optimizer 'sgd'")
+        self.learning_rates: dict[str, torch.Tensor | float] = {
+            name: self.config.learning_rate if name not in (learning_rates or {}) else
+            learning_rates[name].detach().to(self.device).clone()
+            for name in self.adapted_names
+        }
         self._optimizer = self._new_optimizer()
+
+    @classmethod
+    def from_meta(cls, meta: MetaMAML, config: AdaptationConfig | None = None) -> Adapter:
+        """An Adapter of a copy of `meta.model` whose SGD step is exactly MetaMAML's inner step.
+
+        The step size (learned per-parameter rates or `inner_lr`), the adapted subset and the gradient clip
+        come from `meta` and replace those fields of `config`; the schedule (num_steps, window,
+        update_every, mode, window_state, max_loss_increase) comes from `config`. With num_steps=1 in
+        restart mode, `update_step(x, y, h0)` leaves the weights `meta.adapt_task(x, y, h0)` returns.
+        """
+        config = replace(
+            config or AdaptationConfig(),
+            learning_rate=meta.inner_lr,
+            optimizer="sgd",
+            grad_clip_norm=meta.inner_grad_clip,
+            params_to_adapt=list(meta.adapt_names),
+        )
+        return cls(copy.deepcopy(meta.model), config, learning_rates=dict(meta.inner_lrs))
 
     # ----------------------------------------------------------------- weights
     def reset(self) -> None:
@@ -250,16 +297,11 @@ class Adapter:
                         failed = True
                         break
                     grads = torch.autograd.grad(loss, self._adapted, allow_unused=True, materialize_grads=True)
-                    total_norm = get_total_norm(grads)
-                    grad_norm = float(total_norm)
+                    grad_norm = float(get_total_norm(grads))
                     if not math.isfinite(grad_norm):
                         failed = True
                         break
-                    for param, gradient in zip(self._adapted, grads, strict=True):
-                        param.grad = gradient
-                    if self.config.grad_clip_norm is not None:
-                        clip_grads_with_norm_(self._adapted, self.config.grad_clip_norm, total_norm)
-                    self._optimizer.step()
+                    self._apply(dict(zip(self.adapted_names, grads, strict=True)))
                     steps += 1
         finally:
             for param in self._adapted:
@@ -274,10 +316,22 @@ class Adapter:
     def _weights_finite(self) -> bool:
         return math.isfinite(get_total_norm(self._adapted, norm_type=math.inf))  # largest |weight|
 
-    def _new_optimizer(self) -> torch.optim.Optimizer:
+    def _apply(self, grads: Params) -> None:
+        """One step: MetaMAML's inner step for SGD, torch.optim.Adam for "adam" (both after clipping)."""
+        grads = clip_by_total_norm(grads, self.config.grad_clip_norm)
+        if self._optimizer is None:
+            params = {name: param.detach() for name, param in zip(self.adapted_names, self._adapted, strict=True)}
+            self._restore(list(sgd_step(params, grads, self.learning_rates).values()))
+            return
+        for param, name in zip(self._adapted, self.adapted_names, strict=True):
+            param.grad = grads[name]
+        self._optimizer.step()
+
+    def _new_optimizer(self) -> torch.optim.Optimizer | None:
+        """Adam's state for "adam"; SGD keeps none."""
         if self.config.optimizer == "adam":
             return torch.optim.Adam(self._adapted, lr=self.config.learning_rate)
-        return torch.optim.SGD(self._adapted, lr=self.config.learning_rate)
+        return None
 
     def _load(self, values: Params) -> None:
         with torch.no_grad():

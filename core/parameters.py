@@ -32,3 +32,27 @@ def select_parameter_names(
     if not_trainable:
         raise ValueError(f"{option} selects parameters with requires_grad=False: {not_trainable}")
     return names
+
+
+def is_stateful(model: torch.nn.Module) -> bool:
+    """A stateful model has `init_hidden(batch_size)` and `forward(x, hidden_state, reset=None) -> (y, h')`."""
+    return callable(getattr(model, "init_hidden", None))
+
+
+def clip_by_total_norm(grads: Params, max_norm: float | None) -> Params:
+    """Scale `grads` by min(1, max_norm / ||grads||) (total norm over all tensors); None leaves them as they are.
+
+    Written as max_norm / sqrt(max(||g||^2, max_norm^2)) so that it stays differentiable, without NaN,
+    at an all-zero gradient (where the derivative of ||g|| is undefined): torch.func second-order MAML
+    differentiates through this function.
+    """
+    if max_norm is None:
+        return grads
+    squared_norm = sum(g.square().sum() for g in grads.values())
+    scale = max_norm * torch.rsqrt(torch.clamp(squared_norm, min=max_norm**2))
+    return {name: g * scale for name, g in grads.items()}
+
+
+def sgd_step(params: Params, grads: Params, learning_rates: Mapping[str, torch.Tensor | float]) -> Params:
+    """theta_i - alpha_i * g_i for every parameter in `grads` (alpha a float or a tensor of the parameter's shape)."""
+    return {name: params[name] - learning_rates[name] * grads[name] for name in grads}

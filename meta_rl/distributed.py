@@ -6,7 +6,7 @@ the same code runs under `python main.py` and `torchrun --nproc_per_node=N main.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import torch
@@ -57,3 +57,22 @@ def all_gather_objects(local: Item) -> list[Item]:
     gathered: list = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, local)
     return gathered
+
+
+def sharded_backward(
+    shard_loss: Callable[[list[Item]], torch.Tensor], items: Sequence[Item], parameters: Iterable[torch.Tensor]
+) -> float:
+    """Backward of this rank's share of a loss summed over `items`, then gradients and loss summed over ranks.
+
+    `shard_loss(local_items)` returns this rank's part of the total loss (already divided by the global
+    count where the loss is a mean). Returns the total loss; `.grad` of `parameters` holds its gradient.
+    """
+    parameters = list(parameters)
+    local = shard(items)
+    loss = shard_loss(local) if local else torch.zeros((), device=parameters[0].device)
+    if loss.requires_grad:
+        loss.backward()
+    all_reduce_gradients_(parameters)
+    loss = loss.detach().clone()
+    all_reduce_sum_([loss])
+    return float(loss)

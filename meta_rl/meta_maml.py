@@ -20,13 +20,23 @@ from collections import defaultdict
 from collections.abc import Sequence
 from functools import partial
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from core.parameters import LossFn, Params, ParamSelector, select_parameter_names
-from meta_rl.distributed import all_reduce_gradients_, all_reduce_sum_, shard
+from core.parameters import (
+    LossFn,
+    Params,
+    ParamSelector,
+    clip_by_total_norm,
+    is_stateful,
+    select_parameter_names,
+    sgd_step,
+)
+from meta_rl.distributed import sharded_backward
 
 
 class MetaMAML:
@@ -58,7 +68,8 @@ class MetaMAML:
         if inner_grad_clip is not None and inner_grad_clip <= 0:
             raise ValueError(f"inner_grad_clip must be positive or None, got {inner_grad_clip}")
         self.inner_grad_clip = inner_grad_clip
-        self.stateful = callable(getattr(model, "init_hidden", None))
+        self.stateful = is_stateful(model)
+        self.skipped_updates = 0  # meta-updates refused because the meta-gradient was not finite
         self.adapt_names = select_parameter_names(dict(model.named_parameters()), adapt_params, "adapt_params")
         self.inner_lrs: dict[str, nn.Parameter] = {}
         if learn_inner_lr:
@@ -118,15 +129,12 @@ class MetaMAML:
             grads = grad(support_loss)(fast)
             if self.first_order:
                 grads = {name: g.detach() for name, g in grads.items()}
-            if self.inner_grad_clip is not None:
-                norm = torch.sqrt(sum(g.square().sum() for g in grads.values()))
-                scale = torch.clamp(self.inner_grad_clip / (norm + 1e-12), max=1.0)
-                grads = {name: g * scale for name, g in grads.items()}
-            fast = {name: value - self._lr(name) * grads[name] for name, value in fast.items()}
+            fast = sgd_step(fast, clip_by_total_norm(grads, self.inner_grad_clip), self.learning_rates())
         return {**frozen, **fast}
 
-    def _lr(self, name: str) -> torch.Tensor | float:
-        return self.inner_lrs.get(name, self.inner_lr)
+    def learning_rates(self) -> dict[str, torch.Tensor | float]:
+        """The inner step size of every adapted parameter: its learned tensor (Meta-SGD) or `inner_lr`."""
+        return {name: self.inner_lrs.get(name, self.inner_lr) for name in self.adapt_names}
 
     def _initial_hidden(self, initial_hidden_state, x: torch.Tensor, batch_dim: int = 0):
         if not self.stateful:
@@ -206,23 +214,29 @@ class MetaMAML:
     ) -> float:
         """One outer Adam step on the mean post-adaptation query loss; returns that loss.
 
+        A non-finite meta-gradient is never applied: the step is skipped with a warning and counted in
+        `skipped_updates`.
+
         Under torch.distributed every rank passes the same `tasks`; each adapts its shard and the
         meta-gradients are summed over ranks, so all ranks take the same step as one process would.
         """
         _check_not_empty(tasks)
         self.optimizer.zero_grad(set_to_none=True)
-        local_tasks = shard(tasks)
-        loss = self._summed_task_losses(local_tasks, initial_hidden_state, loss_fn) / len(tasks) if local_tasks \
-            else torch.zeros((), device=next(self.model.parameters()).device)
-        if loss.requires_grad:
-            loss.backward()
-        all_reduce_gradients_(self._meta_parameters())
-        loss = loss.detach().clone()
-        all_reduce_sum_([loss])
+        loss = sharded_backward(
+            lambda local_tasks: self._summed_task_losses(local_tasks, initial_hidden_state, loss_fn) / len(tasks),
+            tasks,
+            self._meta_parameters(),
+        )
+        gradients = [p.grad for p in self._meta_parameters() if p.grad is not None]
+        if not torch.isfinite(torch.nn.utils.get_total_norm(gradients)):
+            self.skipped_updates += 1
+            warnings.warn(f"MetaMAML skipped a meta-update with a non-finite meta-gradient (loss {loss})", stacklevel=2)
+            self.optimizer.zero_grad(set_to_none=True)
+            return loss
         if self.grad_clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._meta_parameters(), self.grad_clip_norm)
         self.optimizer.step()
-        return float(loss)
+        return loss
 
     def _meta_parameters(self) -> list[torch.Tensor]:
         return [*self.model.parameters(), *self.inner_lrs.values()]

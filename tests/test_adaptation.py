@@ -464,3 +464,45 @@ def test_bad_arguments_raise_value_error(task_data):
         online.observe(torch.full((2, 3), float("nan")), torch.zeros(2, 2))
     with pytest.raises(ValueError, match="episode_start"):
         online.observe(torch.zeros(2, 3), torch.zeros(2, 2), episode_start=torch.tensor([True, False, True]))
+
+
+# ----------------------------------------------------------------------------- Adapter.from_meta
+
+
+def _meta_with_learned_rates(adapt_params=None) -> MetaMAML:
+    torch.manual_seed(0)
+    model = SSM(state_dim=6, input_dim=3, output_dim=2, hidden_dim=8)
+    meta = MetaMAML(model, inner_lr=0.05, learn_inner_lr=True, adapt_params=adapt_params, inner_grad_clip=0.2)
+    with torch.no_grad():  # distinct rates per entry, as Meta-SGD learns them
+        for rate in meta.inner_lrs.values():
+            rate.uniform_(0.01, 0.2)
+    return meta
+
+
+@pytest.mark.parametrize("adapt_params", [None, ["out_proj.weight", "out_proj.bias"]])
+def test_from_meta_takes_one_step_equal_to_meta_adapt_task(adapt_params):
+    meta = _meta_with_learned_rates(adapt_params)
+    generator = torch.Generator().manual_seed(1)
+    x, y = torch.randn(4, 10, 3, generator=generator), torch.randn(4, 10, 2, generator=generator)
+    h0 = torch.randn(4, 6, generator=generator)
+    expected = meta.adapt_task(x, y, h0)
+    adapter = Adapter.from_meta(meta, AdaptationConfig(num_steps=1, mode="restart"))
+    log = adapter.update_step(x, y, hidden_state=h0)
+    assert log["steps"] == 1 and log["grad_norm"] > 0.2  # the clip was active
+    for name, param in adapter.model.named_parameters():
+        torch.testing.assert_close(param.detach(), expected[name].detach(), atol=1e-6, rtol=0)
+    assert adapter.model is not meta.model
+    if adapt_params is not None:
+        frozen = dict(meta.model.named_parameters())["in_proj.weight"]
+        torch.testing.assert_close(dict(adapter.model.named_parameters())["in_proj.weight"], frozen)
+
+
+def test_adapter_applies_per_parameter_rates():
+    model = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.zero_()
+    rates = {"weight": torch.tensor([[0.1, 1.0]])}
+    adapter = Adapter(model, AdaptationConfig(learning_rate=0.5), learning_rates=rates)
+    x, y = torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0]])
+    adapter.update_step(x, y)  # gradient of (w.x - 1)^2 at w = 0 is (-2, -2)
+    torch.testing.assert_close(model.weight.detach(), torch.tensor([[0.2, 2.0]]))

@@ -296,3 +296,26 @@ def test_sinusoid_meta_training_makes_one_step_adaptation_work():
         fast = learner.adapt_task(support_x, support_y, num_steps=1)
         after += F.mse_loss(learner.functional_forward(query_x, None, fast), query_y).item()
     assert after < 0.75 * before, (before / 100, after / 100)
+
+
+def test_zero_inner_gradient_with_clipping_gives_a_finite_meta_gradient():
+    model = tiny_mlp()
+    meta = MetaMAML(model, inner_lr=0.1, inner_grad_clip=1.0)
+    x = torch.randn(5, 3)
+    with torch.no_grad():
+        target = model(x)  # support loss exactly 0 at theta: an all-zero inner gradient
+    loss = meta.meta_loss([(x, target, x, target + 1.0)])
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_meta_update_refuses_a_non_finite_meta_gradient():
+    model = tiny_mlp()
+    meta = MetaMAML(model, inner_lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    x = torch.randn(5, 3)
+    bad = torch.full((5, 2), float("nan"))
+    with pytest.warns(UserWarning, match="non-finite meta-gradient"):
+        meta.meta_update([(x, bad, x, bad)])
+    assert meta.skipped_updates == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
