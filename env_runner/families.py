@@ -1,16 +1,18 @@
-"""The task families: which physical parameters vary per environment, over which ranges.
+"""The task families: what the dynamics of each environment depend on, and the ranges of those coefficients.
 
-OOD choice: every parameter of an "ood" task is drawn from its OOD range, which lies outside the
-training range (so all parameters, not just one, are out of distribution). Navigation is the
-exception: its OOD goals lie in [-1, 1]^2 outside the training square [-0.5, 0.5]^2.
+Every family samples in coefficient space (see `env_runner.tasks`): the training box `coefficient_ranges`
+holds the train, val and test tasks; OOD tasks come from the wider `ood_ranges` and lie outside the training
+box by at least 10% of its width in some coefficient. Parameters that do not change the dynamics (a
+pendulum's length once both of its coefficients are fixed, a cart-pole's total mass) are drawn freely.
 
-Closed-form rewards exist for all five families below. Other gymnasium ids get the single-task
-`TaskFamily`, which has none.
+Closed-form rewards exist for all five families below, and termination functions where episodes can
+terminate. Other gymnasium ids get the single-task `TaskFamily`, which has neither.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -21,102 +23,149 @@ import numpy as np
 from env_runner import rewards
 from env_runner.navigation import POINT_NAVIGATION_ID
 from env_runner.rewards import RewardFn
-from env_runner.tasks import Task, TaskFamily
+from env_runner.tasks import Task, TaskFamily, TerminationFn
 
 
 class PendulumFamily(TaskFamily):
-    """Pendulum-v1 with gravity g, mass m and length l varied per task."""
+    """Pendulum-v1: thdot' = thdot + (3g/(2l) sin th + 3/(m l^2) u) dt depends on two coefficients only,
+    `gravity_term` = 3g/(2l) and `control_gain` = 3/(m l^2). The length l is drawn in [0.5, 1.5] and g, m
+    follow from the coefficients. Default physics (g 10, m 1, l 1): gravity_term 15, control_gain 3."""
 
-    train_ranges = {"g": (4.0, 16.0), "m": (0.5, 2.0), "l": (0.5, 1.5)}
-    ood_ranges = {"g": (16.0, 20.0), "m": (2.0, 2.5), "l": (1.5, 1.8)}
+    param_names = ("g", "m", "l")
+    coefficient_ranges = {"gravity_term": (5.0, 30.0), "control_gain": (1.0, 10.0)}
+    ood_ranges = {"gravity_term": (3.5, 45.0), "control_gain": (0.8, 16.0)}
+    log_coefficients = frozenset(coefficient_ranges)
     has_reward_fn = True
 
     def __init__(self, **make_kwargs: Any) -> None:
         super().__init__("Pendulum-v1", **make_kwargs)
+
+    def _params_from_coefficients(self, coefficients: dict[str, float], rng: np.random.Generator) -> dict[str, float]:
+        length = float(rng.uniform(0.5, 1.5))
+        return {
+            "g": 2.0 * length * coefficients["gravity_term"] / 3.0,
+            "m": 3.0 / (coefficients["control_gain"] * length**2),
+            "l": length,
+        }
+
+    def _coefficients(self, params: Mapping[str, float]) -> dict[str, float]:
+        return {
+            "gravity_term": 3.0 * params["g"] / (2.0 * params["l"]),
+            "control_gain": 3.0 / (params["m"] * params["l"] ** 2),
+        }
 
     def reward_fn(self, task: Task) -> RewardFn:
         return functools.partial(rewards.pendulum_reward, max_torque=float(self.reference_env.max_torque))
 
 
 class CartPoleFamily(TaskFamily):
-    """CartPole-v1 with pole (half-)length, pole mass, cart mass and push force varied per task.
+    """CartPole-v1: the equations of motion depend on `force_per_mass` F/(m_c + m_p), `pole_mass_fraction`
+    m_p/(m_c + m_p) and the pole's half-length l. The total mass is drawn in [0.6, 2.5]. Default physics:
+    9.09, 0.091, 0.5.
 
     gymnasium derives `total_mass` and `polemass_length` once at construction; they are recomputed
     after the parameters are set.
     """
 
-    train_ranges = {
-        "length": (0.25, 1.0),
-        "masspole": (0.05, 0.5),
-        "masscart": (0.5, 2.0),
-        "force_mag": (5.0, 15.0),
-    }
-    ood_ranges = {
-        "length": (1.0, 1.5),
-        "masspole": (0.5, 1.0),
-        "masscart": (2.0, 3.0),
-        "force_mag": (15.0, 20.0),
-    }
+    param_names = ("length", "masspole", "masscart", "force_mag")
+    coefficient_ranges = {"force_per_mass": (4.0, 12.0), "pole_mass_fraction": (0.05, 0.3), "half_length": (0.25, 1.0)}
+    ood_ranges = {"force_per_mass": (2.5, 18.0), "pole_mass_fraction": (0.03, 0.5), "half_length": (0.15, 1.6)}
+    log_coefficients = frozenset(coefficient_ranges)
     has_reward_fn = True
 
     def __init__(self, **make_kwargs: Any) -> None:
         super().__init__("CartPole-v1", **make_kwargs)
+
+    def _params_from_coefficients(self, coefficients: dict[str, float], rng: np.random.Generator) -> dict[str, float]:
+        total_mass = float(rng.uniform(0.6, 2.5))
+        fraction = coefficients["pole_mass_fraction"]
+        return {
+            "length": coefficients["half_length"],
+            "masspole": fraction * total_mass,
+            "masscart": (1.0 - fraction) * total_mass,
+            "force_mag": coefficients["force_per_mass"] * total_mass,
+        }
+
+    def _coefficients(self, params: Mapping[str, float]) -> dict[str, float]:
+        total_mass = params["masspole"] + params["masscart"]
+        return {
+            "force_per_mass": params["force_mag"] / total_mass,
+            "pole_mass_fraction": params["masspole"] / total_mass,
+            "half_length": params["length"],
+        }
 
     def _apply_params(self, unwrapped: gym.Env, params: Mapping[str, float]) -> None:
         super()._apply_params(unwrapped, params)
         unwrapped.total_mass = unwrapped.masspole + unwrapped.masscart
         unwrapped.polemass_length = unwrapped.masspole * unwrapped.length
 
+    def _limits(self) -> dict[str, float]:
+        return {
+            "x_threshold": float(self.reference_env.x_threshold),
+            "theta_threshold": float(self.reference_env.theta_threshold_radians),
+        }
+
     def reward_fn(self, task: Task) -> RewardFn:
-        return functools.partial(
-            rewards.cartpole_reward,
-            x_threshold=float(self.reference_env.x_threshold),
-            theta_threshold=float(self.reference_env.theta_threshold_radians),
-        )
+        return functools.partial(rewards.cartpole_reward, **self._limits())
+
+    def termination_fn(self, task: Task) -> TerminationFn:
+        return functools.partial(rewards.cartpole_terminated, **self._limits())
 
 
 class MountainCarContinuousFamily(TaskFamily):
-    """MountainCarContinuous-v0 with the engine power varied per task (OOD: an underpowered car)."""
+    """MountainCarContinuous-v0: the engine `power` is the one coefficient (default 0.0015)."""
 
-    train_ranges = {"power": (0.0010, 0.0020)}
-    ood_ranges = {"power": (0.0005, 0.0010)}
+    param_names = ("power",)
+    coefficient_ranges = {"power": (0.0010, 0.0020)}
+    ood_ranges = {"power": (0.0008, 0.0028)}
+    log_coefficients = frozenset(coefficient_ranges)
     has_reward_fn = True
 
     def __init__(self, **make_kwargs: Any) -> None:
         super().__init__("MountainCarContinuous-v0", **make_kwargs)
 
+    def _params_from_coefficients(self, coefficients: dict[str, float], rng: np.random.Generator) -> dict[str, float]:
+        return {"power": coefficients["power"]}
+
+    def _coefficients(self, params: Mapping[str, float]) -> dict[str, float]:
+        return {"power": params["power"]}
+
+    def _goal(self) -> dict[str, float]:
+        return {
+            "goal_position": float(self.reference_env.goal_position),
+            "goal_velocity": float(self.reference_env.goal_velocity),
+        }
+
     def reward_fn(self, task: Task) -> RewardFn:
-        return functools.partial(
-            rewards.mountain_car_continuous_reward,
-            goal_position=float(self.reference_env.goal_position),
-            goal_velocity=float(self.reference_env.goal_velocity),
-        )
+        return functools.partial(rewards.mountain_car_continuous_reward, **self._goal())
+
+    def termination_fn(self, task: Task) -> TerminationFn:
+        return functools.partial(rewards.mountain_car_reached_goal, **self._goal())
 
 
 class AcrobotFamily(TaskFamily):
-    """Acrobot-v1 (discrete actions) with both link masses and lengths varied per task.
+    """Acrobot-v1 (discrete actions): the equations depend on both link masses and lengths (the centres of
+    mass sit at half of each length; the moments of inertia keep their default 1), the four coefficients.
 
     gymnasium's dynamics use the centre-of-mass positions `LINK_COM_POS_1/2`, not `LINK_LENGTH_2`, so
-    they are set to half of each link's length (as in the defaults, 0.5 for length 1). The moment of
-    inertia `LINK_MOI` keeps its default.
+    they are set to half of each link's length (as in the defaults, 0.5 for length 1).
     """
 
-    train_ranges = {
-        "LINK_MASS_1": (0.5, 1.5),
-        "LINK_MASS_2": (0.5, 1.5),
-        "LINK_LENGTH_1": (0.75, 1.25),
-        "LINK_LENGTH_2": (0.75, 1.25),
-    }
-    ood_ranges = {
-        "LINK_MASS_1": (1.5, 2.0),
-        "LINK_MASS_2": (1.5, 2.0),
-        "LINK_LENGTH_1": (1.25, 1.5),
-        "LINK_LENGTH_2": (1.25, 1.5),
-    }
+    param_names = ("LINK_MASS_1", "LINK_MASS_2", "LINK_LENGTH_1", "LINK_LENGTH_2")
+    coefficient_ranges = {"mass_1": (0.5, 1.5), "mass_2": (0.5, 1.5), "length_1": (0.75, 1.25), "length_2": (0.75, 1.25)}
+    ood_ranges = {"mass_1": (0.3, 2.2), "mass_2": (0.3, 2.2), "length_1": (0.6, 1.5), "length_2": (0.6, 1.5)}
+    log_coefficients = frozenset(coefficient_ranges)
     has_reward_fn = True
+    _names = dict(zip(coefficient_ranges, param_names, strict=True))
 
     def __init__(self, **make_kwargs: Any) -> None:
         super().__init__("Acrobot-v1", **make_kwargs)
+
+    def _params_from_coefficients(self, coefficients: dict[str, float], rng: np.random.Generator) -> dict[str, float]:
+        return {self._names[name]: value for name, value in coefficients.items()}
+
+    def _coefficients(self, params: Mapping[str, float]) -> dict[str, float]:
+        return {name: params[param] for name, param in self._names.items()}
 
     def _apply_params(self, unwrapped: gym.Env, params: Mapping[str, float]) -> None:
         super()._apply_params(unwrapped, params)
@@ -126,23 +175,31 @@ class AcrobotFamily(TaskFamily):
     def reward_fn(self, task: Task) -> RewardFn:
         return rewards.acrobot_reward
 
+    def termination_fn(self, task: Task) -> TerminationFn:
+        return rewards.acrobot_terminated
+
 
 class PointNavigationFamily(TaskFamily):
-    """PointNavigation-v0 with the hidden goal (goal_x, goal_y) varied per task."""
+    """PointNavigation-v0: the hidden goal, as `goal_distance` from the start and `goal_angle`. Training goals
+    lie 0.1 to 0.5 from the origin in every direction; OOD goals 0.6 to 1.0 away."""
 
-    train_ranges = {"goal_x": (-0.5, 0.5), "goal_y": (-0.5, 0.5)}
-    ood_ranges = {"goal_x": (-1.0, 1.0), "goal_y": (-1.0, 1.0)}
+    param_names = ("goal_x", "goal_y")
+    coefficient_ranges = {"goal_distance": (0.1, 0.5), "goal_angle": (-math.pi, math.pi)}
+    ood_ranges = {"goal_distance": (0.6, 1.0), "goal_angle": (-math.pi, math.pi)}
     has_reward_fn = True
 
     def __init__(self, **make_kwargs: Any) -> None:
         super().__init__(POINT_NAVIGATION_ID, **make_kwargs)
 
-    def _sample_params(self, rng: np.random.Generator, split: str) -> dict[str, float]:
-        """OOD goals: uniform over [-1, 1]^2 minus the training square [-0.5, 0.5]^2 (rejection)."""
-        params = super()._sample_params(rng, split)
-        while split == "ood" and max(abs(params["goal_x"]), abs(params["goal_y"])) <= 0.5:
-            params = super()._sample_params(rng, split)
-        return params
+    def _params_from_coefficients(self, coefficients: dict[str, float], rng: np.random.Generator) -> dict[str, float]:
+        distance, angle = coefficients["goal_distance"], coefficients["goal_angle"]
+        return {"goal_x": distance * math.cos(angle), "goal_y": distance * math.sin(angle)}
+
+    def _coefficients(self, params: Mapping[str, float]) -> dict[str, float]:
+        return {
+            "goal_distance": math.hypot(params["goal_x"], params["goal_y"]),
+            "goal_angle": math.atan2(params["goal_y"], params["goal_x"]),
+        }
 
     def reward_fn(self, task: Task) -> RewardFn:
         goal = (task.params["goal_x"], task.params["goal_y"])

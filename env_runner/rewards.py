@@ -1,7 +1,8 @@
 """Closed-form rewards of the supported environments, as torch functions over batched transitions.
 
 Every function takes obs (..., obs_dim), model action (..., action_dim) and next_obs (..., obs_dim)
-and returns the reward (...,), matching what the gymnasium environment returns for that transition.
+and returns the reward (...,), matching what the gymnasium environment returns for that transition;
+the termination functions return bool (...,): the transition ends the episode.
 Task families bind the environment constants (and the goal, for navigation) with `functools.partial`.
 """
 
@@ -38,7 +39,7 @@ def mountain_car_continuous_reward(
     next_obs = (position, velocity); the goal is reached when position >= goal_position and
     velocity >= goal_velocity.
     """
-    reached = (next_obs[..., 0] >= goal_position) & (next_obs[..., 1] >= goal_velocity)
+    reached = mountain_car_reached_goal(obs, action, next_obs, goal_position, goal_velocity)
     return 100.0 * reached.to(action.dtype) - 0.1 * action[..., 0] ** 2
 
 
@@ -75,3 +76,22 @@ def navigation_reward(
     """Minus the Euclidean distance from the next position (..., 2) to the goal."""
     goal_tensor = torch.tensor(goal, dtype=next_obs.dtype, device=next_obs.device)
     return -torch.linalg.vector_norm(next_obs - goal_tensor, dim=-1)
+
+
+def cartpole_terminated(
+    obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor, x_threshold: float, theta_threshold: float
+) -> torch.Tensor:
+    """The pole fell or the cart left the track: |x'| > x_threshold or |theta'| > theta_threshold."""
+    return (next_obs[..., 0].abs() > x_threshold) | (next_obs[..., 2].abs() > theta_threshold)
+
+
+def mountain_car_reached_goal(
+    obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor, goal_position: float, goal_velocity: float
+) -> torch.Tensor:
+    """The car reached the flag: position' >= goal_position and velocity' >= goal_velocity."""
+    return (next_obs[..., 0] >= goal_position) & (next_obs[..., 1] >= goal_velocity)
+
+
+def acrobot_terminated(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+    """The tip swung above the bar: -cos t1 - cos(t1 + t2) > 1 in the next state."""
+    return acrobot_reward(obs, action, next_obs) == 0.0

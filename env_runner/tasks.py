@@ -1,36 +1,54 @@
-"""Tasks and task families: distributions over the physics of one gymnasium environment.
+"""Tasks and task families: distributions over the dynamics of one gymnasium environment.
 
 A `Task` is one set of physical parameters. A `TaskFamily` samples tasks reproducibly and builds
 gymnasium environments with a task's parameters applied (set on `env.unwrapped`).
 
-Splits: "train" and "test" draw from the same parameter ranges with disjoint random streams (the
-numpy generator comes from `SeedSequence([seed, split_id])`), "ood" draws every parameter from
-ranges outside the training ranges. Concrete families live in `env_runner.families`.
+Splits are defined by the *coefficients* the dynamics depend on (Pendulum: 3g/(2l) and 3/(m l^2), not g,
+m and l), so that "out of distribution" means out of distribution for the dynamics:
+
+- every family declares `coefficient_ranges`, the training box in coefficient space, and samples its
+  "train", "val" and "test" tasks inside it (log-uniformly on coefficients in `log_coefficients`);
+- "ood" tasks are drawn from the wider proposal box `ood_ranges` and kept only when they lie outside the
+  training box by at least `OOD_MARGIN` of the box's width in some coefficient (measured on a log scale
+  for the log coefficients): `TaskFamily.ood_margin(task) >= OOD_MARGIN`;
+- a family turns sampled coefficients into environment parameters with `_params_from_coefficients`, and
+  `coefficients(task)` maps them back (tests check the round trip, so the guarantees hold for the
+  parameters the environment actually gets).
+
+Each split has its own random stream (`SeedSequence([seed, split_id])`), and `check_disjoint` refuses
+task lists that share a task. Concrete families live in `env_runner.families`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium import spaces
+from gymnasium.utils import RecordConstructorArgs
 
 from env_runner.actions import action_dim, check_action_space
 from env_runner.rewards import RewardFn
 
-Split = Literal["train", "test", "ood"]
-SPLIT_IDS: dict[str, int] = {"train": 0, "test": 1, "ood": 2}
+Split = Literal["train", "val", "test", "ood"]
+SPLIT_IDS: dict[str, int] = {"train": 0, "val": 3, "test": 1, "ood": 2}
+IN_DISTRIBUTION_SPLITS = ("train", "val", "test")
+OOD_MARGIN = 0.1  # an OOD task lies outside the training box by at least this share of its width
+MAX_OOD_DRAWS = 10_000
 Range = tuple[float, float]
+TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # -> bool (...,)
 
 
 @dataclass(frozen=True)
 class Task:
     """One task of a family: `params` maps physical attribute names to values.
 
-    `split` is "train", "test", "ood" or "default" (the environment's own parameters) and `index`
+    `split` is "train", "val", "test", "ood" or "default" (the environment's own parameters) and `index`
     the position in the sample that produced it. Hashing ignores `params` (a dict); equality does not.
     """
 
@@ -39,8 +57,13 @@ class Task:
     index: int
     params: dict[str, float] = field(hash=False)
 
+    @property
+    def key(self) -> tuple:
+        """What identifies the task's physics: its sorted params (split and index when it has none)."""
+        return tuple(sorted(self.params.items())) if self.params else (self.split, self.index)
 
-class TaskInfo(gym.Wrapper):
+
+class TaskInfo(gym.Wrapper, RecordConstructorArgs):
     """Adds `info["task_params"]` (the task's parameter dict) to the info of every reset.
 
     Only resets carry it: adding it to every step costs a fifth of the collection time of a
@@ -50,7 +73,8 @@ class TaskInfo(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, task: Task, seed: int | None = None) -> None:
-        super().__init__(env)
+        RecordConstructorArgs.__init__(self, task=task, seed=seed)
+        gym.Wrapper.__init__(self, env)
         self.task = task
         self._first_reset_seed = seed
         if seed is not None:
@@ -66,20 +90,26 @@ class TaskInfo(gym.Wrapper):
 
 
 class TaskFamily:
-    """Distribution of tasks over one gymnasium environment id.
+    """Distribution of tasks over one gymnasium environment id (see the module docstring).
 
-    Subclasses set `train_ranges` and `ood_ranges` ({param: (low, high)}, the attribute names of the
-    unwrapped environment), and override `reward_fn` (setting `has_reward_fn`) where the reward has
-    a closed form, and `_apply_params` where the environment caches quantities derived from them.
+    Subclasses set `param_names` (the environment attributes a task sets), `coefficient_ranges` (training box), `ood_ranges` (OOD proposal box) and
+    `log_coefficients`, and implement `_params_from_coefficients` and `_coefficients`; they override
+    `reward_fn` (setting `has_reward_fn`) where the reward has a closed form, `termination_fn` where
+    episodes can terminate, and `_apply_params` where the environment caches derived quantities.
     The base class itself is the single-task family used for any other gymnasium id: its tasks have
     empty params (the environment's own physics) and distinct indices, and it has no "ood" split.
 
     `make_kwargs` go to `gymnasium.make` (e.g. `max_episode_steps`).
     """
 
-    train_ranges: ClassVar[Mapping[str, Range]] = {}
+    param_names: ClassVar[tuple[str, ...]] = ()
+    coefficient_ranges: ClassVar[Mapping[str, Range]] = {}
     ood_ranges: ClassVar[Mapping[str, Range]] = {}
+    log_coefficients: ClassVar[frozenset[str]] = frozenset()
     has_reward_fn: ClassVar[bool] = False
+    # observation entries the dynamics do not depend on (absolute positions): world models predict their
+    # change but do not take them as input
+    translation_invariant_obs: ClassVar[tuple[int, ...]] = ()
 
     def __init__(self, env_id: str, **make_kwargs: Any) -> None:
         self.env_id = env_id
@@ -91,15 +121,14 @@ class TaskFamily:
         reference.close()
         if not (isinstance(self.observation_space, spaces.Box) and len(self.observation_space.shape) == 1):
             raise ValueError(
-                f"{env_id} has observation space {self.observation_space}: "
-                "only 1-D Box observations are supported"
+                f"{env_id} has observation space {self.observation_space}: only 1-D Box observations are supported"
             )
         check_action_space(self.action_space)
 
     @property
     def has_task_distribution(self) -> bool:
         """Whether tasks differ from each other (False for the single-task family)."""
-        return bool(self.train_ranges)
+        return bool(self.coefficient_ranges)
 
     @property
     def obs_dim(self) -> int:
@@ -110,8 +139,9 @@ class TaskFamily:
         """Box dimension, or number of actions for a Discrete space (models take one-hot actions)."""
         return action_dim(self.action_space)
 
+    # ----------------------------------------------------------------- sampling
     def sample(self, n: int, seed: int, split: Split = "train") -> list[Task]:
-        """`n` tasks of `split`, the same for the same (seed, split), never shared between splits."""
+        """`n` tasks of `split`, the same for the same (seed, split), from a stream of their own."""
         if split not in SPLIT_IDS:
             raise ValueError(f"unknown split {split!r}: expected one of {sorted(SPLIT_IDS)}")
         if split == "ood" and not self.has_task_distribution:
@@ -122,23 +152,71 @@ class TaskFamily:
         return [Task(self.env_id, split, index, self._sample_params(rng, split)) for index in range(n)]
 
     def _sample_params(self, rng: np.random.Generator, split: str) -> dict[str, float]:
-        ranges = self.ood_ranges if split == "ood" else self.train_ranges
-        return {name: float(rng.uniform(low, high)) for name, (low, high) in ranges.items()}
+        if not self.has_task_distribution:
+            return {}
+        if split != "ood":
+            return self._params_from_coefficients(self._draw(rng, self.coefficient_ranges), rng)
+        for _ in range(MAX_OOD_DRAWS):
+            coefficients = self._draw(rng, self.ood_ranges)
+            if self._margin(coefficients) >= OOD_MARGIN:
+                return self._params_from_coefficients(coefficients, rng)
+        raise RuntimeError(f"{self.env_id}: no OOD proposal in {MAX_OOD_DRAWS} lies outside the training box")
+
+    def _draw(self, rng: np.random.Generator, ranges: Mapping[str, Range]) -> dict[str, float]:
+        """Uniform (log-uniform for `log_coefficients`) coefficients inside `ranges`."""
+        values = {}
+        for name, (low, high) in ranges.items():
+            if name in self.log_coefficients:
+                values[name] = float(math.exp(rng.uniform(math.log(low), math.log(high))))
+            else:
+                values[name] = float(rng.uniform(low, high))
+        return values
+
+    def _params_from_coefficients(self, coefficients: dict[str, float], rng: np.random.Generator) -> dict[str, float]:
+        """Environment parameters realising `coefficients` (free parameters may be drawn from `rng`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _params_from_coefficients")
+
+    # ----------------------------------------------------------------- coefficients
+    def coefficients(self, task: Task) -> dict[str, float]:
+        """What the task's dynamics depend on, e.g. Pendulum's gravity_term 3g/(2l) and control_gain 3/(m l^2)."""
+        self._check_task(task)
+        return self._coefficients(task.params) if self.has_task_distribution else {}
+
+    def _coefficients(self, params: Mapping[str, float]) -> dict[str, float]:
+        raise NotImplementedError(f"{type(self).__name__} must implement _coefficients")
+
+    def ood_margin(self, task: Task) -> float:
+        """How far `task` lies outside the training box: the largest distance beyond the box over the
+        coefficients, in units of the box's width (log scale for log coefficients); <= 0 inside it."""
+        return self._margin(self.coefficients(task))
+
+    def _margin(self, coefficients: Mapping[str, float]) -> float:
+        margins = []
+        for name, (low, high) in self.coefficient_ranges.items():
+            value = coefficients[name]
+            if name in self.log_coefficients:
+                value, low, high = math.log(value), math.log(low), math.log(high)
+            margins.append(max(low - value, value - high) / (high - low))
+        return max(margins)
 
     def default_task(self) -> Task:
         """The environment's own parameters as a task (split "default")."""
-        params = {name: float(getattr(self.reference_env, name)) for name in self.train_ranges}
+        params = {name: float(getattr(self.reference_env, name)) for name in self.param_names}
         return Task(self.env_id, "default", 0, params)
 
+    # ----------------------------------------------------------------- environments
     def make_env(self, task: Task, seed: int | None = None) -> gym.Env:
-        """A gymnasium env with `task.params` set on `env.unwrapped`, wrapped in `TaskInfo`."""
-        if task.env_id != self.env_id:
-            raise ValueError(f"task of {task.env_id} given to the {self.env_id} family")
+        """A gymnasium env with `task.params` set on `env.unwrapped`, wrapped in `TaskInfo`.
+
+        Use it as a context manager (`with family.make_env(task) as env:`) to close it.
+        """
+        self._check_task(task)
         env = gym.make(self.env_id, **self.make_kwargs)
         unwrapped = env.unwrapped
-        for name in task.params:
-            if not hasattr(unwrapped, name):
-                raise AttributeError(f"{self.env_id} has no attribute {name!r} to set from the task")
+        missing = [name for name in task.params if not hasattr(unwrapped, name)]
+        if missing:
+            env.close()
+            raise AttributeError(f"{self.env_id} has no attributes {missing} to set from the task")
         self._apply_params(unwrapped, task.params)
         return TaskInfo(env, task, seed=seed)
 
@@ -146,6 +224,27 @@ class TaskFamily:
         for name, value in params.items():
             setattr(unwrapped, name, value)
 
+    def _check_task(self, task: Task) -> None:
+        if task.env_id != self.env_id:
+            raise ValueError(f"task of {task.env_id} given to the {self.env_id} family")
+
     def reward_fn(self, task: Task) -> RewardFn:
         """The task's reward as a torch function (obs, model action, next_obs) -> reward (...,)."""
         raise NotImplementedError(f"{self.env_id} has no closed-form reward function (has_reward_fn False)")
+
+    def termination_fn(self, task: Task) -> TerminationFn | None:
+        """(obs, model action, next_obs) -> bool (...,): the transition ends the episode (next_obs is terminal).
+
+        None for families whose episodes never terminate (only time limits end them).
+        """
+        return None
+
+
+def check_disjoint(splits: Mapping[str, Sequence[Task]]) -> None:
+    """Raise ValueError when two splits (or two tasks of one split) share a task's physics."""
+    seen: dict[tuple, str] = {}
+    for split, tasks in splits.items():
+        for task in tasks:
+            if task.key in seen:
+                raise ValueError(f"a {split} task has the same params as a {seen[task.key]} task: {task.params}")
+            seen[task.key] = split

@@ -15,6 +15,7 @@ from env_runner.environment import Environment, make_task_family
 from env_runner.families import TASK_FAMILIES
 from env_runner.navigation import POINT_NAVIGATION_ID, register_point_navigation
 from env_runner.rollouts import collect
+from env_runner.tasks import OOD_MARGIN, Task, check_disjoint
 
 FAMILY_IDS = list(TASK_FAMILIES)
 
@@ -107,34 +108,53 @@ def test_discrete_actions_are_one_hot_for_models():
 # --- task families --------------------------------------------------------------------------------
 
 
-def _param_key(task):
-    return tuple(sorted(task.params.items()))
-
-
 @pytest.mark.parametrize("env_id", FAMILY_IDS)
 def test_sampling_is_reproducible_distinct_and_splits_disjoint(families, env_id):
     family = families[env_id]
-    splits = {split: family.sample(6, seed=0, split=split) for split in ("train", "test", "ood")}
+    splits = {split: family.sample(6, seed=0, split=split) for split in ("train", "val", "test", "ood")}
     assert family.sample(6, seed=0, split="train") == splits["train"]
     assert family.sample(6, seed=1, split="train") != splits["train"]
-    keys = {split: {_param_key(task) for task in tasks} for split, tasks in splits.items()}
-    assert all(len(split_keys) == 6 for split_keys in keys.values())
-    assert not keys["train"] & keys["test"]
-    assert not keys["train"] & keys["ood"]
-    assert not keys["test"] & keys["ood"]
+    check_disjoint(splits)
+    assert len({task.key for tasks in splits.values() for task in tasks}) == 24
+
+
+def test_check_disjoint_refuses_a_task_shared_by_two_splits(families):
+    family = families["Pendulum-v1"]
+    train, test = family.sample(3, seed=0, split="train"), family.sample(3, seed=0, split="test")
+    shared = Task(family.env_id, "test", 3, dict(train[1].params))
+    with pytest.raises(ValueError, match="same params as a train task"):
+        check_disjoint({"train": train, "test": [*test, shared]})
 
 
 @pytest.mark.parametrize("env_id", FAMILY_IDS)
-def test_ood_tasks_lie_outside_the_training_ranges(families, env_id):
+def test_splits_hold_their_guarantees_in_coefficient_space_over_many_seeds(families, env_id):
     family = families[env_id]
-    for task in family.sample(20, seed=0, split="train") + family.sample(20, seed=0, split="test"):
-        for name, (low, high) in family.train_ranges.items():
-            assert low <= task.params[name] <= high
-    for task in family.sample(20, seed=0, split="ood"):
-        outside = [not low <= task.params[name] <= high for name, (low, high) in family.train_ranges.items()]
-        assert any(outside)
-        if env_id != POINT_NAVIGATION_ID:
-            assert all(outside)
+    box = family.coefficient_ranges
+    for seed in range(25):
+        for split in ("train", "val", "test"):
+            for task in family.sample(8, seed=seed, split=split):
+                coefficients = family.coefficients(task)
+                assert all(low * (1 - 1e-9) - 1e-12 <= coefficients[name] <= high * (1 + 1e-9) + 1e-12
+                           for name, (low, high) in box.items()), (split, coefficients)
+        for task in family.sample(8, seed=seed, split="ood"):
+            assert family.ood_margin(task) >= OOD_MARGIN - 1e-9, family.coefficients(task)
+
+
+def test_pendulum_coefficients_are_what_its_dynamics_depend_on(families):
+    family = families["Pendulum-v1"]
+    task = family.sample(1, seed=0)[0]
+    g, m, length = task.params["g"], task.params["m"], task.params["l"]
+    assert family.coefficients(task) == pytest.approx({"gravity_term": 1.5 * g / length,
+                                                        "control_gain": 3.0 / (m * length**2)})
+    assert family.coefficients(family.default_task()) == pytest.approx({"gravity_term": 15.0, "control_gain": 3.0})
+
+
+def test_ood_margin_is_zero_or_below_inside_the_box_and_grows_outside(families):
+    family = families["MountainCarContinuous-v0"]
+    inside, edge = Task(family.env_id, "x", 0, {"power": 0.0015}), Task(family.env_id, "x", 1, {"power": 0.002})
+    outside = Task(family.env_id, "x", 2, {"power": 0.004})  # one box width (log scale) beyond the top
+    assert family.ood_margin(inside) < 0 and family.ood_margin(edge) == pytest.approx(0.0, abs=1e-12)
+    assert family.ood_margin(outside) == pytest.approx(1.0)
 
 
 def test_different_tasks_give_different_dynamics():
@@ -216,6 +236,31 @@ def test_reward_fn_matches_the_env_reward(families, env_id):
     for row, task_index in enumerate(rollouts.task_index.tolist()):
         reward = family.reward_fn(tasks[task_index])(rollouts.obs[row], rollouts.action[row], rollouts.next_obs[row])
         torch.testing.assert_close(reward, rollouts.reward[row], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("env_id", FAMILY_IDS)
+def test_termination_fn_matches_the_env(env_id):
+    family = make_task_family(env_id, max_episode_steps=200)
+    tasks = family.sample(3, seed=0)
+    rollouts = collect(family, tasks, steps=200, seed=0)
+    if env_id == "CartPole-v1":
+        assert rollouts.terminated.any()  # random actions drop the pole: the comparison covers terminations
+    for row, task_index in enumerate(rollouts.task_index.tolist()):
+        terminated = family.termination_fn(tasks[task_index])
+        if terminated is None:
+            assert not rollouts.terminated[row].any()
+            continue
+        predicted = terminated(rollouts.obs[row], rollouts.action[row], rollouts.next_obs[row])
+        assert torch.equal(predicted, rollouts.terminated[row])
+
+
+@pytest.mark.parametrize("env_id", FAMILY_IDS)
+def test_every_family_env_passes_gymnasium_check_env(families, env_id):
+    family = families[env_id]
+    with warnings.catch_warnings():  # the checker's advice on wrappers and action ranges is not a failure
+        warnings.filterwarnings("ignore", message=".*(different from the unwrapped|symmetric and normalized)")
+        warnings.filterwarnings("ignore", message=".*Box observation space (minimum|maximum) value is")
+        check_env(family.make_env(family.sample(1, seed=0, split="val")[0]), skip_render_check=True)
 
 
 def test_mountain_car_reward_fn_pays_the_goal_bonus(families):
