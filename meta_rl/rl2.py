@@ -1,0 +1,379 @@
+"""RL² (Duan et al. 2016; Wang et al. 2016): PPO on a recurrent policy over trials of several episodes.
+
+A trial is `episodes_per_trial` episodes of one task. The policy (`meta_rl.rl2_policy`) reads its previous
+action and reward and keeps its memory across the episode ends of a trial, so it can adapt to the task
+in its hidden state; no gradient step happens at test time. Each training iteration:
+
+    tasks    N tasks drawn from the training tasks, one per sub-env of a gymnasium vector env
+    collect  one trial per sub-env in step mode -> Trials: inputs (N, T, I), actions, log-probs, values,
+             rewards, terminated / truncated, truncation bootstraps, valid (N, T)
+    GAE      advantages and value targets (N, T) (`meta_rl.ppo.gae`, rewards times `reward_scale`)
+    update   `update_epochs` passes over minibatches of whole trials; log-probs and values are recomputed
+             in sequence mode from the trial start (the SSM's scan, or nn.GRU over the sequence)
+
+Trials of one batch all start at t = 0 from a zero memory, so sequence mode needs no reset inside a row.
+Trials whose episodes end early (terminations) are padded to the longest one; `valid` masks the padding.
+The vector env autoresets in the same step (`AutoresetMode.SAME_STEP`): every recorded step is a real
+transition, and a truncated step's value bootstrap reads `info["final_obs"]`.
+
+Oracle variant: the task's parameters `[task.params[k] for k in sorted(task.params)]` are appended to the
+observation (for navigation, the goal). Random baseline: uniform actions over the same trials.
+Every seed derives from the run's seed through `core.seeding.derive_seed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import trange
+
+from core.checkpoint import atomic_save, load_checkpoint
+from core.seeding import derive_seed
+from env_runner.actions import action_dim
+from env_runner.tasks import Task, TaskFamily
+from meta_rl.ppo import gae, ppo_loss
+from meta_rl.rl2_policy import RecurrentActorCritic, act, policy_inputs, sample_action, uniform_action
+
+
+@dataclass(frozen=True)
+class RL2Config:
+    """Settings of RL² training and evaluation (defaults follow CleanRL's PPO where they apply)."""
+
+    episodes_per_trial: int = 2
+    trials_per_iteration: int = 16  # sub-envs of the vector env, one trial each per iteration
+    iterations: int = 100
+    hidden_dim: int = 64
+    learning_rate: float = 3e-4
+    anneal_lr: bool = True
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    update_epochs: int = 4
+    num_minibatches: int = 4  # minibatches of whole trials per epoch
+    clip_coef: float = 0.2
+    clip_value_loss: bool = True
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    reward_scale: float = 1.0  # rewards are multiplied by it for learning (inputs and GAE), not for reporting
+
+    def __post_init__(self) -> None:
+        for name in (
+            "episodes_per_trial",
+            "trials_per_iteration",
+            "iterations",
+            "hidden_dim",
+            "update_epochs",
+            "num_minibatches",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"RL2Config.{name} must be a positive int, got {value!r}")
+        for name in ("learning_rate", "clip_coef", "max_grad_norm", "reward_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"RL2Config.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("ent_coef", "vf_coef"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"RL2Config.{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"RL2Config.{name} must lie in [0, 1], got {getattr(self, name)!r}")
+        if self.trials_per_iteration % self.num_minibatches:
+            raise ValueError(
+                f"RL2Config.num_minibatches ({self.num_minibatches}) must divide "
+                f"trials_per_iteration ({self.trials_per_iteration})"
+            )
+
+
+@dataclass
+class Trials:
+    """One trial per row, every row starting at t = 0; T is the longest trial's length.
+
+    inputs (N, T, I) float32: the policy inputs x_t. actions: (N, T, A) float32 unit-space Gaussian samples
+    (Box, before clipping) or (N, T) int64 (Discrete). log_probs, values, bootstrap_values (N, T) float32:
+    at collection; bootstrap_values is V(final observation) at truncated steps, 0 elsewhere. rewards (N, T)
+    float32 as the env returned them. terminated, truncated, valid (N, T) bool: valid is False after a
+    row's trial has ended. episode_index (N, T) int64: the episode of the trial each step belongs to.
+    """
+
+    inputs: torch.Tensor
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    bootstrap_values: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    valid: torch.Tensor
+    episode_index: torch.Tensor
+
+    def episode_returns(self, episodes_per_trial: int) -> torch.Tensor:
+        """Undiscounted return of each episode of each trial, (N, episodes_per_trial)."""
+        rewards = torch.where(self.valid, self.rewards, torch.zeros_like(self.rewards)).double()
+        index = self.episode_index.clamp(max=episodes_per_trial - 1)
+        return torch.zeros(rewards.shape[0], episodes_per_trial, dtype=torch.float64).scatter_add_(1, index, rewards)
+
+
+def task_features(tasks: Sequence[Task]) -> torch.Tensor:
+    """The oracle's extra observation: each task's parameters in sorted-name order, (N, P) float32."""
+    return torch.tensor([[task.params[k] for k in sorted(task.params)] for task in tasks], dtype=torch.float32)
+
+
+def build_policy(family: TaskFamily, memory: str, config: RL2Config, oracle: bool = False) -> RecurrentActorCritic:
+    """The actor-critic for `family` (observation widened by the task parameters when `oracle`)."""
+    obs_dim = family.obs_dim + (len(family.param_names) if oracle else 0)
+    return RecurrentActorCritic(obs_dim, family.action_space, memory=memory, hidden_dim=config.hidden_dim)
+
+
+def reads_task_params(policy: RecurrentActorCritic, family: TaskFamily) -> bool:
+    """Whether `policy` is an oracle, told by its observation width."""
+    if policy.obs_dim == family.obs_dim:
+        return False
+    if policy.obs_dim == family.obs_dim + len(family.param_names):
+        return True
+    raise ValueError(
+        f"policy reads observations of width {policy.obs_dim}, {family.env_id} has {family.obs_dim} "
+        f"(+ {len(family.param_names)} task parameters for an oracle)"
+    )
+
+
+def make_trial_envs(family: TaskFamily, tasks: Sequence[Task]) -> gym.vector.SyncVectorEnv:
+    """One sub-env per task, autoresetting in the same step (no fake transitions)."""
+    envs = gym.vector.SyncVectorEnv(
+        [lambda task=task: family.make_env(task) for task in tasks], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
+    if envs.envs[0].spec is None or envs.envs[0].spec.max_episode_steps is None:
+        envs.close()
+        raise ValueError(f"{family.env_id} has no time limit (max_episode_steps): trials could run forever")
+    return envs
+
+
+def truncation_values(policy: RecurrentActorCritic, final_x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """V(final observation) (N,): one more step from the memory after the truncated step, inputs final_x (N, I).
+
+    The step is not taken: the trial goes on from the reset observation with the same memory.
+    """
+    with torch.no_grad():
+        return policy(final_x, state)[1]
+
+
+def collect_trials(
+    family: TaskFamily,
+    tasks: Sequence[Task],
+    episodes_per_trial: int,
+    seed: int,
+    policy: RecurrentActorCritic | None = None,
+    oracle: bool = False,
+    reward_scale: float = 1.0,
+) -> Trials:
+    """Run one trial on each task at once, in step mode; `policy=None` acts uniformly at random.
+
+    Sub-env i resets with `derive_seed(seed, "rl2-reset", i)`, so policies given the same seed meet the
+    same initial states. Rows whose trial is over keep stepping (marked invalid) until every trial is over.
+    """
+    envs = make_trial_envs(family, tasks)
+    space = envs.single_action_space
+    generator = torch.Generator().manual_seed(derive_seed(seed, "rl2-actions"))
+    extra = task_features(tasks) if oracle else torch.zeros(len(tasks), 0)  # (N, P)
+    obs, _ = envs.reset(seed=[derive_seed(seed, "rl2-reset", i) for i in range(len(tasks))])
+    prev_action = torch.zeros(len(tasks), action_dim(space))  # (N, A)
+    prev_reward = torch.zeros(len(tasks))  # (N,)
+    episode_start = torch.ones(len(tasks), dtype=torch.bool)  # (N,)
+    episodes_done = torch.zeros(len(tasks), dtype=torch.long)  # (N,)
+    state = policy.initial_state(len(tasks)) if policy is not None else None
+    steps: list[dict[str, torch.Tensor]] = []
+    while bool((episodes_done < episodes_per_trial).any()):
+        x = policy_inputs(torch.cat([torch.as_tensor(obs), extra], 1), prev_action, prev_reward, episode_start)
+        zeros = torch.zeros(len(tasks))
+        if policy is None:
+            action, log_prob, value = uniform_action(space, len(tasks), generator), zeros, zeros
+        else:
+            with torch.no_grad():
+                distribution, value, state = policy(x, state)
+                action = sample_action(distribution, generator)
+                log_prob = distribution.log_prob(action)
+        env_action, model_action = act(action, space)
+        obs, reward, terminated, truncated, info = envs.step(env_action)
+        reward = torch.as_tensor(reward, dtype=torch.float32)  # (N,) as the env returned it
+        scaled_reward = reward * reward_scale  # what the policy reads as r_{t-1}
+        terminated, truncated = torch.as_tensor(terminated), torch.as_tensor(truncated)
+        bootstrap = zeros
+        if policy is not None and bool(truncated.any()):
+            final_obs = np.stack([info["final_obs"][i] if done else obs[i] for i, done in enumerate(truncated)])
+            final_x = policy_inputs(
+                torch.cat([torch.as_tensor(final_obs), extra], 1), model_action, scaled_reward, zeros
+            )
+            bootstrap = torch.where(truncated, truncation_values(policy, final_x, state), zeros)
+        steps.append(
+            {
+                "inputs": x,
+                "actions": action,
+                "log_probs": log_prob,
+                "values": value,
+                "bootstrap_values": bootstrap,
+                "rewards": reward,
+                "terminated": terminated,
+                "truncated": truncated,
+                "valid": episodes_done < episodes_per_trial,
+                "episode_index": episodes_done.clone(),
+            }
+        )
+        episode_start = terminated | truncated
+        episodes_done += episode_start.long()
+        prev_action, prev_reward = model_action, scaled_reward
+    envs.close()
+    return Trials(**{name: torch.stack([step[name] for step in steps], 1) for name in steps[0]})
+
+
+def ppo_update(
+    policy: RecurrentActorCritic,
+    optimizer: torch.optim.Optimizer,
+    trials: Trials,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    config: RL2Config,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """`update_epochs` passes over shuffled minibatches of whole trials; returns the last minibatch's losses."""
+    num_trials = trials.inputs.shape[0]
+    for _ in range(config.update_epochs):
+        for rows in torch.randperm(num_trials, generator=generator).split(num_trials // config.num_minibatches):
+            distribution, new_values, _ = policy(trials.inputs[rows])  # sequence mode from the trial start
+            loss = ppo_loss(
+                distribution.log_prob(trials.actions[rows]),
+                trials.log_probs[rows],
+                advantages[rows],
+                new_values,
+                trials.values[rows],
+                returns[rows],
+                distribution.entropy(),
+                trials.valid[rows],
+                clip_coef=config.clip_coef,
+                clip_value_loss=config.clip_value_loss,
+                ent_coef=config.ent_coef,
+                vf_coef=config.vf_coef,
+            )
+            optimizer.zero_grad()
+            loss.total.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            optimizer.step()
+    return {
+        "policy_loss": loss.policy.item(),
+        "value_loss": loss.value.item(),
+        "entropy": loss.entropy.item(),
+        "approx_kl": loss.approx_kl.item(),
+        "clip_fraction": loss.clip_fraction.item(),
+    }
+
+
+def _load_training_state(
+    path: Path, policy: RecurrentActorCritic, optimizer: torch.optim.Optimizer, identity: dict
+) -> tuple[int, list[dict]]:
+    state = load_checkpoint(path, map_location="cpu")
+    if state["identity"] != identity:
+        raise ValueError(
+            f"cannot resume {path}: it was written by another run, saved {state['identity']}, requested {identity}"
+        )
+    policy.load_state_dict(state["policy"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["iteration"]), list(state["training_curve"])
+
+
+def train_rl2(
+    family: TaskFamily,
+    train_tasks: Sequence[Task],
+    config: RL2Config,
+    seed: int,
+    memory: str = "ssm",
+    oracle: bool = False,
+    progress: bool = True,
+    checkpoint_path: str | Path | None = None,
+) -> tuple[RecurrentActorCritic, list[dict]]:
+    """Train an RL² policy with PPO; returns it and one dict of statistics per iteration.
+
+    With `checkpoint_path`, the policy, optimiser and training curve are written atomically after every
+    iteration, and an existing checkpoint of the same run (config, seed, memory, oracle) is resumed from:
+    iteration k's randomness depends only on (seed, k), so a resumed run ends with the same weights.
+    """
+    if not train_tasks:
+        raise ValueError("train_rl2 needs at least one training task")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "rl2-init"))
+        policy = build_policy(family, memory, config, oracle)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5)
+    identity = {"config": asdict(config), "seed": seed, "memory": memory, "oracle": oracle, "env_id": family.env_id}
+    first_iteration, curve = 0, []
+    if checkpoint_path is not None and Path(checkpoint_path).is_file():
+        first_iteration, curve = _load_training_state(Path(checkpoint_path), policy, optimizer, identity)
+    bar = trange(
+        first_iteration, config.iterations, desc=f"rl2 {memory}{' oracle' if oracle else ''}", disable=not progress
+    )
+    for iteration in bar:
+        if config.anneal_lr:
+            optimizer.param_groups[0]["lr"] = (1.0 - iteration / config.iterations) * config.learning_rate
+        rng = np.random.default_rng(derive_seed(seed, "rl2-tasks", iteration))
+        picks = rng.choice(
+            len(train_tasks), config.trials_per_iteration, replace=len(train_tasks) < config.trials_per_iteration
+        )
+        trials = collect_trials(
+            family,
+            [train_tasks[i] for i in picks],
+            config.episodes_per_trial,
+            derive_seed(seed, "rl2-collect", iteration),
+            policy,
+            oracle,
+            config.reward_scale,
+        )
+        advantages, returns = gae(
+            trials.rewards * config.reward_scale,
+            trials.values,
+            trials.bootstrap_values,
+            trials.terminated,
+            trials.truncated,
+            config.gamma,
+            config.gae_lambda,
+        )
+        generator = torch.Generator().manual_seed(derive_seed(seed, "rl2-minibatches", iteration))
+        stats = ppo_update(policy, optimizer, trials, advantages, returns, config, generator)
+        episode_means = trials.episode_returns(config.episodes_per_trial).mean(0).tolist()
+        env_steps = (curve[-1]["env_steps"] if curve else 0) + int(trials.valid.sum())
+        curve.append({"iteration": iteration + 1, "env_steps": env_steps, **stats, "episode_returns": episode_means})
+        bar.set_postfix(returns=" ".join(f"{r:.1f}" for r in episode_means))
+        if checkpoint_path is not None:
+            atomic_save(
+                {
+                    "policy": policy.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "iteration": iteration + 1,
+                    "training_curve": curve,
+                    "identity": identity,
+                },
+                checkpoint_path,
+            )
+    return policy, curve
+
+
+def evaluate_rl2(
+    policy: RecurrentActorCritic, family: TaskFamily, tasks: Sequence[Task], config: RL2Config, seed: int
+) -> list[list[float]]:
+    """One trial per task with the policy's own sampling; returns[task][episode] (tasks x episodes_per_trial).
+
+    The memory adapts within the trial; no weights change. An oracle policy (told by its observation
+    width) reads the tasks' parameters.
+    """
+    trials = collect_trials(
+        family, tasks, config.episodes_per_trial, seed, policy, reads_task_params(policy, family), config.reward_scale
+    )
+    return trials.episode_returns(config.episodes_per_trial).tolist()
+
+
+def random_policy_trial_returns(
+    family: TaskFamily, tasks: Sequence[Task], config: RL2Config, seed: int
+) -> list[list[float]]:
+    """The same trials with uniformly random actions: returns[task][episode], like `evaluate_rl2`."""
+    trials = collect_trials(family, tasks, config.episodes_per_trial, seed)
+    return trials.episode_returns(config.episodes_per_trial).tolist()
