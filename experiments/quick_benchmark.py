@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-SECTIONS = ("ssm", "maml", "env", "adapt", "planner")  # default run
+SECTIONS = ("ssm", "maml", "env", "adapt", "planner", "rl2")  # default run
 EXTRA_SECTIONS = ("gpu",)  # CUDA only
 
 
