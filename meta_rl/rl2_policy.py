@@ -93,7 +93,6 @@ class RecurrentActorCritic(nn.Module):
         self.discrete = is_discrete(action_space)
         self.action_dim = action_dim(action_space)
         self.input_dim = obs_dim + self.action_dim + 2
-        self.memory_kind = memory
         self.encoder = layer_init(nn.Linear(self.input_dim, hidden_dim))
         if memory == "ssm":
             self.memory = SSM(state_dim=hidden_dim, input_dim=hidden_dim, output_dim=hidden_dim, hidden_dim=hidden_dim)
