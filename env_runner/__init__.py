@@ -1,7 +1,7 @@
 """Gymnasium task families, rollout collection and (support, query) segments for meta-learning.
 
-Importing the package registers the `PointNavigation-v0` and `HalfCheetahCrippled-v0` environments with
-gymnasium (the latter needs MuJoCo only when it is made).
+Importing the package registers the `PointNavigation-v0`, `HalfCheetahCrippled-v0` and `AntCrippled-v0`
+environments with gymnasium (the last two need MuJoCo only when they are made).
 """
 
 from env_runner.locomotion import register_locomotion_envs
