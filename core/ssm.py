@@ -18,9 +18,16 @@ Timescales 1 / exp(A_log) start log-uniform between `timescale_range` steps (1 t
 Gu & Dao 2023, Orvieto et al. 2023). The sqrt(1 - a^2) factor keeps the state's variance bounded for
 any decay. The recurrence runs in float32 (or wider, when the input is wider).
 
-Step mode and sequence mode share `_gates` and `_readout`; sequence mode replaces the loop over t by a
-scan: `chunked_scan` (about 2 * sqrt(T) small steps; the default on CPU, where each op's cost grows with its
-size) or `doubling_scan` (log2(T) full-width steps; the default on CUDA, where each op costs a kernel launch).
+Step mode and sequence mode compute the same equations; sequence mode replaces the loop over t by a scan.
+`scan` picks how:
+- "fused" (the default on CPU): the projections, then `core.fused_scan.GateScan`, one autograd Function from
+  the pre-activations of rate, z and gate to the gated readout, with a hand-derived backward; on float32 CPU
+  tensors the projections' matrix products run on oneDNN (`core.onednn_linear`).
+- "chunked": the reference, autograd over the step mode's `_gates` and `_readout` and `chunked_scan`
+  (about 2 * sqrt(T) small steps).
+- "doubling" (the default on CUDA, where each op costs a kernel launch): the same with `doubling_scan`
+  (log2(T) full-width steps).
+All three work under torch.func (functional_call, vmap, grad of grad).
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core import fused_scan, onednn_linear
 from core.checkpoint import atomic_save, load_checkpoint
+from core.scans import chunked_scan, doubling_scan
 
 
 class SSM(nn.Module):
@@ -51,8 +60,12 @@ class SSM(nn.Module):
         timescale_range: tuple[float, float] = (1.0, 1e4),
     ) -> None:
         super().__init__()
-        for name, value in (("state_dim", state_dim), ("input_dim", input_dim),
-                            ("output_dim", output_dim), ("hidden_dim", hidden_dim)):
+        for name, value in (
+            ("state_dim", state_dim),
+            ("input_dim", input_dim),
+            ("output_dim", output_dim),
+            ("hidden_dim", hidden_dim),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if chunk_size is not None and chunk_size < 1:
@@ -116,6 +129,8 @@ class SSM(nn.Module):
         self._check_inputs(x, hidden_state, reset)
         if hidden_state is None:
             hidden_state = torch.zeros(x.shape[0], self.state_dim, device=x.device, dtype=x.dtype)
+        if x.dim() == 3 and self._sequence_scan(x) == "fused":
+            return self._fused_sequence(x, hidden_state, reset)
         z, gate, a, b = self._gates(x)
         if reset is not None:
             a = a * (1.0 - reset.to(a.dtype)).unsqueeze(-1)
@@ -123,11 +138,42 @@ class SSM(nn.Module):
         if x.dim() == 2:
             next_hidden = torch.addcmul(b, a, h0)
             return self._readout(next_hidden, z, gate), next_hidden
-        if self.scan == "doubling" or (self.scan == "auto" and x.device.type == "cuda"):
+        if self._sequence_scan(x) == "doubling":
             states = doubling_scan(a, b, h0)  # (B, T, N)
         else:
             states = chunked_scan(a, b, h0, self.chunk_size)
         return self._readout(states, z, gate), states[:, -1]
+
+    def _sequence_scan(self, x: torch.Tensor) -> str:
+        """The scan sequence mode runs on x: `scan` ("auto": "doubling" on CUDA, "fused" elsewhere).
+
+        Inside a torch.func transform "fused" runs as "chunked", its reference: same equations, plain ops.
+        """
+        scan = self.scan if self.scan != "auto" else "doubling" if x.device.type == "cuda" else "fused"
+        return "chunked" if scan == "fused" and not fused_scan.applies() else scan
+
+    def _fused_sequence(
+        self, x: torch.Tensor, hidden_state: torch.Tensor, reset: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sequence mode through `gate_scan`: x (B, T, input_dim) -> y (B, T, output_dim), h_T (B, N)."""
+        linear = onednn_linear.linear
+        scan_dtype = torch.promote_types(x.dtype, torch.float32)
+        u = F.silu(linear(x, self.in_proj.weight, self.in_proj.bias))  # (B, T, H)
+        z = linear(u, self.z_proj.weight, self.z_proj.bias).to(scan_dtype)  # (B, T, N)
+        gate = linear(u, self.gate_proj.weight, self.gate_proj.bias).to(scan_dtype)  # (B, T, N)
+        rate = linear(linear(u, self.rate_proj.weight), self.dt_proj.weight, self.dt_proj.bias).to(scan_dtype)
+        keep = None if reset is None else 1.0 - reset.to(scan_dtype)  # (B, T)
+        r, last = fused_scan.gate_scan(  # (B, T, N), (B, N)
+            rate,
+            z,
+            gate,
+            self.A_log.to(scan_dtype),
+            self.D.to(scan_dtype),
+            keep,
+            hidden_state.to(scan_dtype),
+            self.chunk_size,
+        )
+        return linear(r.to(x.dtype), self.out_proj.weight, self.out_proj.bias), last
 
     def _gates(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(..., input_dim) -> state input z, gate, decay a, normalised input b: each (..., N)."""
@@ -135,30 +181,24 @@ class SSM(nn.Module):
         z, gate = self.z_proj(u), self.gate_proj(u)
         scan_dtype = torch.promote_types(x.dtype, torch.float32)
         rate = self.dt_proj(self.rate_proj(u)).to(scan_dtype)
-        neg_delta = F.softplus(rate) * -torch.exp(self.A_log.to(scan_dtype))
-        a = torch.exp(neg_delta)
-        b = torch.sqrt(-torch.expm1(2.0 * neg_delta)) * z.to(scan_dtype)  # sqrt(1 - a^2) * z
+        a, b = fused_scan.decay_and_input(rate, z.to(scan_dtype), self.A_log.to(scan_dtype))
         return z, gate, a, b
 
     def _readout(self, h: torch.Tensor, z: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         """State (..., N) -> output (..., output_dim): the state plus a skip of its input, gated, projected."""
-        return self.out_proj(torch.addcmul(h.to(z.dtype), self.D, z) * F.silu(gate))
+        return self.out_proj(fused_scan.readout_input(h.to(z.dtype), z, gate, self.D))
 
-    def _check_inputs(
-        self, x: torch.Tensor, hidden_state: torch.Tensor | None, reset: torch.Tensor | None
-    ) -> None:
+    def _check_inputs(self, x: torch.Tensor, hidden_state: torch.Tensor | None, reset: torch.Tensor | None) -> None:
         if x.dim() not in (2, 3) or x.shape[-1] != self.input_dim:
             raise ValueError(
-                f"SSM expects x of shape (B, {self.input_dim}) or (B, T, {self.input_dim}), "
-                f"got {tuple(x.shape)}"
+                f"SSM expects x of shape (B, {self.input_dim}) or (B, T, {self.input_dim}), got {tuple(x.shape)}"
             )
         if x.dim() == 3 and x.shape[1] == 0:
             raise ValueError(f"SSM got an empty sequence, x shape {tuple(x.shape)}")
         batch = x.shape[0]
         if hidden_state is not None and tuple(hidden_state.shape) != (batch, self.state_dim):
             raise ValueError(
-                f"SSM expects hidden_state of shape ({batch}, {self.state_dim}), "
-                f"got {tuple(hidden_state.shape)}"
+                f"SSM expects hidden_state of shape ({batch}, {self.state_dim}), got {tuple(hidden_state.shape)}"
             )
         if reset is not None and tuple(reset.shape) != tuple(x.shape[:-1]):
             raise ValueError(
@@ -180,61 +220,4 @@ class SSM(nn.Module):
         return model.to(device) if device is not None else model
 
 
-SCANS = ("auto", "chunked", "doubling")
-
-
-def chunked_scan(
-    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_size: int | None = None
-) -> torch.Tensor:
-    """All states of h_t = a_t * h_{t-1} + b_t.  a, b (B, T, N), h0 (B, N) -> states (B, T, N).
-
-    The sequence is cut into chunks of L steps. A loop over the L positions runs the recurrence in
-    every chunk at once from a zero state, keeping the running product of decays; a loop over the
-    chunks then passes the true entering state from chunk to chunk, and each state is corrected by
-    (decay since chunk start) * (entering state). Both loops iterate about sqrt(T) times by default.
-    """
-    batch, steps, width = a.shape
-    length = chunk_size or max(1, math.isqrt(steps - 1) + 1)  # ceil(sqrt(T))
-    num_chunks = -(-steps // length)
-    padding = num_chunks * length - steps
-    if padding:  # identity steps at the end leave every real state unchanged
-        a = F.pad(a, (0, 0, 0, padding), value=1.0)
-        b = F.pad(b, (0, 0, 0, padding))
-    a_chunks = a.reshape(batch, num_chunks, length, width).unbind(2)
-    b_chunks = b.reshape(batch, num_chunks, length, width).unbind(2)
-
-    local, decay = b_chunks[0], a_chunks[0]  # (B, C, N): state from zero, product of decays
-    local_states, decays = [local], [decay]
-    for a_l, b_l in zip(a_chunks[1:], b_chunks[1:], strict=True):
-        local = torch.addcmul(b_l, a_l, local)
-        decay = decay * a_l
-        local_states.append(local)
-        decays.append(decay)
-
-    carry = h0  # (B, N): true state entering the current chunk
-    entering = []
-    for local_last, decay_last in zip(local.unbind(1), decay.unbind(1), strict=True):
-        entering.append(carry)
-        carry = torch.addcmul(local_last, decay_last, carry)
-    states = torch.addcmul(torch.stack(local_states, 2), torch.stack(decays, 2), torch.stack(entering, 1).unsqueeze(2))
-    return states.reshape(batch, num_chunks * length, width)[:, :steps]
-
-
-def doubling_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-    """All states of h_t = a_t * h_{t-1} + b_t by recursive doubling (Hillis & Steele 1986).
-
-    a, b (B, T, N), h0 (B, N) -> states (B, T, N). Each round composes every step's affine map
-    h -> a h + b with the one `offset` steps earlier, doubling the span it covers: log2(T) rounds of
-    O(T) work, which suits devices where the number of kernels, not the work, sets the time.
-    """
-    steps = a.shape[1]
-    first = torch.addcmul(b[:, :1], a[:, :1], h0.unsqueeze(1))  # fold the entering state into step 0
-    b = torch.cat([first, b[:, 1:]], dim=1)
-    offset = 1
-    while offset < steps:
-        a_earlier = F.pad(a[:, :-offset], (0, 0, offset, 0), value=1.0)  # identity before the start
-        b_earlier = F.pad(b[:, :-offset], (0, 0, offset, 0))
-        b = torch.addcmul(b, a, b_earlier)
-        a = a * a_earlier
-        offset *= 2
-    return b
+SCANS = ("auto", "fused", "chunked", "doubling")

@@ -6,6 +6,8 @@ import pytest
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from core import fused_scan, onednn_linear
+from core.scans import chunked_scan_
 from core.ssm import SSM, chunked_scan, doubling_scan
 
 
@@ -35,7 +37,7 @@ def test_seed_readme_example():
     assert next_hidden.shape == torch.Size([4, 128])
 
 
-@pytest.mark.parametrize("scan", ["chunked", "doubling"])
+@pytest.mark.parametrize("scan", ["fused", "chunked", "doubling"])
 @pytest.mark.parametrize("steps", [1, 7, 37, 500])
 def test_sequence_mode_equals_step_loop_with_resets(steps, scan):
     model = make_model(scan=scan)
@@ -50,7 +52,16 @@ def test_sequence_mode_equals_step_loop_with_resets(steps, scan):
     torch.testing.assert_close(h_seq, h_loop, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("options", [{"chunk_size": 1}, {"chunk_size": 3}, {"chunk_size": 64}, {"scan": "doubling"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"chunk_size": 1},
+        {"chunk_size": 3},
+        {"chunk_size": 64},
+        {"scan": "doubling"},
+        {"scan": "fused", "chunk_size": 3},
+    ],
+)
 def test_scan_choice_does_not_change_the_result(options):
     model = make_model(**options)
     x, h0 = torch.randn(2, 50, 5), torch.randn(2, 16)
@@ -70,7 +81,25 @@ def test_both_scans_match_the_naive_recurrence_in_float64():
     torch.testing.assert_close(doubling_scan(a, b, h0), torch.stack(expected, 1), atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("scan", ["chunked", "doubling"])
+@pytest.mark.parametrize("chunk_size", [None, 1, 4, 64])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_chunked_scans_in_place_and_in_reverse_match_the_naive_recurrence_in_float64(reverse, chunk_size):
+    a = torch.rand(3, 101, 8, dtype=torch.float64)
+    b = torch.randn(3, 101, 8, dtype=torch.float64)
+    h0 = torch.randn(3, 8, dtype=torch.float64)
+    h, expected = h0, [None] * 101
+    for t in reversed(range(101)) if reverse else range(101):
+        h = a[:, t] * h + b[:, t]
+        expected[t] = h
+    expected = torch.stack(expected, 1)
+    torch.testing.assert_close(chunked_scan(a, b, h0, chunk_size, reverse), expected, atol=1e-12, rtol=0)
+    a_before, b_in_place = a.clone(), b.clone()
+    assert chunked_scan_(a, b_in_place, h0, chunk_size, reverse) is b_in_place
+    torch.testing.assert_close(b_in_place, expected, atol=1e-12, rtol=0)
+    torch.testing.assert_close(a, a_before, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("scan", ["fused", "chunked", "doubling"])
 def test_reset_starts_a_fresh_sequence(scan):
     model = make_model(scan=scan)
     x = torch.randn(2, 30, 5)
@@ -102,7 +131,7 @@ def test_state_stays_bounded_on_long_constant_input():
     assert h.abs().max() < 1e3
 
 
-@pytest.mark.parametrize("scan", ["chunked", "doubling"])
+@pytest.mark.parametrize("scan", ["fused", "chunked", "doubling"])
 def test_gradients_reach_parameters_input_and_state_and_match_step_loop(scan):
     model = make_model(scan=scan)
     x = torch.randn(3, 40, 5, requires_grad=True)
@@ -124,7 +153,7 @@ def test_gradients_reach_parameters_input_and_state_and_match_step_loop(scan):
         torch.testing.assert_close(grad, loop[name], atol=1e-4, rtol=1e-4, msg=f"gradient of {name}")
 
 
-@pytest.mark.parametrize("scan", ["chunked", "doubling"])
+@pytest.mark.parametrize("scan", ["fused", "chunked", "doubling"])
 def test_vmap_over_stacked_parameters_equals_loop_over_models(scan):
     models = [make_model(seed, scan=scan) for seed in range(3)]
     params, buffers = stack_module_state(models)
@@ -139,6 +168,134 @@ def test_vmap_over_stacked_parameters_equals_loop_over_models(scan):
         y, h = model(x, h0)
         torch.testing.assert_close(y_batched[index], y, atol=1e-5, rtol=0)
         torch.testing.assert_close(h_batched[index], h, atol=1e-5, rtol=0)
+
+
+def gate_scan_inputs(dtype=torch.float64, steps=9, seed=0):
+    """rate, z, gate (2, steps, 3), A_log, D (3), keep (2, steps) with resets, h0 (2, 3); all but keep need grad."""
+    generator = torch.Generator().manual_seed(seed)
+    rate, z, gate = (torch.randn(2, steps, 3, generator=generator, dtype=dtype) for _ in range(3))
+    A_log = torch.linspace(-3.0, 0.5, 3, dtype=dtype)  # noqa: N806
+    D, h0 = torch.randn(3, generator=generator, dtype=dtype), torch.randn(2, 3, generator=generator, dtype=dtype)
+    keep = (torch.rand(2, steps, generator=generator) > 0.2).to(dtype)
+    inputs = [t.requires_grad_() for t in (rate, z, gate, A_log, D)]
+    return (*inputs, keep, h0.requires_grad_())
+
+
+def test_fused_gate_scan_passes_gradcheck_and_gradgradcheck_in_float64():
+    *inputs, keep, h0 = gate_scan_inputs()
+
+    def run(rate, z, gate, A_log, D, h0):  # noqa: N803
+        return fused_scan.gate_scan(rate, z, gate, A_log, D, keep, h0, 4)
+
+    assert torch.autograd.gradcheck(run, (*inputs, h0))
+    assert torch.autograd.gradgradcheck(run, (*inputs, h0))
+
+
+def test_fused_gate_scan_values_and_gradients_equal_the_reference_in_float32():
+    *inputs, keep, h0 = gate_scan_inputs(torch.float32, steps=200, seed=1)
+    weights = torch.randn(2, 200, 3)
+
+    def values_and_grads(run):
+        r, last = run(*inputs, keep, h0, None)
+        loss = (r * weights).sum() + last.square().sum()
+        return (r, last, *torch.autograd.grad(loss, [*inputs, h0]))
+
+    fused = values_and_grads(fused_scan.gate_scan)
+    reference = values_and_grads(fused_scan.reference_gate_scan)
+    for got, expected in zip(fused, reference, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():
+        r, last = fused_scan.gate_scan(*inputs, keep, h0)
+    torch.testing.assert_close(r, fused[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(last, fused[1], atol=1e-6, rtol=0)
+
+
+def test_fused_gate_scan_gradient_of_the_last_state_alone():
+    *inputs, keep, h0 = gate_scan_inputs()
+    reaching = [inputs[0], inputs[1], inputs[3], h0]  # rate, z, A_log, h0: the gate and D act on r only
+    fused = torch.autograd.grad(fused_scan.gate_scan(*inputs, keep, h0)[1].sum(), reaching)
+    reference = torch.autograd.grad(fused_scan.reference_gate_scan(*inputs, keep, h0)[1].sum(), reaching)
+    for got, expected in zip(fused, reference, strict=True):
+        torch.testing.assert_close(got, expected)
+
+
+def test_fused_model_gradients_equal_the_unfused_reference():
+    fused, reference = make_model(scan="fused"), make_model(scan="chunked")
+    x, h0 = torch.randn(3, 60, 5, requires_grad=True), torch.randn(3, 16, requires_grad=True)
+    reset, weights = torch.rand(3, 60) < 0.1, torch.randn(3, 60, 3)
+
+    def grads(model):
+        y, h = model(x, h0, reset)
+        return torch.autograd.grad((y * weights).sum() + h.square().sum(), [*model.parameters(), x, h0])
+
+    for got, expected in zip(grads(fused), grads(reference), strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_fused_path_runs_outside_torch_func_and_the_reference_inside():
+    model, x = make_model(scan="fused"), torch.randn(2, 6, 5)
+    assert model._sequence_scan(x) == "fused"
+    assert make_model()._sequence_scan(x) == "fused"  # "auto" on CPU
+    graph = _graph_nodes(model(x, model.init_hidden(2))[0].grad_fn)
+    assert any(type(node).__name__ == "GateScanBackward" for node in graph)
+    inside = []
+    vmap(lambda x_i: inside.append(model._sequence_scan(x_i)) or x_i)(x)
+    torch.func.grad(lambda x_i: inside.append(model._sequence_scan(x_i)) or x_i.sum())(x)
+    assert inside == ["chunked", "chunked"]
+
+
+def _graph_nodes(node, seen=None):
+    seen = set() if seen is None else seen
+    if node is not None and node not in seen:
+        seen.add(node)
+        for child, _ in node.next_functions:
+            _graph_nodes(child, seen)
+    return seen
+
+
+def test_second_order_gradients_through_the_fused_model_equal_the_reference():
+    x, y_target, h0 = torch.randn(2, 12, 5), torch.randn(2, 12, 3), torch.randn(2, 16)
+    reset = torch.rand(2, 12) < 0.2
+
+    def meta_gradient(scan, use_torch_func):
+        model = make_model(scan=scan)
+        params = dict(model.named_parameters())
+
+        def inner_loss(p):
+            return (functional_call(model, p, (x, h0, reset))[0] - y_target).square().mean()
+
+        if use_torch_func:
+
+            def outer_loss(p):
+                fast = {
+                    k: v - 0.1 * g for (k, v), g in zip(p.items(), torch.func.grad(inner_loss)(p).values(), strict=True)
+                }
+                return inner_loss(fast)
+
+            return torch.func.grad(outer_loss)(params)
+        inner = torch.autograd.grad(inner_loss(params), list(params.values()), create_graph=True)
+        fast = {k: v - 0.1 * g for (k, v), g in zip(params.items(), inner, strict=True)}
+        return dict(zip(params, torch.autograd.grad(inner_loss(fast), list(params.values())), strict=True))
+
+    reference = meta_gradient("chunked", use_torch_func=False)
+    for use_torch_func in (False, True):
+        fused = meta_gradient("fused", use_torch_func)
+        for name, value in reference.items():
+            torch.testing.assert_close(fused[name], value, atol=1e-5, rtol=1e-4, msg=f"meta-gradient of {name}")
+
+
+def test_onednn_linear_equals_f_linear_with_first_and_second_derivatives():
+    x, weight, bias = torch.randn(4, 7, 6, requires_grad=True), torch.randn(5, 6, requires_grad=True), torch.randn(5)
+    bias.requires_grad_()
+
+    def derivatives(linear):
+        y = linear(x, weight, bias)
+        first = torch.autograd.grad(y.sin().sum(), (x, weight, bias), create_graph=True)
+        second = torch.autograd.grad(sum(g.square().sum() for g in first), (x, weight))
+        return (y, *first, *second)
+
+    for got, expected in zip(derivatives(onednn_linear.linear), derivatives(torch.nn.functional.linear), strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_vmap_over_inputs_in_step_mode():
