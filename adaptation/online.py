@@ -1,166 +1,156 @@
-"""Online test-time adaptation while acting: a window of recent transitions and the hidden state of the real
-trajectory, for E environments stepped together.
+"""Online test-time adaptation while acting in E episodes at once, each episode with its own adapted weights.
 
 Every observed transition (x_t, y_t, episode_start_t) goes into a ring buffer holding the last
-`config.window` transitions per environment, together with the hidden state that entered it. Every
-`config.update_every` observations the Adapter adapts on the window, starting from the state that entered
-the window's oldest transition (`config.window_state="carried"`) or from `init_hidden` ("zero", the
-convention MetaMAML's support windows are trained with), and resetting the state at the episode starts
-inside the window.
+`config.window` transitions per episode, together with the hidden state that entered it. Every
+`config.update_every` observations, each episode's weights are re-adapted from theta* (GrBAL's restart
+rule, Nagabandi et al. 2019) on its window with MetaMAML's inner step — the function meta-training uses,
+`torch.func.vmap`-ed over the E episodes:
 
-`hidden_state` is the state after the last observed transition, the one a planner continues from:
-- after an update it is recomputed by running the window through the adapted weights from the window's
-  starting state (the `hidden_state` that `update_step` returns);
-- between updates it advances one step per observation under the current weights.
-The entering state of the window was itself computed under the weights current when that transition was
-observed: the state is exact within the window and approximate beyond it.
+    theta_e = theta* - alpha * clip(grad L_window_e(theta*))            (`num_steps` times)
+
+starting the window from `init_hidden` (`window_state="zero"`, the convention support windows are
+meta-trained with) or from the state that entered it ("carried"), with resets at the episode starts inside
+it. An update whose window loss is not finite, or exceeds `max_loss_increase` times the loss at theta*, is
+rolled back to theta* for that episode. `num_steps=0` never changes the weights: the state is still
+recomputed over the window (the memory-only control, which isolates memory length from the weight update).
+
+After an update the returned hidden state is the window run through the new weights from its starting
+state; between updates the caller advances the state under the current weights (the planner's `observe`).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch.func import functional_call, vmap
 
-from adaptation.test_time_adaptation import Adapter
+from adaptation.test_time_adaptation import AdaptationConfig
 from core.parameters import Params
+from meta_rl.meta_maml import MetaMAML
 
 
 class OnlineAdapter:
-    """Ring buffer of the last `window` transitions per environment + the trajectory's hidden state.
+    """Ring buffer of the last `window` transitions per episode and one adapted weight set per episode.
 
-    Shapes (E = num_envs): `observe(x_t (E, D_in), y_t (E, D_out), episode_start (E,))`; with one
-    environment, x_t (D_in,), y_t (D_out,) and a bool are accepted too. `hidden_state` (E, N), or None for a
-    stateless model. For meta-learned weights: `adapter.set_reference(maml.params())` before acting.
+    Shapes (E = num_envs, W = window): `observe(x_t (E, D_in), y_t (E, D_out), episode_start (E,),
+    hidden_before (E, N))`. The model must be stateful (an SSM world model). `config.mode` must be
+    "restart"; its learning rate, subset and clip are MetaMAML's (`meta.learning_rates()`).
     """
 
-    def __init__(self, adapter: Adapter, num_envs: int = 1) -> None:
+    def __init__(self, meta: MetaMAML, config: AdaptationConfig, num_envs: int = 1) -> None:
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        self.adapter = adapter
+        if not meta.stateful:
+            raise ValueError(f"OnlineAdapter needs a stateful model, {type(meta.model).__name__} has no init_hidden")
+        if config.mode != "restart":
+            raise ValueError(
+                f"OnlineAdapter adapts from theta* at every update: mode must be 'restart', got {config.mode!r}"
+            )
+        self.meta = meta
+        self.config = config
         self.num_envs = num_envs
-        self.window_size = adapter.config.window
-        self.update_every = adapter.config.update_every
-        self.device = adapter.device
+        self.theta = {name: value.detach() for name, value in meta.params().items()}
+        self._buffers = dict(meta.model.named_buffers())
         self._inputs: torch.Tensor | None = None  # (E, W, D_in), allocated at the first observation
         self._targets: torch.Tensor | None = None  # (E, W, D_out)
-        self._starts = torch.zeros(num_envs, self.window_size, dtype=torch.bool, device=self.device)
-        self._entering: torch.Tensor | None = None  # (E, W, N) state before each transition (stateful only)
-        self.clear()
-
-    # ----------------------------------------------------------------- public API
-    @property
-    def hidden_state(self) -> torch.Tensor | None:
-        """(E, N) state after the last observed transition (zeros before the first one and after
-        `reset_episode`); None for a stateless model."""
-        return self._hidden
+        self._entering: torch.Tensor | None = None  # (E, W, N) state before each transition
+        self._starts: torch.Tensor | None = None  # (E, W) episode starts
+        self._count = 0
+        self._next = 0
+        self._since_update = 0
 
     def __len__(self) -> int:
         """Number of transitions in the window (at most `window`)."""
         return self._count
 
-    def params(self) -> Params:
-        """The current adapted weights by name (copies), for a planner's `functional_call`."""
-        return self.adapter.adapted_params()
-
     def observe(
-        self, x_t: torch.Tensor, y_t: torch.Tensor, episode_start: bool | torch.Tensor = False
+        self, x_t: torch.Tensor, y_t: torch.Tensor, episode_start: torch.Tensor, hidden_before: torch.Tensor
     ) -> dict | None:
-        """Record one transition per environment; adapt when `update_every` observations have passed.
+        """Record one transition per episode; adapt when `update_every` observations have passed.
 
-        x_t (E, D_in) or (D_in,) the model's input, y_t (E, D_out) or (D_out,) its target, episode_start (E,)
-        or a bool: x_t is the first input of a new episode (the state is reset before it is consumed).
-        Returns the `update_step` log when an update ran, else None. Non-finite values raise ValueError.
+        x_t (E, D_in) the model's input, y_t (E, D_out) its target, episode_start (E,) bool (x_t begins an
+        episode), hidden_before (E, N) the state that entered x_t. Returns None, or after an update a log with
+        "params" (stacked (E, ...) weights), "hidden_state" (E, N) (the state after x_t under them),
+        "loss_before" and "loss_after" (E,) window losses at theta* and at the kept weights, "rolled_back" (E,).
         """
-        x_t, y_t, start = self._as_batch(x_t, y_t, episode_start)
-        start = start | self._pending_start
-        self._pending_start = torch.zeros_like(start)
-        self._write(x_t, y_t, start)
+        self._write(x_t, y_t, episode_start, hidden_before)
         self._since_update += 1
-        if self._since_update >= self.update_every:
-            self._since_update = 0
-            x, y, entering, reset = self.window()
-            if self.adapter.config.window_state == "zero":
-                entering = None  # update_step starts from init_hidden
-            log = self.adapter.update_step(x, y, hidden_state=entering, reset=reset)
-            self._hidden = log.get("hidden_state")
-            return log
-        if self.adapter.stateful:
-            self._hidden = self.adapter.predict(x_t, self._hidden, reset=start)[1]
-        return None
+        if self._since_update < self.config.update_every:
+            return None
+        self._since_update = 0
+        return self._update(*self.window())
 
-    def window(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """The window, oldest first: x (E, T, D_in), y (E, T, D_out), the state entering it (E, N) and the
-        reset mask (E, T) (both None for a stateless model), T = len(self) <= window."""
+    def window(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The window, oldest first: x (E, T, D_in), y (E, T, D_out), the state entering it (E, N), reset (E, T)."""
         if self._count == 0:
             raise ValueError("the window is empty: observe a transition first")
-        order = (torch.arange(self._count, device=self.device) + self._next - self._count) % self.window_size
-        x, y = self._inputs[:, order], self._targets[:, order]
-        if not self.adapter.stateful:
-            return x, y, None, None
-        return x, y, self._entering[:, int(order[0])].clone(), self._starts[:, order]
+        device = self._inputs.device
+        order = (torch.arange(self._count, device=device) + self._next - self._count) % self.config.window
+        return self._inputs[:, order], self._targets[:, order], self._entering[:, order[0]], self._starts[:, order]
 
-    def reset_episode(self, env_mask: torch.Tensor | None = None) -> None:
-        """New episodes begin in the environments of `env_mask` (E,) (None = all): their state is zeroed and
-        their next transition is marked as an episode start. The window is kept (same task)."""
-        mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device) if env_mask is None else (
-            self._env_flags(env_mask, "env_mask"))
-        self._pending_start = self._pending_start | mask
-        if self._hidden is not None:
-            self._hidden = torch.where(mask.unsqueeze(-1), torch.zeros_like(self._hidden), self._hidden)
+    def _update(self, x: torch.Tensor, y: torch.Tensor, entering: torch.Tensor, reset: torch.Tensor) -> dict:
+        start = torch.zeros_like(entering) if self.config.window_state == "zero" else entering
+        loss_before = vmap(self._window_loss, in_dims=(None, 0, 0, 0, 0))(self.theta, x, y, start, reset)
+        if self.config.num_steps == 0:
+            params = {name: value.expand(self.num_envs, *value.shape) for name, value in self.theta.items()}
+            loss_after, rolled_back = loss_before, torch.zeros(self.num_envs, dtype=torch.bool, device=x.device)
+        else:
+            adapted = vmap(self._adapt_one)(x, y, start, reset)
+            loss_adapted = vmap(self._window_loss)(adapted, x, y, start, reset)
+            finite = torch.stack([value.flatten(1).isfinite().all(1) for value in adapted.values()]).all(0)
+            keep = finite & loss_adapted.isfinite()
+            if self.config.max_loss_increase is not None:
+                keep = keep & (loss_adapted <= loss_before * self.config.max_loss_increase)
+            params = {
+                name: torch.where(keep.view(-1, *[1] * self.theta[name].dim()), adapted[name], self.theta[name])
+                for name in self.theta
+            }
+            loss_after, rolled_back = torch.where(keep, loss_adapted, loss_before), ~keep
+        hidden = vmap(self._final_state)(params, x, start, reset)
+        return {
+            "params": params,
+            "hidden_state": hidden,
+            "loss_before": loss_before,
+            "loss_after": loss_after,
+            "rolled_back": rolled_back,
+        }
 
-    def reset(self) -> None:
-        """Back to theta* with an empty window and zero states (e.g. when the task may have changed)."""
-        self.adapter.reset()
-        self.clear()
+    def _adapt_one(self, x: torch.Tensor, y: torch.Tensor, start: torch.Tensor, reset: torch.Tensor) -> Params:
+        """One episode's window (T, ·) -> its adapted weights (the MetaMAML inner loop, from theta*)."""
+        fast = self.meta._adapt(
+            self.theta, x[None], y[None], start[None], reset[None], F.mse_loss, self.config.num_steps
+        )
+        return {name: value.detach() for name, value in fast.items()}
 
-    def clear(self) -> None:
-        """Empty the window and zero the states, keeping the current weights."""
-        self._count = 0
-        self._next = 0
-        self._since_update = 0
-        self._pending_start = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        self._hidden = self.adapter.model.init_hidden(self.num_envs) if self.adapter.stateful else None
+    def _run(self, params: Params, x: torch.Tensor, start: torch.Tensor, reset: torch.Tensor):
+        return functional_call(self.meta.model, (params, self._buffers), (x[None], start[None]), {"reset": reset[None]})
 
-    # ----------------------------------------------------------------- internals
-    def _as_batch(self, x_t, y_t, episode_start) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if x_t.dim() == 1 and y_t.dim() == 1 and self.num_envs == 1:
-            x_t, y_t = x_t.unsqueeze(0), y_t.unsqueeze(0)
-        if x_t.dim() != 2 or y_t.dim() != 2 or x_t.shape[0] != self.num_envs or y_t.shape[0] != self.num_envs:
+    def _window_loss(self, params: Params, x, y, start, reset) -> torch.Tensor:
+        return F.mse_loss(self._run(params, x, start, reset)[0][0], y)
+
+    def _final_state(self, params: Params, x, start, reset) -> torch.Tensor:
+        return self._run(params, x, start, reset)[1][0]
+
+    def _write(self, x_t: torch.Tensor, y_t: torch.Tensor, start: torch.Tensor, hidden: torch.Tensor) -> None:
+        shapes = (tuple(x_t.shape[:1]), tuple(y_t.shape[:1]), tuple(start.shape), tuple(hidden.shape[:1]))
+        if x_t.dim() != 2 or y_t.dim() != 2 or hidden.dim() != 2 or set(shapes) != {(self.num_envs,)}:
             raise ValueError(
-                f"observe expects x_t (E, D_in) and y_t (E, D_out) with E = {self.num_envs}, "
-                f"got {tuple(x_t.shape)} and {tuple(y_t.shape)}"
+                f"observe expects x_t (E, D_in), y_t (E, D_out), episode_start (E,) and hidden_before (E, N) with "
+                f"E = {self.num_envs}, got {tuple(x_t.shape)}, {tuple(y_t.shape)}, {tuple(start.shape)}, "
+                f"{tuple(hidden.shape)}"
             )
-        if self._inputs is not None:
-            expected = (self._inputs.shape[2], self._targets.shape[2])
-            if (x_t.shape[1], y_t.shape[1]) != expected:
-                raise ValueError(
-                    f"observe expects x_t (E, {expected[0]}) and y_t (E, {expected[1]}) as before, "
-                    f"got {tuple(x_t.shape)} and {tuple(y_t.shape)}"
-                )
         if not (torch.isfinite(x_t).all() and torch.isfinite(y_t).all()):
             raise ValueError("observe got a non-finite x_t or y_t: it would poison the window and the hidden state")
-        start = self._env_flags(torch.as_tensor(episode_start), "episode_start")
-        return x_t.detach().to(self.device), y_t.detach().to(self.device), start
-
-    def _env_flags(self, flags: torch.Tensor, what: str) -> torch.Tensor:
-        """A bool or (E,) flags -> (E,) bool on the device."""
-        flags = flags.to(device=self.device, dtype=torch.bool)
-        if flags.dim() == 0:
-            return flags.expand(self.num_envs).clone()
-        if tuple(flags.shape) != (self.num_envs,):
-            raise ValueError(f"{what} must be a bool or of shape ({self.num_envs},), got {tuple(flags.shape)}")
-        return flags
-
-    def _write(self, x_t: torch.Tensor, y_t: torch.Tensor, start: torch.Tensor) -> None:
         if self._inputs is None:
-            self._inputs = x_t.new_zeros(self.num_envs, self.window_size, x_t.shape[1])
-            self._targets = y_t.new_zeros(self.num_envs, self.window_size, y_t.shape[1])
-            if self.adapter.stateful:
-                self._entering = self._hidden.new_zeros(self.num_envs, self.window_size, self._hidden.shape[1])
+            window = self.config.window
+            self._inputs = x_t.new_zeros(self.num_envs, window, x_t.shape[1])
+            self._targets = y_t.new_zeros(self.num_envs, window, y_t.shape[1])
+            self._entering = hidden.new_zeros(self.num_envs, window, hidden.shape[1])
+            self._starts = torch.zeros(self.num_envs, window, dtype=torch.bool, device=x_t.device)
         slot = self._next
-        self._inputs[:, slot] = x_t
-        self._targets[:, slot] = y_t
-        self._starts[:, slot] = start
-        if self._entering is not None:
-            self._entering[:, slot] = self._hidden
-        self._next = (slot + 1) % self.window_size
-        self._count = min(self._count + 1, self.window_size)
+        self._inputs[:, slot] = x_t.detach()
+        self._targets[:, slot] = y_t.detach()
+        self._entering[:, slot] = hidden.detach()
+        self._starts[:, slot] = start.to(torch.bool)
+        self._next = (slot + 1) % self.config.window
+        self._count = min(self._count + 1, self.config.window)

@@ -73,30 +73,56 @@ class AdaptationConfig:
     max_loss_increase: float | None = None
 
     def __post_init__(self) -> None:
-        _require(_is_real(self.learning_rate) and math.isfinite(self.learning_rate) and self.learning_rate > 0,
-                 "learning_rate", f"must be a finite number > 0, got {self.learning_rate!r}")
-        _require(_is_int(self.num_steps) and self.num_steps >= 0,
-                 "num_steps", f"must be an int >= 0, got {self.num_steps!r}")
-        _require(self.grad_clip_norm is None
-                 or (_is_real(self.grad_clip_norm) and math.isfinite(self.grad_clip_norm) and self.grad_clip_norm > 0),
-                 "grad_clip_norm", f"must be None or a finite number > 0, got {self.grad_clip_norm!r}")
+        _require(
+            _is_real(self.learning_rate) and math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            "learning_rate",
+            f"must be a finite number > 0, got {self.learning_rate!r}",
+        )
+        _require(
+            _is_int(self.num_steps) and self.num_steps >= 0, "num_steps", f"must be an int >= 0, got {self.num_steps!r}"
+        )
+        _require(
+            self.grad_clip_norm is None
+            or (_is_real(self.grad_clip_norm) and math.isfinite(self.grad_clip_norm) and self.grad_clip_norm > 0),
+            "grad_clip_norm",
+            f"must be None or a finite number > 0, got {self.grad_clip_norm!r}",
+        )
         _require(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         _require(_is_int(self.window) and self.window >= 1, "window", f"must be an int >= 1, got {self.window!r}")
-        _require(_is_int(self.update_every) and self.update_every >= 1,
-                 "update_every", f"must be an int >= 1, got {self.update_every!r}")
+        _require(
+            _is_int(self.update_every) and self.update_every >= 1,
+            "update_every",
+            f"must be an int >= 1, got {self.update_every!r}",
+        )
         _require(self.mode in MODES, "mode", f"must be one of {MODES}, got {self.mode!r}")
-        _require(self.window_state in WINDOW_STATES, "window_state",
-                 f"must be one of {WINDOW_STATES}, got {self.window_state!r}")
+        _require(
+            self.window_state in WINDOW_STATES,
+            "window_state",
+            f"must be one of {WINDOW_STATES}, got {self.window_state!r}",
+        )
         selector = self.params_to_adapt
-        _require(selector is None or callable(selector)
-                 or (isinstance(selector, Sequence) and not isinstance(selector, str) and len(selector) > 0
-                     and all(isinstance(name, str) for name in selector)),
-                 "params_to_adapt",
-                 f"must be None, a non-empty list of parameter names or a predicate, got {selector!r}")
-        _require(self.max_loss_increase is None
-                 or (_is_real(self.max_loss_increase) and math.isfinite(self.max_loss_increase)
-                     and self.max_loss_increase >= 1),
-                 "max_loss_increase", f"must be None or a finite number >= 1, got {self.max_loss_increase!r}")
+        _require(
+            selector is None
+            or callable(selector)
+            or (
+                isinstance(selector, Sequence)
+                and not isinstance(selector, str)
+                and len(selector) > 0
+                and all(isinstance(name, str) for name in selector)
+            ),
+            "params_to_adapt",
+            f"must be None, a non-empty list of parameter names or a predicate, got {selector!r}",
+        )
+        _require(
+            self.max_loss_increase is None
+            or (
+                _is_real(self.max_loss_increase)
+                and math.isfinite(self.max_loss_increase)
+                and self.max_loss_increase >= 1
+            ),
+            "max_loss_increase",
+            f"must be None or a finite number >= 1, got {self.max_loss_increase!r}",
+        )
 
 
 class Adapter:
@@ -138,8 +164,9 @@ class Adapter:
         if learning_rates and self.config.optimizer != "sgd":
             raise ValueError("per-parameter learning_rates need AdaptationConfig.optimizer 'sgd'")
         self.learning_rates: dict[str, torch.Tensor | float] = {
-            name: self.config.learning_rate if name not in (learning_rates or {}) else
-            learning_rates[name].detach().to(self.device).clone()
+            name: self.config.learning_rate
+            if name not in (learning_rates or {})
+            else learning_rates[name].detach().to(self.device).clone()
             for name in self.adapted_names
         }
         self._optimizer = self._new_optimizer()
@@ -274,8 +301,13 @@ class Adapter:
             loss_after, next_hidden = self._evaluate(x, y, hidden_state, reset)
             steps = 0
 
-        log = {"loss_before": loss_before, "loss_after": loss_after, "steps": steps,
-               "grad_norm": grad_norm, "rolled_back": rolled_back}
+        log = {
+            "loss_before": loss_before,
+            "loss_after": loss_after,
+            "steps": steps,
+            "grad_norm": grad_norm,
+            "rolled_back": rolled_back,
+        }
         if self.stateful:
             log["hidden_state"] = next_hidden
         return log

@@ -14,13 +14,22 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from env_runner import rewards
+from env_runner.locomotion import (
+    ANT_CRIPPLED_ID,
+    HALF_CHEETAH_CRIPPLED_ID,
+    AntCrippledFamily,
+    HalfCheetahCrippledFamily,
+    HalfCheetahFamily,
+    HopperFamily,
+)
 from env_runner.navigation import POINT_NAVIGATION_ID
 from env_runner.rewards import RewardFn
 from env_runner.tasks import Task, TaskFamily, TerminationFn
@@ -152,7 +161,12 @@ class AcrobotFamily(TaskFamily):
     """
 
     param_names = ("LINK_MASS_1", "LINK_MASS_2", "LINK_LENGTH_1", "LINK_LENGTH_2")
-    coefficient_ranges = {"mass_1": (0.5, 1.5), "mass_2": (0.5, 1.5), "length_1": (0.75, 1.25), "length_2": (0.75, 1.25)}
+    coefficient_ranges = {
+        "mass_1": (0.5, 1.5),
+        "mass_2": (0.5, 1.5),
+        "length_1": (0.75, 1.25),
+        "length_2": (0.75, 1.25),
+    }
     ood_ranges = {"mass_1": (0.3, 2.2), "mass_2": (0.3, 2.2), "length_1": (0.6, 1.5), "length_2": (0.6, 1.5)}
     log_coefficients = frozenset(coefficient_ranges)
     has_reward_fn = True
@@ -202,8 +216,12 @@ class PointNavigationFamily(TaskFamily):
         }
 
     def reward_fn(self, task: Task) -> RewardFn:
-        goal = (task.params["goal_x"], task.params["goal_y"])
-        return functools.partial(rewards.navigation_reward, goal=goal)
+        return self.batch_reward_fn([task])
+
+    def batch_reward_fn(self, tasks: Sequence[Task]) -> RewardFn:
+        """Each episode's goal broadcast over its candidates: goal (E, 1, 2) against positions (E, C, 2)."""
+        goals = torch.tensor([[task.params["goal_x"], task.params["goal_y"]] for task in tasks])
+        return functools.partial(rewards.navigation_reward, goal=goals[:, None] if len(tasks) > 1 else goals[0])
 
 
 TASK_FAMILIES: dict[str, type[TaskFamily]] = {
@@ -212,6 +230,10 @@ TASK_FAMILIES: dict[str, type[TaskFamily]] = {
     "MountainCarContinuous-v0": MountainCarContinuousFamily,
     "Acrobot-v1": AcrobotFamily,
     POINT_NAVIGATION_ID: PointNavigationFamily,
+    "HalfCheetah-v5": HalfCheetahFamily,
+    "Hopper-v5": HopperFamily,
+    HALF_CHEETAH_CRIPPLED_ID: HalfCheetahCrippledFamily,
+    ANT_CRIPPLED_ID: AntCrippledFamily,
 }
 
 

@@ -15,9 +15,7 @@ import torch
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def pendulum_reward(
-    obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor, max_torque: float
-) -> torch.Tensor:
+def pendulum_reward(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor, max_torque: float) -> torch.Tensor:
     """-(theta^2 + 0.1 thdot^2 + 0.001 u^2) on the state before the step and the clipped torque.
 
     obs = (cos theta, sin theta, thdot); atan2 already returns theta normalised to (-pi, pi].
@@ -71,10 +69,10 @@ def acrobot_reward(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tens
 
 
 def navigation_reward(
-    obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor, goal: tuple[float, float]
+    obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor, goal: torch.Tensor | tuple[float, float]
 ) -> torch.Tensor:
-    """Minus the Euclidean distance from the next position (..., 2) to the goal."""
-    goal_tensor = torch.tensor(goal, dtype=next_obs.dtype, device=next_obs.device)
+    """Minus the Euclidean distance from the next position (..., 2) to the goal ((2,) or broadcastable)."""
+    goal_tensor = torch.as_tensor(goal, dtype=next_obs.dtype, device=next_obs.device)
     return -torch.linalg.vector_norm(next_obs - goal_tensor, dim=-1)
 
 

@@ -21,6 +21,7 @@ task lists that share a task. Concrete families live in `env_runner.families`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,10 +93,11 @@ class TaskInfo(gym.Wrapper, RecordConstructorArgs):
 class TaskFamily:
     """Distribution of tasks over one gymnasium environment id (see the module docstring).
 
-    Subclasses set `param_names` (the environment attributes a task sets), `coefficient_ranges` (training box), `ood_ranges` (OOD proposal box) and
-    `log_coefficients`, and implement `_params_from_coefficients` and `_coefficients`; they override
-    `reward_fn` (setting `has_reward_fn`) where the reward has a closed form, `termination_fn` where
-    episodes can terminate, and `_apply_params` where the environment caches derived quantities.
+    Subclasses set `param_names` (the environment attributes a task sets), `coefficient_ranges` (training
+    box), `ood_ranges` (OOD proposal box) and `log_coefficients`, and implement `_params_from_coefficients`
+    and `_coefficients`; they override `reward_fn` (setting `has_reward_fn`) where the reward has a closed
+    form, `termination_fn` where episodes can terminate, and `_apply_params` where the environment caches
+    derived quantities.
     The base class itself is the single-task family used for any other gymnasium id: its tasks have
     empty params (the environment's own physics) and distinct indices, and it has no "ood" split.
 
@@ -232,12 +234,37 @@ class TaskFamily:
         """The task's reward as a torch function (obs, model action, next_obs) -> reward (...,)."""
         raise NotImplementedError(f"{self.env_id} has no closed-form reward function (has_reward_fn False)")
 
+    def batch_reward_fn(self, tasks: Sequence[Task]) -> RewardFn:
+        """The reward of E episodes at once: transitions (E, C, ·), episode e under `tasks[e]` -> (E, C).
+
+        The default serves families whose reward does not depend on the task; others override it.
+        """
+        return _shared(self.env_id, "reward", [self.reward_fn(task) for task in tasks])
+
+    def batch_termination_fn(self, tasks: Sequence[Task]) -> TerminationFn | None:
+        """`termination_fn` for E episodes at once (transitions (E, C, ·)); None when episodes never terminate."""
+        functions = [self.termination_fn(task) for task in tasks]
+        return None if functions[0] is None else _shared(self.env_id, "termination", functions)
+
     def termination_fn(self, task: Task) -> TerminationFn | None:
         """(obs, model action, next_obs) -> bool (...,): the transition ends the episode (next_obs is terminal).
 
         None for families whose episodes never terminate (only time limits end them).
         """
         return None
+
+
+def _shared(env_id: str, what: str, functions: list[Callable]) -> Callable:
+    """The one function every task uses (partials equal in function and arguments), else NotImplementedError."""
+
+    def signature(function: Callable) -> tuple:
+        if isinstance(function, functools.partial):
+            return function.func, function.args, tuple(sorted(function.keywords.items()))
+        return (function,)
+
+    if len({signature(function) for function in functions}) > 1:
+        raise NotImplementedError(f"{env_id}: the {what} function depends on the task; override batch_{what}_fn")
+    return functions[0]
 
 
 def check_disjoint(splits: Mapping[str, Sequence[Task]]) -> None:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from control.dynamics import LearnedDynamics
-from control.planner import CEMPlanner, PlannerConfig
-from control.true_dynamics import true_dynamics
 from core.ssm import SSM
 from env_runner.environment import make_task_family
 from env_runner.rollouts import collect
 from env_runner.segments import Normalizer
 from experiments.timing import format_table, time_interleaved
+from planning.dynamics import LearnedDynamics
+from planning.planner import CEMPlanner, PlannerConfig
+from planning.true_dynamics import true_dynamics
 
 ENV_ID = "Pendulum-v1"
 WIDTH = 128
@@ -68,9 +68,9 @@ def run(quick: bool = False) -> dict:
         models["ssm"].out_proj.weight.mul_(0.01)
         models["gru"].readout.weight.mul_(0.01)
     dynamics = {name: LearnedDynamics(model, normalizer) for name, model in models.items()}
-    dynamics["true physics"] = true_dynamics(family, task)
-    obs, _ = family.make_env(task).reset(seed=0)
-    obs = torch.as_tensor(obs)
+    dynamics["true physics"] = true_dynamics(family, [task])
+    with family.make_env(task) as env:
+        obs = torch.as_tensor(env.reset(seed=0)[0])[None]  # (1, obs_dim): one episode
     reward_fn = family.reward_fn(task)
     cases = {}
     for name, dyn in dynamics.items():

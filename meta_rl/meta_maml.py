@@ -16,11 +16,10 @@ inside the windows, `(support_x, support_y, query_x, query_y, support_reset, que
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from functools import partial
-
-import warnings
 
 import torch
 import torch.nn.functional as F

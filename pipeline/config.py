@@ -1,66 +1,161 @@
-"""Every setting of a pipeline run, with the defaults of `python main.py` and the `--quick` smoke run."""
+"""Every setting of a pipeline run in one place: `PipelineConfig`, its nested planner and test-time groups, the
+`--quick` smoke sizes, and the command line generated from the fields (type, default and help in one spot).
+
+    config = PipelineConfig(env_name="CartPole-v1", planner=PlannerConfig(horizon=25))
+    parser = build_parser()                       # --num_epochs, --planner.horizon, --adapt.window, ...
+    config = config_from_args(parser.parse_args(["--planner.horizon", "25"]))
+
+Validation lives in `__post_init__`, so a programmatic `run(config)` is checked as the command line is.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from planning.planner import PlannerConfig
+
+
+def setting(default: Any, help: str, **extra: Any) -> Any:  # noqa: A002  (argparse's word)
+    """A dataclass field with its command-line help."""
+    if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
+        return field(default_factory=lambda: default, metadata={"help": help, **extra})
+    return field(default=default, metadata={"help": help, **extra})
+
+
+def _require(condition: bool, name: str, message: str, value: Any) -> None:
+    if not condition:
+        raise ValueError(f"{name} {message}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TestTimeConfig:
+    """Online test-time adaptation while the planner acts: MetaMAML's inner step (its learned rates, subset
+    and clip) on the last `window` transitions every `update_every` steps, restarting from theta*."""
+
+    __test__ = False  # not a pytest test class
+
+    num_steps: int = setting(1, "inner steps per test-time update (0: memory only)")
+    window: int = setting(16, "transitions adapted on (the support size of meta-training by default)")
+    update_every: int = setting(5, "environment steps between two updates")
+    window_state: str = setting(
+        "zero", "state the window starts from: zero (as meta-trained) or carried", choices=("zero", "carried")
+    )
+    max_loss_increase: float | None = setting(
+        1.0, "roll back an update whose window loss exceeds this factor times the loss at theta* (none: off)"
+    )
+
+    def __post_init__(self) -> None:
+        _require(self.num_steps >= 0, "adapt.num_steps", "must be >= 0", self.num_steps)
+        _require(
+            self.window >= 1 and self.update_every >= 1,
+            "adapt.window and adapt.update_every",
+            "must be >= 1",
+            (self.window, self.update_every),
+        )
+        _require(
+            self.max_loss_increase is None or self.max_loss_increase >= 1,
+            "adapt.max_loss_increase",
+            "must be >= 1 or none",
+            self.max_loss_increase,
+        )
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Settings of one pipeline run (saved as config.json; a resumed run must match them exactly).
+    """Settings of one pipeline run (saved as config.json; a resumed run must match them exactly)."""
 
-    Data: `steps_per_task` random steps on each train task, cut into rows of `onpolicy_steps` (the length of
-    every training row, random or on-policy; support_len + query_len must fit in it). Meta-training:
-    `num_epochs` x `iterations_per_epoch` meta-updates of `meta_batch_size` tasks x `windows_per_task`
-    windows; the last `onpolicy_rounds` epochs first collect `onpolicy_steps` with the planner and test-time
-    adaptation on `onpolicy_tasks` train tasks. Evaluation: `eval_windows_per_task` windows per held-out task
-    after each of `eval_steps`; control on the first `control_tasks` test tasks, `episode_steps` each.
-    Planner: CEM with `planner_*`. Test-time adaptation: `adapt_*` (the learning rate defaults to inner_lr).
-    """
-    env_name: str = "Pendulum-v1"
-    seed: int = 0
-    device: str = "cpu"
+    env_name: str = setting("Pendulum-v1", "gymnasium id with a task family")
+    seed: int = setting(0, "seeds torch, numpy and the environments")
+    device: str = setting("cpu", "cpu, cuda or cuda:N")
     # tasks and data
-    num_train_tasks: int = 40
-    num_test_tasks: int = 10
-    num_ood_tasks: int = 10
-    steps_per_task: int = 400
+    num_train_tasks: int = setting(40, "meta-training tasks")
+    num_val_tasks: int = setting(10, "validation tasks: every selection the pipeline makes uses these")
+    num_test_tasks: int = setting(10, "held-out test tasks inside the training coefficient box")
+    num_ood_tasks: int = setting(10, "tasks outside the training coefficient box")
+    steps_per_task: int = setting(400, "random-policy steps collected on each task")
     # world model
-    input_dim: int | None = None  # None: the width the environment gives (obs + action)
-    state_dim: int = 64
-    hidden_dim: int = 64
+    input_dim: int | None = setting(None, "model input width; must equal obs_dim + action_dim (default: that width)")
+    state_dim: int = setting(64, "SSM state size")
+    hidden_dim: int = setting(64, "SSM hidden width")
     # meta-training
-    num_epochs: int = 10
-    iterations_per_epoch: int = 100
-    meta_batch_size: int = 16
-    windows_per_task: int = 4
-    support_len: int = 16
-    query_len: int = 16
-    inner_lr: float = 0.05
-    outer_lr: float = 1e-3
-    num_inner_steps: int = 1
-    first_order: bool = False
-    grad_clip_norm: float = 10.0
-    inner_grad_clip: float = 10.0  # caps inner-loop and test-time gradient norms (training and evaluation)
+    num_epochs: int = setting(10, "meta-training epochs")
+    iterations_per_epoch: int = setting(100, "meta-updates per epoch")
+    meta_batch_size: int = setting(16, "tasks per meta-update")
+    windows_per_task: int = setting(4, "support/query windows per task in a meta-update")
+    support_len: int = setting(16, "support window length M")
+    query_len: int = setting(16, "query window length K")
+    inner_lr: float = setting(0.05, "inner-loop SGD learning rate")
+    outer_lr: float = setting(1e-3, "outer-loop Adam learning rate")
+    num_inner_steps: int = setting(1, "inner steps per meta-update")
+    first_order: bool = setting(False, "first-order MAML (no second derivatives)")
+    grad_clip_norm: float = setting(10.0, "outer gradient-norm clip")
+    inner_grad_clip: float = setting(10.0, "inner-loop and test-time gradient-norm cap")
     # evaluation
-    eval_windows_per_task: int = 8
-    eval_steps: tuple[int, ...] = (0, 1, 5)
+    eval_windows_per_task: int = setting(8, "held-out windows per task for prediction MSE")
+    eval_steps: tuple[int, ...] = setting((0, 1, 5), "adaptation steps at which prediction MSE is reported")
     # control
-    control: bool = True
-    control_tasks: int = 10
-    episode_steps: int = 200
-    onpolicy_rounds: int = 2
-    onpolicy_steps: int = 200
-    onpolicy_tasks: int = 8
-    planner_horizon: int = 15
-    planner_candidates: int = 200
-    planner_iterations: int = 3
-    adapt_every: int = 5
-    adapt_window: int = 16
-    adapt_lr: float | None = None  # None: the inner learning rate
-    adapt_steps: int = 1
-    adapt_max_loss_increase: float | None = 1.0  # roll back test-time updates that raise the window loss
-    adapt_window_state: str = "zero"  # as MetaMAML support windows are trained: adapt from init_hidden
+    control: bool = setting(True, "on-policy collection and the control evaluation (--no-control skips both)")
+    control_tasks: int = setting(10, "test (and OOD) tasks the control evaluation runs on")
+    control_episodes: int = setting(3, "episodes per task and condition (same reset seeds in every condition)")
+    episode_steps: int = setting(200, "steps per control episode")
+    onpolicy_rounds: int = setting(2, "last epochs that first collect on-policy data with the planner")
+    onpolicy_steps: int = setting(200, "steps per on-policy row (every training row has this length)")
+    onpolicy_tasks: int = setting(8, "training tasks per on-policy round")
+    planner: PlannerConfig = setting(PlannerConfig(horizon=15, num_candidates=200, num_iterations=3), "CEM planner")
+    adapt: TestTimeConfig = setting(TestTimeConfig(), "test-time adaptation")
+
+    def __post_init__(self) -> None:
+        for name in (
+            "num_train_tasks",
+            "num_epochs",
+            "iterations_per_epoch",
+            "state_dim",
+            "hidden_dim",
+            "num_inner_steps",
+            "meta_batch_size",
+            "windows_per_task",
+            "support_len",
+            "query_len",
+            "eval_windows_per_task",
+            "control_episodes",
+            "episode_steps",
+            "onpolicy_steps",
+        ):
+            _require(getattr(self, name) >= 1, name, "must be >= 1", getattr(self, name))
+        for name in (
+            "num_val_tasks",
+            "num_test_tasks",
+            "num_ood_tasks",
+            "control_tasks",
+            "onpolicy_rounds",
+            "onpolicy_tasks",
+        ):
+            _require(getattr(self, name) >= 0, name, "must be >= 0", getattr(self, name))
+        _require(self.seed >= 0, "seed", "must be >= 0", self.seed)
+        _require(
+            self.inner_lr > 0 and self.outer_lr > 0,
+            "inner_lr and outer_lr",
+            "must be positive",
+            (self.inner_lr, self.outer_lr),
+        )
+        _require(
+            self.support_len + self.query_len <= self.onpolicy_steps,
+            "support_len + query_len",
+            f"must fit in a row of onpolicy_steps={self.onpolicy_steps}",
+            self.support_len + self.query_len,
+        )
+        _require(
+            self.steps_per_task % self.onpolicy_steps == 0,
+            "steps_per_task",
+            f"must be a multiple of onpolicy_steps={self.onpolicy_steps}",
+            self.steps_per_task,
+        )
+        _require(self.input_dim is None or self.input_dim >= 1, "input_dim", "must be >= 1", self.input_dim)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,20 +164,100 @@ class PipelineConfig:
     def from_dict(cls, values: dict) -> PipelineConfig:
         values = dict(values)
         values["eval_steps"] = tuple(values["eval_steps"])
+        values["planner"] = PlannerConfig(**values["planner"])
+        values["adapt"] = TestTimeConfig(**values["adapt"])
         return cls(**values)
 
 
-def quick_overrides() -> dict:
-    """A seconds-long smoke configuration: every stage runs, on tiny sizes."""
-    return {
-        "num_train_tasks": 6, "num_test_tasks": 3, "num_ood_tasks": 3, "steps_per_task": 64,
-        "state_dim": 16, "hidden_dim": 16, "num_epochs": 2, "iterations_per_epoch": 5, "meta_batch_size": 4,
-        "windows_per_task": 2, "support_len": 8, "query_len": 8, "eval_windows_per_task": 2,
-        "control_tasks": 1, "episode_steps": 20, "onpolicy_rounds": 1, "onpolicy_steps": 16, "onpolicy_tasks": 2,
-        "planner_horizon": 5, "planner_candidates": 32, "planner_iterations": 2, "adapt_every": 4,
-        "adapt_window": 8,
-    }
+QUICK_SIZES = {
+    "num_train_tasks": 6,
+    "num_val_tasks": 2,
+    "num_test_tasks": 3,
+    "num_ood_tasks": 3,
+    "steps_per_task": 64,
+    "state_dim": 16,
+    "hidden_dim": 16,
+    "num_epochs": 2,
+    "iterations_per_epoch": 5,
+    "meta_batch_size": 4,
+    "windows_per_task": 2,
+    "support_len": 8,
+    "query_len": 8,
+    "eval_windows_per_task": 2,
+    "control_tasks": 2,
+    "control_episodes": 2,
+    "episode_steps": 20,
+    "onpolicy_rounds": 1,
+    "onpolicy_steps": 16,
+    "onpolicy_tasks": 2,
+    "planner": PlannerConfig(horizon=5, num_candidates=32, num_iterations=2),
+    "adapt": TestTimeConfig(window=8, update_every=4),
+}
 
 
-def with_overrides(config: PipelineConfig, **values) -> PipelineConfig:
+def with_overrides(config: PipelineConfig, **values: Any) -> PipelineConfig:
+    """`config` with the given fields replaced; None values are ignored (flags not given)."""
     return replace(config, **{key: value for key, value in values.items() if value is not None})
+
+
+# ----------------------------------------------------------------------------- command line
+def add_config_arguments(parser: argparse.ArgumentParser, config_type: type = PipelineConfig, prefix: str = "") -> None:
+    """One flag per field (`--name`, `--group.name` for nested groups), default None = not given."""
+    hints = typing.get_type_hints(config_type)
+    for item in fields(config_type):
+        kind = hints[item.name]
+        if dataclasses.is_dataclass(kind):
+            add_config_arguments(parser, kind, f"{prefix}{item.name}.")
+            continue
+        default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
+        flag = f"--{prefix}{item.name}"
+        text = f"{item.metadata['help']} (default {default})"
+        kwargs: dict[str, Any] = {"dest": f"{prefix}{item.name}", "default": None, "help": text}
+        base, optional = _base_type(kind)
+        if base is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        if typing.get_origin(base) is tuple:
+            kwargs.update(nargs="+", type=int)
+        else:
+            kwargs["type"] = _none_or(base) if optional else base
+        if "choices" in item.metadata:
+            kwargs["choices"] = item.metadata["choices"]
+        parser.add_argument(flag, **kwargs)
+
+
+def config_from_args(args: argparse.Namespace, base: PipelineConfig) -> PipelineConfig:
+    """`base` with every flag that was given; raises ValueError (naming the field) for invalid values."""
+    values = vars(args)
+    return _override(base, values, "")
+
+
+def _override(config: Any, values: dict, prefix: str) -> Any:
+    changes = {}
+    for item in fields(config):
+        current = getattr(config, item.name)
+        if dataclasses.is_dataclass(current):
+            changes[item.name] = _override(current, values, f"{prefix}{item.name}.")
+        elif values.get(f"{prefix}{item.name}") is not None:
+            given = values[f"{prefix}{item.name}"]
+            changes[item.name] = None if given is _NONE else tuple(given) if isinstance(given, list) else given
+    return replace(config, **changes)
+
+
+_NONE = object()
+
+
+def _none_or(kind: type):
+    def parse(text: str):
+        return _NONE if text.lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _base_type(kind: Any) -> tuple[Any, bool]:
+    """(type, optional) of a field annotation such as `float | None`."""
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        members = [member for member in typing.get_args(kind) if member is not type(None)]
+        return members[0], True
+    return kind, False

@@ -1,40 +1,96 @@
-"""Task splits, random-policy data, and the training set of fixed-length rows that meta-training samples from."""
+"""Task splits, random-policy data, the oracle's task context, and the training set of fixed-length rows that
+meta-training samples from."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 import torch
+from tqdm import tqdm
 
-from env_runner.rollouts import Rollouts
+from core.seeding import derive_seed
+from env_runner.rollouts import Rollouts, collect
 from env_runner.segments import Normalizer, SegmentBatch, sample_task_batches
-from env_runner.tasks import Task, TaskFamily
+from env_runner.tasks import Task, TaskFamily, check_disjoint
+from meta_rl.distributed import all_gather_objects, shard
 from pipeline.config import PipelineConfig
 
 
 @dataclass(frozen=True)
 class TaskSplits:
-    """Disjoint task sets: meta-training, held-out test (same ranges), out-of-distribution."""
+    """Disjoint task sets: meta-training, validation (every selection), held-out test, out-of-distribution."""
 
     train: list[Task]
+    val: list[Task]
     test: list[Task]
     ood: list[Task]
 
+    def as_dict(self) -> dict[str, list[Task]]:
+        return {"train": self.train, "val": self.val, "test": self.test, "ood": self.ood}
+
 
 def sample_splits(family: TaskFamily, config: PipelineConfig) -> TaskSplits:
+    ood = family.sample(config.num_ood_tasks, seed=config.seed, split="ood") if family.has_task_distribution else []
     splits = TaskSplits(
         train=family.sample(config.num_train_tasks, seed=config.seed, split="train"),
+        val=family.sample(config.num_val_tasks, seed=config.seed, split="val"),
         test=family.sample(config.num_test_tasks, seed=config.seed, split="test"),
-        ood=family.sample(config.num_ood_tasks, seed=config.seed, split="ood") if family.has_task_distribution else [],
+        ood=ood,
     )
-    overlap = {_key(task) for task in splits.train} & {_key(task) for task in splits.test + splits.ood}
-    if overlap:
-        raise RuntimeError(f"train and held-out splits share tasks: {sorted(overlap)}")
+    check_disjoint(splits.as_dict())
     return splits
 
 
-def _key(task: Task) -> tuple:
-    return tuple(sorted(task.params.items())) if task.params else (task.split, task.index)
+def collect_data(family: TaskFamily, tasks: list[Task], steps: int, seed: int, progress: bool) -> Rollouts:
+    """Random-policy transitions on each task: tensors (num_tasks, steps, ·).
+
+    Each task runs in its own env seeded from (seed, its split, its index), so the data depend neither on
+    how the tasks are split across torch.distributed ranks (each collects a share, then all gather) nor on
+    which other tasks are collected with it.
+    """
+    positions = shard(range(len(tasks)))
+    local = [
+        (
+            position,
+            collect(
+                family,
+                [tasks[position]],
+                steps,
+                seed=derive_seed(seed, f"collect-{tasks[position].split}", tasks[position].index),
+            ),
+        )
+        for position in tqdm(positions, desc="collect", disable=not progress, leave=False)
+    ]
+    gathered = sorted((item for part in all_gather_objects(local) for item in part), key=lambda item: item[0])
+    return concat_rollouts([rollouts for _, rollouts in gathered], tasks)
+
+
+class TaskContext:
+    """The oracle's extra input: a task's coefficients (log for log coefficients), standardised over the
+    training tasks -> (K,) float32. Fit on training tasks only."""
+
+    def __init__(self, family: TaskFamily, train_tasks: list[Task]) -> None:
+        self.family = family
+        self.names = tuple(family.coefficient_ranges)
+        raw = torch.tensor([self._raw(task) for task in train_tasks], dtype=torch.float64)
+        self.mean = raw.mean(0)
+        self.std = (
+            raw.std(0).clamp_min(1e-6) if len(train_tasks) > 1 else torch.ones(len(self.names), dtype=torch.float64)
+        )
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
+
+    def _raw(self, task: Task) -> list[float]:
+        values = self.family.coefficients(task)
+        return [math.log(values[name]) if name in self.family.log_coefficients else values[name] for name in self.names]
+
+    def __call__(self, tasks: list[Task]) -> torch.Tensor:
+        """(len(tasks), K) standardised coefficients."""
+        raw = torch.tensor([self._raw(task) for task in tasks], dtype=torch.float64).reshape(len(tasks), self.width)
+        return ((raw - self.mean) / self.std).float()
 
 
 def split_rows(rollouts: Rollouts, length: int) -> Rollouts:
@@ -63,9 +119,9 @@ def split_rows(rollouts: Rollouts, length: int) -> Rollouts:
 def concat_rollouts(parts: list[Rollouts], tasks: list[Task]) -> Rollouts:
     """Stack rollouts of equal length along rows; `task_index` is re-expressed as an index into `tasks`."""
     position = {task: index for index, task in enumerate(tasks)}
-    task_index = torch.cat([
-        torch.tensor([position[part.tasks[i]] for i in part.task_index.tolist()], dtype=torch.long) for part in parts
-    ])
+    task_index = torch.cat(
+        [torch.tensor([position[part.tasks[i]] for i in part.task_index.tolist()], dtype=torch.long) for part in parts]
+    )
     values = {
         field.name: torch.cat([getattr(part, field.name) for part in parts])
         for field in fields(Rollouts)
@@ -76,13 +132,15 @@ def concat_rollouts(parts: list[Rollouts], tasks: list[Task]) -> Rollouts:
 
 def sample_meta_batch(
     dataset: Rollouts, normalizer: Normalizer, config: PipelineConfig, generator: torch.Generator
-) -> SegmentBatch:
-    """`meta_batch_size` distinct training tasks, `windows_per_task` windows each: (n_tasks, W, M or K, D)."""
+) -> tuple[SegmentBatch, list[Task]]:
+    """`meta_batch_size` distinct training tasks, `windows_per_task` windows each: (n_tasks, W, M or K, D),
+    and those tasks in batch order."""
     num_tasks = len(dataset.tasks)
     chosen = torch.randperm(num_tasks, generator=generator)[: min(config.meta_batch_size, num_tasks)]
-    return sample_task_batches(
+    batch = sample_task_batches(
         dataset, normalizer, chosen, config.windows_per_task, config.support_len, config.query_len, generator
     )
+    return batch, [dataset.tasks[index] for index in chosen.tolist()]
 
 
 def to_device(batch: SegmentBatch, device: torch.device | str) -> SegmentBatch:

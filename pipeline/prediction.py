@@ -1,71 +1,141 @@
-"""Prediction error on held-out windows after k adaptation steps on the preceding support window."""
+"""Prediction on held-out tasks: query MSE after k adaptation steps on the support window just before it.
+
+Learners, all adapted the same way per window (restart from their own weights, k steps, query evaluated):
+- "maml": the meta-learned SSM with MetaMAML's inner step (`Adapter.from_meta`);
+- "erm": the ERM SSM fine-tuned with the optimizer and rate chosen on val tasks' support -> query windows;
+- "oracle": the ERM SSM whose input also carries the task's coefficients, fine-tuned like "erm".
+Splits: "in_distribution" (test tasks) and "ood". Val tasks serve the selection only.
+"""
 
 from __future__ import annotations
 
-import math
+import copy
 
 import torch
 import torch.nn.functional as F
 
-from core.ssm import SSM
-from env_runner.segments import SegmentBatch
-from meta_rl.meta_maml import MetaMAML
+from adaptation.test_time_adaptation import AdaptationConfig, Adapter
+from core.seeding import derive_seed
+from env_runner.segments import Normalizer, SegmentBatch, sample_task_batches
+from env_runner.tasks import Task, TaskFamily
+from pipeline.config import PipelineConfig
+from pipeline.data import TaskContext, TaskSplits, collect_data, to_device
+from pipeline.report import summary
 
-IN_CONTEXT_STEPS = (0, 1)
+ERM_CANDIDATES = (("sgd", 0.05), ("sgd", 0.01), ("sgd", 0.002), ("adam", 1e-2), ("adam", 1e-3), ("adam", 1e-4))
+
+
+def held_out_windows(
+    family: TaskFamily, tasks: list[Task], split: str, normalizer: Normalizer, config: PipelineConfig, progress: bool
+) -> SegmentBatch:
+    """`eval_windows_per_task` (support, query) windows of fresh random-policy data per task: (n, W, ·)."""
+    data = collect_data(family, tasks, config.steps_per_task, config.seed, progress)
+    batch = sample_task_batches(
+        data,
+        normalizer,
+        list(range(len(tasks))),
+        config.eval_windows_per_task,
+        config.support_len,
+        config.query_len,
+        derive_seed(config.seed, f"windows-{split}"),
+    )
+    return to_device(batch, config.device)
 
 
 def window_errors(
-    model: SSM, inner_lr: float, batch: SegmentBatch, steps: tuple[int, ...], inner_grad_clip: float | None = None
-) -> dict[str, dict]:
-    """Query MSE of every window of a per-task batch (n_tasks, W, ·) after k SGD steps on its support window.
+    adapter: Adapter, batch: SegmentBatch, steps: tuple[int, ...], context: torch.Tensor | None = None
+) -> dict[str, list[float]]:
+    """Per-task mean query MSE after each k in `steps`: {"k": [one value per task]}.
 
-    "fresh": the query starts from `init_hidden` (the MetaMAML convention). "in_context": the query starts
-    from the state reached at the end of the support window, so the SSM's memory of the task is used too
-    (k in IN_CONTEXT_STEPS). Returns {"fresh": {"k": [mse per window]}, "in_context": {...}}.
+    Every window starts from the adapter's reference weights and takes max(steps) steps one at a time (the
+    query is scored at each k on the way). `context` (n_tasks, K) is appended to the inputs (the oracle).
     """
-    learner = MetaMAML(model, inner_lr=inner_lr, first_order=True, inner_grad_clip=inner_grad_clip)
-    errors: dict[str, dict[str, list[float]]] = {
-        "fresh": {str(k): [] for k in steps},
-        "in_context": {str(k): [] for k in IN_CONTEXT_STEPS},
-    }
+    errors: dict[str, list[float]] = {str(k): [] for k in steps}
     num_tasks, num_windows = batch.support_x.shape[:2]
     for task in range(num_tasks):
+        per_window: dict[str, list[float]] = {str(k): [] for k in steps}
         for window in range(num_windows):
-            index = (task, slice(window, window + 1))
-            support_x, support_y = batch.support_x[index], batch.support_y[index]
-            query_x, query_y = batch.query_x[index], batch.query_y[index]
-            support_reset, query_reset = batch.support_reset[index], batch.query_reset[index]
-            for k in sorted(set(steps) | set(IN_CONTEXT_STEPS)):
-                params = learner.params() if k == 0 else learner.adapt_task(
-                    support_x, support_y, num_steps=k, reset=support_reset
-                )
-                with torch.no_grad():
-                    start = model.init_hidden(1)
-                    if k in steps:
-                        fresh, _ = learner.functional_forward(query_x, start, params, reset=query_reset)
-                        errors["fresh"][str(k)].append(F.mse_loss(fresh, query_y).item())
-                    if k in IN_CONTEXT_STEPS:
-                        _, carried = learner.functional_forward(support_x, start, params, reset=support_reset)
-                        in_context, _ = learner.functional_forward(query_x, carried, params, reset=query_reset)
-                        errors["in_context"][str(k)].append(F.mse_loss(in_context, query_y).item())
+            sx, sy, qx, qy = (
+                t[task, window][None] for t in (batch.support_x, batch.support_y, batch.query_x, batch.query_y)
+            )
+            s_reset, q_reset = batch.support_reset[task, window][None], batch.query_reset[task, window][None]
+            if context is not None:
+                sx, qx = (torch.cat([x, context[task].expand(*x.shape[:-1], -1)], dim=-1) for x in (sx, qx))
+            adapter.reset()
+            for k in range(max(steps) + 1):
+                if k > 0:
+                    adapter.update_step(sx, sy, reset=s_reset)
+                if k in steps:
+                    prediction, _ = adapter.predict(qx, reset=q_reset)
+                    per_window[str(k)].append(F.mse_loss(prediction, qy).item())
+        for k, values in per_window.items():
+            errors[k].append(sum(values) / len(values))
     return errors
 
 
+def fine_tuner(model: torch.nn.Module, optimizer: str, learning_rate: float, config: PipelineConfig) -> Adapter:
+    """An Adapter that fine-tunes a copy of `model` one step per call, keeping its optimizer state (Adam)."""
+    settings = AdaptationConfig(
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        num_steps=1,
+        mode="accumulate",
+        grad_clip_norm=config.inner_grad_clip,
+    )
+    return Adapter(copy.deepcopy(model), settings)
 
-def select_finetune_lr(
-    model: SSM, batch: SegmentBatch, candidates: tuple[float, ...], steps: tuple[int, ...],
-    inner_grad_clip: float | None = None,
-) -> float:
-    """The learning rate among `candidates` with the lowest mean query MSE after `steps` (k > 0) on `batch`.
 
-    Used to give the ERM baseline its own fine-tuning rate; `batch` must come from training tasks.
-    """
-    adapted_steps = tuple(k for k in steps if k > 0)
+def select_erm_fine_tuning(models, val_batch: SegmentBatch, config: PipelineConfig) -> tuple[str, float]:
+    """The (optimizer, rate) with the lowest mean val query MSE over the k > 0 of `eval_steps`."""
+    adapted = tuple(k for k in config.eval_steps if k > 0)
+    if not adapted:
+        return ERM_CANDIDATES[0]
     scores = {}
-    for lr in candidates:
-        errors = window_errors(model, lr, batch, adapted_steps, inner_grad_clip)["fresh"]
-        scores[lr] = sum(sum(values) / len(values) for values in errors.values())
-    finite = {lr: score for lr, score in scores.items() if math.isfinite(score)}
+    for optimizer, rate in ERM_CANDIDATES:
+        errors = window_errors(fine_tuner(models.erm_model, optimizer, rate, config), val_batch, adapted)
+        scores[(optimizer, rate)] = sum(sum(values) / len(values) for values in errors.values())
+    finite = {choice: score for choice, score in scores.items() if torch.isfinite(torch.tensor(score))}
     if not finite:
-        raise RuntimeError(f"fine-tuning diverged at every candidate learning rate {candidates}")
+        raise RuntimeError(f"ERM fine-tuning diverged on val tasks at every candidate {ERM_CANDIDATES}")
     return min(finite, key=finite.get)
+
+
+def evaluate_prediction(
+    family: TaskFamily,
+    splits: TaskSplits,
+    models,
+    normalizer: Normalizer,
+    context: TaskContext,
+    config: PipelineConfig,
+    progress: bool,
+) -> dict:
+    """Select ERM's fine-tuning on val tasks, then score every learner on test and OOD tasks (read once)."""
+    steps = tuple(config.eval_steps)
+    choice = ("sgd", config.inner_lr)
+    if splits.val:
+        choice = select_erm_fine_tuning(
+            models, held_out_windows(family, splits.val, "val", normalizer, config, progress), config
+        )
+    sections = {}
+    for name, tasks in (("in_distribution", splits.test), ("ood", splits.ood)):
+        if not tasks:
+            continue
+        batch = held_out_windows(family, tasks, tasks[0].split, normalizer, config, progress)
+        maml = Adapter.from_meta(models.learner, AdaptationConfig(num_steps=1, mode="accumulate"))
+        learners = {
+            "maml": window_errors(maml, batch, steps),
+            "erm": window_errors(fine_tuner(models.erm_model, *choice, config), batch, steps),
+        }
+        if models.oracle_model is not None:
+            oracle = fine_tuner(models.oracle_model, *choice, config)
+            learners["oracle"] = window_errors(oracle, batch, steps, context(tasks).to(config.device))
+        sections[name] = {
+            learner: {k: summary(values) for k, values in by_k.items()} for learner, by_k in learners.items()
+        }
+    settings = {
+        "erm_optimizer": choice[0],
+        "erm_learning_rate": choice[1],
+        "selected_on": "val",
+        "windows_per_task": config.eval_windows_per_task,
+    }
+    return {"prediction": sections, "prediction_settings": settings}

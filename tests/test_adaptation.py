@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import pytest
@@ -108,8 +107,10 @@ def meta_trained():
             x, y = rollout(task, 4, 32, generator)
             tasks.append((x[:2], y[:2], x[2:], y[2:]))
         maml.meta_update(tasks)
-        pooled_x, pooled_y = torch.cat([t[0] for t in tasks] + [t[2] for t in tasks]), torch.cat(
-            [t[1] for t in tasks] + [t[3] for t in tasks])
+        pooled_x, pooled_y = (
+            torch.cat([t[0] for t in tasks] + [t[2] for t in tasks]),
+            torch.cat([t[1] for t in tasks] + [t[3] for t in tasks]),
+        )
         erm_optimizer.zero_grad()
         F.mse_loss(erm_model(pooled_x)[0], pooled_y).backward()
         erm_optimizer.step()
@@ -204,8 +205,9 @@ def test_a_huge_learning_rate_never_leaves_non_finite_weights(task_data, optimiz
     (support_x, support_y), _ = task_data
     model = small_ssm()
     initial = snapshot(model)
-    adapter = Adapter(model, AdaptationConfig(learning_rate=learning_rate, num_steps=4, optimizer=optimizer,
-                                              mode="accumulate"))
+    adapter = Adapter(
+        model, AdaptationConfig(learning_rate=learning_rate, num_steps=4, optimizer=optimizer, mode="accumulate")
+    )
     for _ in range(3):
         log = adapter.update_step(support_x, support_y)
         assert log["rolled_back"]
@@ -276,8 +278,12 @@ def test_frozen_parameters_stay_bitwise_identical(task_data, selector):
     (support_x, support_y), _ = task_data
     model = small_ssm()
     initial = snapshot(model)
-    adapter = Adapter(model, AdaptationConfig(learning_rate=1e-2, num_steps=3, optimizer="adam",
-                                              mode="accumulate", params_to_adapt=selector))
+    adapter = Adapter(
+        model,
+        AdaptationConfig(
+            learning_rate=1e-2, num_steps=3, optimizer="adam", mode="accumulate", params_to_adapt=selector
+        ),
+    )
     for _ in range(2):
         adapter.update_step(support_x, support_y)
     for name, param in model.named_parameters():
@@ -312,135 +318,137 @@ def test_updates_run_with_gradients_even_under_no_grad(task_data):
 
 
 # ----------------------------------------------------------------------------- online
-def clock_transition(t: int, num_envs: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """x_t = (t, env, 1), y_t = (t, -t): transitions that can be located in the window."""
-    env = torch.arange(num_envs, dtype=torch.float32)
-    x = torch.stack([torch.full((num_envs,), float(t)), env, torch.ones(num_envs)], -1)
-    return x * 0.01, torch.stack([x[:, 0], -x[:, 0]], -1) * 0.01
+def run_online(online: OnlineAdapter, model: SSM, x: torch.Tensor, y: torch.Tensor, starts: torch.Tensor) -> list:
+    """Feed (E, T, ·) transitions, advancing the state under the current weights between updates (as a
+    planner's `observe` does); returns the logs and leaves the final state in `online_state`."""
+    hidden = model.init_hidden(x.shape[0])
+    params = None
+    logs = []
+    for t in range(x.shape[1]):
+        hidden = torch.where(starts[:, t, None], model.init_hidden(x.shape[0]), hidden)
+        before = hidden
+        weights = params or {name: p.detach().expand(x.shape[0], *p.shape) for name, p in model.named_parameters()}
+        with torch.no_grad():
+            hidden = torch.func.vmap(
+                lambda w, xe, he: torch.func.functional_call(model, w, (xe[None], he[None]))[1][0]
+            )(weights, x[:, t], hidden)
+        log = online.observe(x[:, t], y[:, t], starts[:, t], before)
+        if log is not None:
+            params, hidden = log["params"], log["hidden_state"]
+        logs.append(log)
+    run_online.final_state = hidden
+    return logs
 
 
 def test_online_window_keeps_only_the_most_recent_transitions():
-    adapter = Adapter(small_ssm(), AdaptationConfig(learning_rate=1e-3, window=5, update_every=2))
-    online = OnlineAdapter(adapter, num_envs=2)
-    seen_lengths = []
-    update_step = adapter.update_step
-
-    def recording_update_step(x, y, hidden_state=None, reset=None):
-        seen_lengths.append(x.shape[1])
-        return update_step(x, y, hidden_state, reset)
-
-    adapter.update_step = recording_update_step
-    for t in range(12):
-        log = online.observe(*clock_transition(t, 2), episode_start=t == 0)
-        assert (log is not None) == (t % 2 == 1)
-        assert len(online) == min(t + 1, 5)
-        x, y, entering, reset = online.window()
-        expected = torch.stack([clock_transition(s, 2)[0] for s in range(max(0, t - 4), t + 1)], 1)
-        torch.testing.assert_close(x, expected, rtol=0, atol=0)
-        assert reset[:, 0].tolist() == [t < 5, t < 5] and not reset[:, 1:].any()
-        assert entering.shape == (2, 8)
-    assert seen_lengths == [2, 4, 5, 5, 5, 5]
+    online = OnlineAdapter(MetaMAML(small_ssm()), AdaptationConfig(window=5, update_every=2), num_envs=2)
+    generator = torch.Generator().manual_seed(3)
+    x, y = torch.randn(2, 12, INPUT_DIM, generator=generator), torch.randn(2, 12, TARGET_DIM, generator=generator)
+    starts = torch.zeros(2, 12, dtype=torch.bool)
+    starts[:, 0] = True
+    logs = run_online(online, online.meta.model, x, y, starts)
+    assert [log is not None for log in logs] == [t % 2 == 1 for t in range(12)]
+    window_x, _, _, reset = online.window()
+    torch.testing.assert_close(window_x, x[:, 7:], rtol=0, atol=0)
+    assert len(online) == 5 and not reset.any()
 
 
 @pytest.mark.parametrize("update_every", [1, 3])
-def test_online_state_resets_at_episode_starts(update_every):
-    """num_steps=0 keeps the weights fixed, so the tracked state must equal a run over the current episode only."""
+def test_memory_only_state_equals_a_step_loop_over_the_window(update_every):
+    """num_steps=0 keeps theta*: after an update the state is the window's, from init_hidden, resets included."""
     model = small_ssm()
-    adapter = Adapter(model, AdaptationConfig(num_steps=0, window=6, update_every=update_every))
-    online = OnlineAdapter(adapter, num_envs=2)
+    online = OnlineAdapter(
+        MetaMAML(model),
+        AdaptationConfig(num_steps=0, window=6, update_every=update_every, window_state="zero"),
+        num_envs=2,
+    )
     generator = torch.Generator().manual_seed(4)
-    x = torch.randn(2, 14, INPUT_DIM, generator=generator)
-    y = torch.randn(2, 14, TARGET_DIM, generator=generator)
-    starts = torch.zeros(2, 14, dtype=torch.bool)
+    x, y = torch.randn(2, 12, INPUT_DIM, generator=generator), torch.randn(2, 12, TARGET_DIM, generator=generator)
+    starts = torch.zeros(2, 12, dtype=torch.bool)
     starts[:, 0] = True
     starts[0, 9] = True  # env 0 begins a new episode at t = 9, env 1 does not
-    for t in range(14):
-        online.observe(x[:, t], y[:, t], episode_start=starts[:, t])
+    logs = run_online(online, model, x, y, starts)
+    assert logs[-1] is not None and not logs[-1]["rolled_back"].any()
     zero = model.init_hidden(1)
-    expected = torch.cat([step_loop(model, x[:1, 9:], zero), step_loop(model, x[1:], zero)])
-    torch.testing.assert_close(online.hidden_state, expected, atol=1e-5, rtol=1e-5)
-
-    online.reset_episode(torch.tensor([False, True]))
-    assert online.hidden_state[1].abs().max() == 0 and online.hidden_state[0].abs().max() > 0
-    online.observe(x[:, 0], y[:, 0])  # env 1's transition is an episode start without being told again
-    if update_every == 1:
-        assert online.window()[3][:, -1].tolist() == [False, True]
-    expected_env1 = step_loop(model, x[1:, :1], zero)
-    torch.testing.assert_close(online.hidden_state[1:], expected_env1, atol=1e-5, rtol=1e-5)
+    expected = torch.cat([step_loop(model, x[:1, 9:], zero), step_loop(model, x[1:, 6:], zero)])
+    torch.testing.assert_close(run_online.final_state, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("window_state", ["carried", "zero"])
-def test_online_update_starts_the_window_from_the_configured_state(window_state):
-    model = small_ssm()
-    initial = copy.deepcopy(model)
-    adapter = Adapter(model, AdaptationConfig(learning_rate=1e-2, window=4, update_every=6, window_state=window_state))
-    online = OnlineAdapter(adapter)
+def test_online_update_is_meta_adapt_task_on_each_episodes_window():
+    meta = MetaMAML(small_ssm(), inner_lr=0.05, learn_inner_lr=True, inner_grad_clip=1.0)
+    online = OnlineAdapter(
+        meta, AdaptationConfig(num_steps=2, window=4, update_every=4, window_state="carried"), num_envs=3
+    )
     generator = torch.Generator().manual_seed(5)
-    x, y = torch.randn(6, INPUT_DIM, generator=generator), torch.randn(6, TARGET_DIM, generator=generator)
-    seen = []
-    update_step = adapter.update_step
+    x, y = torch.randn(3, 4, INPUT_DIM, generator=generator), torch.randn(3, 4, TARGET_DIM, generator=generator)
+    entering = torch.randn(3, 8, generator=generator)
+    starts = torch.zeros(3, 4, dtype=torch.bool)
+    starts[2, 2] = True
+    log = None
+    for t in range(4):
+        log = online.observe(x[:, t], y[:, t], starts[:, t], entering if t == 0 else torch.zeros(3, 8))
+    for episode in range(3):
+        expected = meta.adapt_task(
+            x[episode : episode + 1],
+            y[episode : episode + 1],
+            entering[episode : episode + 1],
+            num_steps=2,
+            reset=starts[episode : episode + 1],
+        )
+        assert not log["rolled_back"][episode]
+        for name, value in expected.items():
+            torch.testing.assert_close(log["params"][name][episode], value.detach(), atol=1e-6, rtol=1e-5)
 
-    def recording_update_step(x, y, hidden_state=None, reset=None):
-        seen.append(hidden_state)
-        return update_step(x, y, hidden_state, reset)
 
-    adapter.update_step = recording_update_step
-    for t in range(6):
-        online.observe(x[t], y[t], episode_start=t == 0)
-    if window_state == "zero":
-        assert seen == [None]
-        expected = step_loop(model, x[None, 2:], model.init_hidden(1))
-    else:
-        carried = step_loop(initial, x[None, :2], model.init_hidden(1))  # the state under the weights of then
-        torch.testing.assert_close(seen[0], carried, atol=1e-6, rtol=1e-5)
-        expected = step_loop(model, x[None, 2:], seen[0])
-    torch.testing.assert_close(online.hidden_state, expected, atol=1e-5, rtol=1e-5)
-
-
-def test_online_adaptation_from_meta_learned_weights_improves_predictions(meta_trained):
+def test_online_adaptation_from_meta_learned_weights_lowers_held_out_loss(meta_trained):
     maml, _ = meta_trained
-    meta_learned = snapshot(maml.model)
-    adapter = Adapter(copy.deepcopy(maml.model), AdaptationConfig(learning_rate=maml.inner_lr, window=32))
-    online = OnlineAdapter(adapter)
+    online = OnlineAdapter(maml, AdaptationConfig(window=32, update_every=40))
     generator = torch.Generator().manual_seed(9)
     task = sample_linear_tasks(1, generator)[0]
     x, y = rollout(task, 1, 40, generator)
     held_x, held_y = rollout(task, 8, 32, generator)
-    before = held_out_loss(adapter.model, held_x, held_y)
-    for t in range(40):
-        log = online.observe(x[0, t], y[0, t], episode_start=t == 0)
-        assert not log["rolled_back"]
-    after = held_out_loss(adapter.model, held_x, held_y)
+    starts = torch.zeros(1, 40, dtype=torch.bool)
+    starts[:, 0] = True
+    log = run_online(online, maml.model, x, y, starts)[-1]
+    assert not log["rolled_back"].any()
+    adapted = {name: value[0] for name, value in log["params"].items()}
+    with torch.no_grad():
+        before = F.mse_loss(maml.model(held_x)[0], held_y).item()
+        after = F.mse_loss(torch.func.functional_call(maml.model, adapted, (held_x,))[0], held_y).item()
     assert after < 0.7 * before, (before, after)
-    assert_same_weights(adapter.model, online.params())
-    assert_same_weights(maml.model, meta_learned)  # the Adapter adapted a copy
-    online.reset()
-    assert_same_weights(adapter.model, meta_learned)
-    assert len(online) == 0 and online.hidden_state.abs().max() == 0
 
 
-def test_online_adapter_works_with_a_stateless_model():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 2))
-    online = OnlineAdapter(Adapter(model, AdaptationConfig(learning_rate=0.05, num_steps=5, window=8,
-                                                           mode="accumulate")))
-    generator = torch.Generator().manual_seed(2)
-    weight = torch.randn(2, 3, generator=generator)
-    logs = []
-    for _ in range(30):
-        x_t = torch.randn(3, generator=generator)
-        logs.append(online.observe(x_t, weight @ x_t, episode_start=False))
-    assert online.hidden_state is None and online.window()[2:] == (None, None)
-    assert logs[-1]["loss_after"] < 0.5 * logs[0]["loss_before"]
+def test_an_update_that_raises_the_window_loss_is_rolled_back_to_theta_star():
+    meta = MetaMAML(small_ssm(), inner_lr=50.0)  # a step this large overshoots
+    online = OnlineAdapter(meta, AdaptationConfig(window=8, update_every=8, max_loss_increase=1.0), num_envs=2)
+    generator = torch.Generator().manual_seed(6)
+    x, y = torch.randn(2, 8, INPUT_DIM, generator=generator), torch.randn(2, 8, TARGET_DIM, generator=generator)
+    starts = torch.zeros(2, 8, dtype=torch.bool)
+    log = run_online(online, meta.model, x, y, starts)[-1]
+    assert log["rolled_back"].all()
+    for name, value in meta.params().items():
+        assert torch.equal(log["params"][name][0], value.detach())
+    torch.testing.assert_close(log["loss_after"], log["loss_before"])
 
 
 # ----------------------------------------------------------------------------- errors
-@pytest.mark.parametrize("field, value", [
-    ("learning_rate", 0.0), ("learning_rate", float("nan")), ("num_steps", -1), ("num_steps", 1.5),
-    ("grad_clip_norm", 0.0), ("optimizer", "rmsprop"), ("window", 0), ("update_every", 0), ("mode", "online"),
-    ("params_to_adapt", "out_proj.weight"), ("params_to_adapt", []),
-    ("max_loss_increase", 0.5),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("learning_rate", 0.0),
+        ("learning_rate", float("nan")),
+        ("num_steps", -1),
+        ("num_steps", 1.5),
+        ("grad_clip_norm", 0.0),
+        ("optimizer", "rmsprop"),
+        ("window", 0),
+        ("update_every", 0),
+        ("mode", "online"),
+        ("params_to_adapt", "out_proj.weight"),
+        ("params_to_adapt", []),
+        ("max_loss_increase", 0.5),
+    ],
+)
 def test_bad_config_values_raise_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         AdaptationConfig(**{field: value})
@@ -457,13 +465,17 @@ def test_bad_arguments_raise_value_error(task_data):
         adapter.set_reference({"D": torch.ones(8)})
     with pytest.raises(ValueError, match="stateless"):
         Adapter(nn.Linear(3, 2)).update_step(support_x, support_y, hidden_state=torch.zeros(4, 8))
-    online = OnlineAdapter(adapter, num_envs=2)
+    online = OnlineAdapter(MetaMAML(small_ssm()), AdaptationConfig(), num_envs=2)
     with pytest.raises(ValueError, match=r"x_t \(E, D_in\)"):
-        online.observe(torch.zeros(3), torch.zeros(2))
+        online.observe(torch.zeros(3), torch.zeros(2), torch.zeros(2, dtype=torch.bool), torch.zeros(2, 8))
     with pytest.raises(ValueError, match="non-finite"):
-        online.observe(torch.full((2, 3), float("nan")), torch.zeros(2, 2))
-    with pytest.raises(ValueError, match="episode_start"):
-        online.observe(torch.zeros(2, 3), torch.zeros(2, 2), episode_start=torch.tensor([True, False, True]))
+        online.observe(
+            torch.full((2, 3), float("nan")), torch.zeros(2, 2), torch.zeros(2, dtype=torch.bool), torch.zeros(2, 8)
+        )
+    with pytest.raises(ValueError, match="stateful"):
+        OnlineAdapter(MetaMAML(nn.Linear(3, 2)), AdaptationConfig())
+    with pytest.raises(ValueError, match="restart"):
+        OnlineAdapter(MetaMAML(small_ssm()), AdaptationConfig(mode="accumulate"))
 
 
 # ----------------------------------------------------------------------------- Adapter.from_meta

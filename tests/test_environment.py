@@ -134,8 +134,10 @@ def test_splits_hold_their_guarantees_in_coefficient_space_over_many_seeds(famil
         for split in ("train", "val", "test"):
             for task in family.sample(8, seed=seed, split=split):
                 coefficients = family.coefficients(task)
-                assert all(low * (1 - 1e-9) - 1e-12 <= coefficients[name] <= high * (1 + 1e-9) + 1e-12
-                           for name, (low, high) in box.items()), (split, coefficients)
+                assert all(
+                    low * (1 - 1e-9) - 1e-12 <= coefficients[name] <= high * (1 + 1e-9) + 1e-12
+                    for name, (low, high) in box.items()
+                ), (split, coefficients)
         for task in family.sample(8, seed=seed, split="ood"):
             assert family.ood_margin(task) >= OOD_MARGIN - 1e-9, family.coefficients(task)
 
@@ -144,8 +146,9 @@ def test_pendulum_coefficients_are_what_its_dynamics_depend_on(families):
     family = families["Pendulum-v1"]
     task = family.sample(1, seed=0)[0]
     g, m, length = task.params["g"], task.params["m"], task.params["l"]
-    assert family.coefficients(task) == pytest.approx({"gravity_term": 1.5 * g / length,
-                                                        "control_gain": 3.0 / (m * length**2)})
+    assert family.coefficients(task) == pytest.approx(
+        {"gravity_term": 1.5 * g / length, "control_gain": 3.0 / (m * length**2)}
+    )
     assert family.coefficients(family.default_task()) == pytest.approx({"gravity_term": 15.0, "control_gain": 3.0})
 
 

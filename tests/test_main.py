@@ -1,4 +1,4 @@
-"""main.py: outputs and schema, determinism, resume, CLI errors, and the seed README's workflow."""
+"""main.py: outputs and schema, determinism, resume, val/test separation, CLI errors, several seeds."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import main
-from adaptation.test_time_adaptation import Adapter
 from core.ssm import SSM
+from env_runner.tasks import TaskFamily
 from pipeline.training import WorldModels
 
 QUICK = ["--quick", "--no_progress", "--seed", "3"]
@@ -23,91 +23,107 @@ def load_json(path):
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
+    """One quick run, recording the split of every task whose environment is made, in order."""
     out_dir = tmp_path_factory.mktemp("quick")
-    updates = []
-    original = Adapter.update_step
+    touched = []
+    original = TaskFamily.make_env
 
-    def counting_update_step(self, *args, **kwargs):
-        updates.append(1)
-        return original(self, *args, **kwargs)
+    def recording_make_env(self, task, seed=None):
+        touched.append(task.split)
+        return original(self, task, seed)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Adapter, "update_step", counting_update_step)
-        metrics = main.main([*QUICK, "--out_dir", str(out_dir), "--state_dim", "12"])
-    return out_dir, metrics, len(updates)
+        patch.setattr(TaskFamily, "make_env", recording_make_env)
+        summary = main.main([*QUICK, "--out_dir", str(out_dir), "--state_dim", "12"])
+    return out_dir / "seed_3", load_json(out_dir / "seed_3" / "metrics.json"), summary, touched
 
 
 def test_quick_run_writes_every_output_with_the_schema(quick_run):
-    out_dir, metrics, _ = quick_run
-    for name in ("config.json", "metrics.json", "checkpoint.pt", "prediction_mse.png", "control_returns.png"):
-        assert (out_dir / name).is_file() and (out_dir / name).stat().st_size > 0, name
-    written = load_json(out_dir / "metrics.json")
-    assert written == json.loads(json.dumps(metrics))
-    assert {"env_name", "seed", "config", "prediction", "control", "timing"} <= written.keys()
-    assert written["task_distribution"] is True
+    seed_dir, metrics, summary, _ = quick_run
+    for name in ("config.json", "metrics.json", "checkpoint.pt", "prediction_mse.png", "control_returns.png",
+                 "control_ood_returns.png"):
+        assert (seed_dir / name).is_file() and (seed_dir / name).stat().st_size > 0, name
+    assert (seed_dir.parent / "summary.json").is_file() and (seed_dir.parent / "summary.md").is_file()
+    assert {"env_name", "seed", "config", "tasks", "prediction", "control", "control_ood", "timing"} <= metrics.keys()
+    assert set(metrics["tasks"]) == {"train", "val", "test", "ood"}
+    assert set(metrics["tasks"]["test"][0]["coefficients"]) == {"gravity_term", "control_gain"}
     for split in ("in_distribution", "ood"):
-        for model in ("maml", "erm"):
-            assert set(written["prediction"][split][model]) == {"0", "1", "5"}
-            assert all(math.isfinite(value) for value in written["prediction"][split][model].values())
-        assert set(written["prediction"][split]["maml_in_context"]) == {"0", "1"}
-    assert {"tta", "no_tta", "random", "true_dynamics"} <= written["control"].keys()
-    assert all(isinstance(written["control"][key], float) for key in ("tta", "no_tta", "random"))
-    assert written["timing"]["total_s"] > 0
-    assert load_json(out_dir / "config.json") == written["config"]
-    checkpoint = torch.load(out_dir / "checkpoint.pt", weights_only=True)
-    assert {"model", "normalizer", "models", "config", "epoch"} <= checkpoint.keys()
+        assert set(metrics["prediction"][split]) == {"maml", "erm", "oracle"}
+        for learner in metrics["prediction"][split].values():
+            assert set(learner) == {"0", "1", "5"}
+            for value in learner.values():
+                assert len(value["per_task"]) == 3 and math.isfinite(value["mean"]) and len(value["ci95"]) == 2
+    for key in ("control", "control_ood"):
+        assert set(metrics[key]) == {"tta", "memory_only", "no_tta", "oracle", "random", "true_dynamics"}
+        for value in metrics[key].values():
+            assert len(value["per_task"]) == 2 and all(len(episodes) == 2 for episodes in value["episodes"])
+    assert metrics["prediction_settings"]["selected_on"] == "val"
+    assert summary["n_seeds"] == 1 and "tta-memory_only" in summary["control_paired"]
+    assert load_json(seed_dir / "config.json") == metrics["config"]
+    checkpoint = torch.load(seed_dir / "checkpoint.pt", weights_only=True)
     model = SSM(**checkpoint["model_config"])
     model.load_state_dict(checkpoint["model"])
-    assert checkpoint["epoch"] == written["config"]["num_epochs"]
+    assert checkpoint["model_config"]["input_dim"] == 4 and checkpoint["model_config"]["state_dim"] == 12
+    assert checkpoint["epoch"] == metrics["config"]["num_epochs"]
 
 
-def test_seed_readme_workflow_appears_in_the_pipeline(quick_run):
-    out_dir, metrics, adapter_updates = quick_run
-    checkpoint = torch.load(out_dir / "checkpoint.pt", weights_only=True)
-    # 1-2: widths read from the gymnasium environment (Pendulum: obs 3, action 1); 6: --state_dim on its own
-    assert checkpoint["model_config"]["input_dim"] == metrics["config"]["input_dim"] == 4
-    assert checkpoint["model_config"]["output_dim"] == 3
-    assert checkpoint["model_config"]["state_dim"] == 12
-    # 3: a collect_data function that uses the environment
-    rollouts = main.collect_data(main.make_task_family("Pendulum-v1"),
-                                 main.make_task_family("Pendulum-v1").sample(2, seed=0), 5, seed=0, progress=False)
-    assert rollouts.obs.shape == (2, 5, 3)
-    # 4: meta-training with MetaMAML on that data; 5: the Adapter adapted while acting
-    assert math.isfinite(metrics["training"]["final_maml_outer_loss"])
-    random_transitions = metrics["config"]["num_train_tasks"] * metrics["config"]["steps_per_task"]
-    assert metrics["training"]["transitions"] > random_transitions  # on-policy data was added
-    assert adapter_updates > 0
+def test_test_and_ood_tasks_are_read_only_after_everything_else(quick_run):
+    touched = quick_run[3]
+    first_final = min(index for index, split in enumerate(touched) if split in ("test", "ood"))
+    assert "val" in touched[:first_final] and "train" in touched[:first_final]
+    assert not {"train", "val"} & set(touched[first_final:])
+
+
+def test_summary_statistics_match_the_per_seed_values(quick_run):
+    _, metrics, summary, _ = quick_run
+    for condition, value in metrics["control"].items():
+        assert summary["control"][condition]["mean"] == pytest.approx(value["mean"])
+    tta, no_tta = metrics["control"]["tta"]["per_task"], metrics["control"]["no_tta"]["per_task"]
+    paired = summary["control_paired"]["tta-no_tta"]
+    assert paired["mean"] == pytest.approx(sum(a - b for a, b in zip(tta, no_tta, strict=True)) / len(tta))
 
 
 def test_same_seed_gives_the_same_metrics(quick_run, tmp_path):
     first = copy.deepcopy(quick_run[1])
-    second = main.main([*QUICK, "--out_dir", str(tmp_path), "--state_dim", "12"])
+    main.main([*QUICK, "--out_dir", str(tmp_path), "--state_dim", "12"])
+    second = load_json(tmp_path / "seed_3" / "metrics.json")
     for metrics in (first, second):
         metrics.pop("timing")
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
 
 
+def test_several_seeds_run_into_their_own_folders_and_one_summary(tmp_path):
+    summary = main.main(["--quick", "--no_progress", "--no-control", "--num_epochs", "1", "--seeds", "0", "1",
+                         "--out_dir", str(tmp_path)])
+    assert summary["seeds"] == [0, 1] and summary["n_seeds"] == 2
+    per_seed = [load_json(tmp_path / f"seed_{seed}" / "metrics.json") for seed in (0, 1)]
+    maml = summary["prediction"]["in_distribution"]["maml"]["1"]
+    assert maml["per_seed"] == pytest.approx([run["prediction"]["in_distribution"]["maml"]["1"]["mean"]
+                                              for run in per_seed])
+    assert maml["n"] == 6
+
+
 def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, monkeypatch):
     flags = [*QUICK, "--num_epochs", "3"]  # quick: the last epoch starts with on-policy collection
     main.main([*flags, "--out_dir", str(tmp_path / "full")])
-    uninterrupted = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
+    uninterrupted = torch.load(tmp_path / "full" / "seed_3" / "checkpoint.pt", weights_only=True)
 
     original = WorldModels.train_step
     calls = []
 
-    def killed_in_epoch_two(self, batch):
+    def killed_in_epoch_three(self, batch, context=None):
         calls.append(1)
         if len(calls) == 13:  # quick: 5 updates per epoch, so this is inside the on-policy epoch 3
             raise KeyboardInterrupt
-        return original(self, batch)
+        return original(self, batch, context)
 
-    monkeypatch.setattr(WorldModels, "train_step", killed_in_epoch_two)
+    monkeypatch.setattr(WorldModels, "train_step", killed_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
         main.main([*flags, "--out_dir", str(tmp_path / "resumed")])
-    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    assert torch.load(tmp_path / "resumed" / "seed_3" / "checkpoint.pt", weights_only=True)["epoch"] == 2
     monkeypatch.setattr(WorldModels, "train_step", original)
     main.main([*flags, "--out_dir", str(tmp_path / "resumed"), "--resume"])
-    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "seed_3" / "checkpoint.pt", weights_only=True)
     assert resumed["epoch"] == 3
     for name, value in uninterrupted["model"].items():
         torch.testing.assert_close(resumed["model"][name], value, atol=0, rtol=0, msg=name)
@@ -117,10 +133,21 @@ def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, mo
 
 
 def test_resume_with_other_flags_is_refused(tmp_path):
-    main.main([*QUICK, "--no_control", "--num_epochs", "1", "--out_dir", str(tmp_path)])
+    main.main([*QUICK, "--no-control", "--num_epochs", "1", "--out_dir", str(tmp_path)])
     with pytest.raises(ValueError, match="configuration differs"):
-        main.main([*QUICK, "--no_control", "--num_epochs", "1", "--inner_lr", "0.3", "--out_dir", str(tmp_path),
+        main.main([*QUICK, "--no-control", "--num_epochs", "1", "--inner_lr", "0.3", "--out_dir", str(tmp_path),
                    "--resume"])
+
+
+def test_resume_of_a_corrupt_checkpoint_names_the_file_before_any_work(tmp_path, capsys, monkeypatch):
+    (tmp_path / "seed_3").mkdir()
+    (tmp_path / "seed_3" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    monkeypatch.setattr("pipeline.run.collect_data", lambda *args: pytest.fail("collected data first"))
+    with pytest.raises(SystemExit):
+        main.main([*QUICK, "--out_dir", str(tmp_path), "--resume"])
+    error = capsys.readouterr().err
+    assert "checkpoint.pt is not a readable ssm-metarl pipeline checkpoint" in error
+    assert "weights_only=False" not in error
 
 
 @pytest.mark.parametrize(
@@ -128,12 +155,14 @@ def test_resume_with_other_flags_is_refused(tmp_path):
     [
         (["--input_dim", "7"], "--input_dim 7 contradicts Pendulum-v1"),
         (["--env_name", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
-        (["--num_epochs", "0"], "--num_epochs must be >= 1"),
+        (["--num_epochs", "0"], "num_epochs must be >= 1"),
         (["--inner_lr", "-1"], "must be positive"),
         (["--state_dim", "many"], "invalid int value"),
         (["--resume"], "--resume needs an existing checkpoint"),
-        (["--seed", "-1"], "--seed must be >= 0"),
-        (["--env_name", "MountainCar-v0"], "pass --no_control"),
+        (["--seed", "-1"], "seed must be >= 0"),
+        (["--adapt.window_state", "sometimes"], "invalid choice"),
+        (["--planner.horizon", "0"], "horizon must be >= 1"),
+        (["--env_name", "MountainCar-v0"], "pass --no-control"),
     ],
 )
 def test_bad_flags_are_argparse_errors(flags, message, tmp_path, capsys):
@@ -143,10 +172,17 @@ def test_bad_flags_are_argparse_errors(flags, message, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_programmatic_config_is_validated_too():
+    from pipeline.config import PipelineConfig
+
+    with pytest.raises(ValueError, match="meta_batch_size must be >= 1"):
+        PipelineConfig(meta_batch_size=0)
+
+
 def test_single_task_family_runs_and_says_it_has_no_task_distribution(tmp_path, capsys):
     with pytest.warns(UserWarning, match="no task distribution"):
-        metrics = main.main(["--quick", "--no_progress", "--no_control", "--env_name", "MountainCar-v0",
-                             "--out_dir", str(tmp_path)])
+        main.main(["--quick", "--no-control", "--env_name", "MountainCar-v0", "--out_dir", str(tmp_path)])
+    metrics = load_json(tmp_path / "seed_0" / "metrics.json")
     assert metrics["task_distribution"] is False and "ood" not in metrics["prediction"]
     assert "single-task family" in capsys.readouterr().out
 
@@ -155,6 +191,6 @@ def test_help_explains_every_flag(capsys):
     with pytest.raises(SystemExit):
         main.main(["--help"])
     text = capsys.readouterr().out
-    for flag in ("--env_name", "--num_epochs", "--input_dim", "--state_dim", "--resume", "--quick", "--no_control",
-                 "--first_order", "--device", "--out_dir"):
+    for flag in ("--env_name", "--num_epochs", "--input_dim", "--state_dim", "--resume", "--quick", "--no-control",
+                 "--first_order", "--device", "--out_dir", "--seeds", "--planner.horizon", "--adapt.window"):
         assert flag in text

@@ -29,14 +29,15 @@ def sequence_tasks(num_tasks: int, batch: int = 2, steps: int = 6, seed: int = 0
     def draw(*shape):
         return torch.randn(*shape, generator=generator, dtype=dtype)
 
-    return [(draw(batch, steps, 3), draw(batch, steps, 2), draw(batch, steps, 3), draw(batch, steps, 2))
-            for _ in range(num_tasks)]
+    return [
+        (draw(batch, steps, 3), draw(batch, steps, 2), draw(batch, steps, 3), draw(batch, steps, 2))
+        for _ in range(num_tasks)
+    ]
 
 
 def flat_tasks(num_tasks: int, seed: int = 0, dtype=torch.float32):
     generator = torch.Generator().manual_seed(seed)
-    return [tuple(torch.randn(5, d, generator=generator, dtype=dtype) for d in (3, 2, 3, 2))
-            for _ in range(num_tasks)]
+    return [tuple(torch.randn(5, d, generator=generator, dtype=dtype) for d in (3, 2, 3, 2)) for _ in range(num_tasks)]
 
 
 def reference_meta_gradient(model, tasks, inner_lr, num_steps, first_order):
@@ -73,9 +74,7 @@ def test_seed_readme_example():
     support_x_seq = torch.randn(16, 10, 64)
     support_y_seq = torch.randn(16, 10, 32)
     initial_hidden = base_model.init_hidden(batch_size=16)
-    adapted_params = maml.adapt_task(
-        support_x_seq, support_y_seq, initial_hidden_state=initial_hidden, num_steps=5
-    )
+    adapted_params = maml.adapt_task(support_x_seq, support_y_seq, initial_hidden_state=initial_hidden, num_steps=5)
     test_x_seq = torch.randn(8, 10, 64)
     current_hidden_test = base_model.init_hidden(batch_size=8)
     outputs_seq = []
@@ -141,8 +140,14 @@ def test_vmap_path_equals_per_task_path_with_ragged_tasks_and_resets():
     model = tiny_ssm()
     tasks = sequence_tasks(3, steps=6) + sequence_tasks(2, batch=3, steps=9, seed=1)
     generator = torch.Generator().manual_seed(2)
-    tasks = [(*task, torch.rand(task[0].shape[:2], generator=generator) < 0.2,
-              torch.rand(task[2].shape[:2], generator=generator) < 0.2) for task in tasks]
+    tasks = [
+        (
+            *task,
+            torch.rand(task[0].shape[:2], generator=generator) < 0.2,
+            torch.rand(task[2].shape[:2], generator=generator) < 0.2,
+        )
+        for task in tasks
+    ]
     learner = MetaMAML(model, inner_lr=0.2, num_inner_steps=2)
     batched = learner.meta_loss(tasks)
     per_task = 0.0
@@ -153,8 +158,9 @@ def test_vmap_path_equals_per_task_path_with_ragged_tasks_and_resets():
     per_task = per_task / len(tasks)
     torch.testing.assert_close(batched, per_task, atol=1e-6, rtol=1e-5)
     params = list(learner.params().values())
-    for g_batched, g_loop in zip(torch.autograd.grad(batched, params), torch.autograd.grad(per_task, params),
-                                 strict=True):
+    for g_batched, g_loop in zip(
+        torch.autograd.grad(batched, params), torch.autograd.grad(per_task, params), strict=True
+    ):
         torch.testing.assert_close(g_batched, g_loop, atol=1e-5, rtol=1e-4)
 
 

@@ -1,36 +1,60 @@
-"""Intervals reported by the pipeline: Student-t quantiles and per-task aggregation of window errors."""
+"""Pipeline statistics: intervals over tasks, paired differences, and summary.json recomputed from raw values."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
+from scipy import stats
 
-from pipeline.report import prediction_metrics
-from pipeline.statistics import mean_and_ci95, t_quantile_975
-
-# two-sided 95% critical values of Student's t (standard tables)
-T_TABLE = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 6: 2.4469, 9: 2.2622, 20: 2.0860, 100: 1.9840}
+from pipeline.report import condition_summary, mean_and_ci95, paired_difference
+from pipeline.summary import summarize
 
 
-@pytest.mark.parametrize("degrees_of_freedom, expected", T_TABLE.items())
-def test_t_quantile_matches_tables(degrees_of_freedom, expected):
-    tolerance = 5e-3 if degrees_of_freedom == 3 else 1e-3 if degrees_of_freedom == 4 else 2e-4
-    assert t_quantile_975(degrees_of_freedom) == pytest.approx(expected, abs=tolerance)
+def test_interval_of_the_mean_uses_student_t():
+    values = [1.0, 2.0, 4.0, 7.0]
+    mean, (low, high) = mean_and_ci95(values)
+    half = stats.t.ppf(0.975, 3) * np.std(values, ddof=1) / 2.0
+    assert mean == pytest.approx(3.5) and low == pytest.approx(3.5 - half) and high == pytest.approx(3.5 + half)
+    assert all(math.isnan(bound) for bound in mean_and_ci95([1.0])[1])
 
 
-def test_interval_of_the_mean_uses_t():
-    mean, half_width = mean_and_ci95([1.0, 2.0, 3.0, 4.0])
-    assert mean == 2.5
-    assert half_width == pytest.approx(3.1824 * math.sqrt(5 / 3) / 2, rel=2e-3)
-    assert math.isnan(mean_and_ci95([1.0])[1])
+def test_control_per_task_values_average_a_tasks_episodes_first():
+    result = condition_summary([[1.0, 3.0], [10.0, 10.0]])
+    assert result["per_task"] == [2.0, 10.0] and result["episodes"] == [[1.0, 3.0], [10.0, 10.0]]
+    assert result["mean"] == pytest.approx(6.0)
 
 
-def test_prediction_intervals_are_over_task_means():
-    # two tasks, three windows each: the task means are 1 and 3
-    windows = [0.0, 1.0, 2.0, 3.0, 3.0, 3.0]
-    errors = {"in_distribution": {"maml": {"fresh": {"0": windows}, "in_context": {"0": windows}}}}
-    metrics = prediction_metrics(errors, windows_per_task=3)
-    assert metrics["prediction"]["in_distribution"]["maml"]["0"] == pytest.approx(2.0)
-    expected_half_width = 12.7062 * math.sqrt(2.0) / math.sqrt(2)
-    assert metrics["prediction_ci95"]["in_distribution"]["maml"]["0"] == pytest.approx(expected_half_width, rel=1e-4)
+def test_paired_difference_counts_wins_and_losses_per_pair():
+    result = paired_difference([3.0, 1.0, 5.0], [1.0, 2.0, 5.0])
+    assert result["mean"] == pytest.approx(1.0 / 3.0) and (result["wins"], result["losses"], result["n"]) == (1, 1, 3)
+
+
+def _run(seed: int, tta: list[float], no_tta: list[float], maml: list[float], erm: list[float]) -> dict:
+    def section(per_task):
+        return {"per_task": per_task, "mean": float(np.mean(per_task)), "ci95": list(mean_and_ci95(per_task)[1])}
+
+    control = {name: section(values) for name, values in (
+        ("tta", tta), ("memory_only", no_tta), ("no_tta", no_tta), ("random", [-10.0] * len(tta)),
+        ("true_dynamics", [10.0] * len(tta)))}
+    return {"env_name": "Toy-v0", "seed": seed, "timing": {"total_s": 1.0},
+            "prediction": {"in_distribution": {"maml": {"1": section(maml)}, "erm": {"1": section(erm)}}},
+            "control": control}
+
+
+def test_summary_statistics_are_recomputable_from_the_per_seed_raw_values():
+    runs = [_run(0, [5.0, 0.0], [1.0, 0.0], [0.1, 0.2], [0.3, 0.1]), _run(1, [8.0, 2.0], [2.0, 4.0], [0.2, 0.2], [0.4, 0.5])]
+    result = summarize(runs)
+    pooled_tta = [5.0, 0.0, 8.0, 2.0]
+    assert result["control"]["tta"]["mean"] == pytest.approx(np.mean(pooled_tta))
+    assert result["control"]["tta"]["ci95"] == pytest.approx(list(mean_and_ci95(pooled_tta)[1]))
+    assert result["control"]["tta"]["per_seed"] == pytest.approx([2.5, 5.0])
+    paired = result["control_paired"]["tta-no_tta"]
+    assert paired["mean"] == pytest.approx(np.mean([4.0, 0.0, 6.0, -2.0]))
+    assert (paired["wins"], paired["losses"], paired["n"]) == (2, 1, 4)
+    prediction = result["prediction_paired"]["in_distribution"]["maml-erm"]["1"]
+    assert prediction["mean"] == pytest.approx(np.mean([-0.2, 0.1, -0.2, -0.3]))
+    assert (prediction["wins"], prediction["losses"]) == (3, 1)  # lower MSE wins
+    scores = [(r + 10.0) / 20.0 for r in pooled_tta]
+    assert result["normalized_score"]["tta"]["mean"] == pytest.approx(np.mean(scores))

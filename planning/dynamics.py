@@ -17,7 +17,7 @@ from typing import Protocol
 
 import torch
 from torch import nn
-from torch.func import functional_call
+from torch.func import functional_call, vmap
 
 from core.parameters import Params
 from env_runner.segments import Normalizer
@@ -56,19 +56,26 @@ def check_step_inputs(
 
 
 class LearnedDynamics:
-    """A stateful world model and its fitted `Normalizer`, stepped in raw units.
+    """A stateful world model and its fitted `Normalizer`, stepped in raw units, for E episodes at once.
 
-    `model(x, hidden) -> (y, next_hidden)` maps normalised inputs concat(obs, action) (N, D_in) to
-    normalised deltas (N, obs_dim); the model needs `init_hidden(n)`. It runs through
-    `torch.func.functional_call` with `params` (e.g. fast weights from `MetaMAML.adapt_task` or an
-    Adapter; missing names and None mean the model's own weights).
+    `model(x, hidden) -> (y, next_hidden)` maps normalised inputs concat(obs, action[, context]) (N, D_in) to
+    normalised deltas (N, obs_dim); the model needs `init_hidden(n)`. Batches are episode-major: N = E * C
+    rows, C per episode (C = 1 for the real trajectories, the candidate count inside a planner).
+
+    Weights: the model's own, or `set_params(params)` with either one set shared by every episode or a
+    stacked set (every tensor with a leading E dimension: one adapted set per episode, run with
+    `torch.func.vmap` over episodes). `context` (E, K) is appended to every input of its episode (the
+    oracle's task coefficients); None for models that take (obs, action) only.
     """
 
-    def __init__(self, model: nn.Module, normalizer: Normalizer, params: Params | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, normalizer: Normalizer, num_episodes: int = 1, context: torch.Tensor | None = None
+    ) -> None:
         if not callable(getattr(model, "init_hidden", None)):
             raise ValueError(f"{type(model).__name__} has no init_hidden: LearnedDynamics needs a stateful model")
         self.model = model
         self.normalizer = normalizer
+        self.num_episodes = num_episodes
         self.obs_dim = int(normalizer.target_mean.shape[0])
         self.action_dim = int(normalizer.input_mean.shape[0]) - self.obs_dim
         if self.action_dim < 1:
@@ -77,37 +84,64 @@ class LearnedDynamics:
                 f"({self.obs_dim}): inputs are concat(obs, action)"
             )
         self.device = next(model.parameters()).device
+        if context is not None and (context.dim() != 2 or context.shape[0] != num_episodes):
+            raise ValueError(f"context must be ({num_episodes}, K), one row per episode, got {tuple(context.shape)}")
+        self.context = context
         self._weights: Params = {}
-        self.set_params(params)
+        self._stacked = False
+        self.set_params(None)
 
-    def set_params(self, params: Params | None) -> None:
-        """Use `params` (detached) from now on; None restores the model's own weights."""
+    def set_params(self, params: Params | None, stacked: bool = False) -> None:
+        """Use `params` (detached; missing names keep the model's own) from now on; None: the model's own.
+
+        `stacked`: every tensor of `params` has a leading dimension E, one set per episode.
+        """
         own = dict(self.model.named_parameters())
         given = params or {}
         unknown = sorted(set(given) - set(own))
         if unknown:
             raise ValueError(f"params {unknown} are not parameters of {type(self.model).__name__}")
+        lead = (self.num_episodes,) if stacked else ()
         for name, value in given.items():
-            if value.shape != own[name].shape:
-                raise ValueError(
-                    f"param {name!r}: expected shape {tuple(own[name].shape)}, received {tuple(value.shape)}"
-                )
-        self._weights = {**{n: p.detach() for n, p in own.items()}, **{n: v.detach() for n, v in given.items()}}
-        self._weights.update(dict(self.model.named_buffers()))
+            expected = (*lead, *own[name].shape)
+            if tuple(value.shape) != expected:
+                raise ValueError(f"param {name!r}: expected shape {expected}, received {tuple(value.shape)}")
+        weights = {n: p.detach().expand(*lead, *p.shape) for n, p in own.items()}
+        weights.update({n: v.detach() for n, v in given.items()})
+        self._weights = weights
+        self._stacked = stacked
+        self._buffers = dict(self.model.named_buffers())
 
     def init_hidden(self, n: int) -> torch.Tensor:
         """The model's initial state for `n` trajectories."""
         return self.model.init_hidden(n)
 
-    def step(
-        self, obs: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, obs: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """obs (N, obs_dim), model action (N, action_dim), hidden (N, H) -> next_obs (N, obs_dim), hidden (N, H)."""
         check_step_inputs(obs, action, hidden, self.obs_dim, self.action_dim)
+        if obs.shape[0] % self.num_episodes:
+            raise ValueError(f"a batch of {obs.shape[0]} rows does not split into {self.num_episodes} episodes")
         x = self.normalizer.inputs(obs, action)
-        y, next_hidden = functional_call(self.model, self._weights, (x, hidden))
+        if self.context is not None:
+            per_episode = obs.shape[0] // self.num_episodes
+            x = torch.cat([x, self.context.repeat_interleave(per_episode, dim=0)], dim=-1)
+        y, next_hidden = self._call(x, hidden)
         return obs + self.normalizer.denormalize_targets(y), next_hidden
 
     def observe(self, obs: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """Advance the state of a real trajectory by one observed transition (the model step on real data)."""
         return self.step(obs, action, hidden)[1]
+
+    def _call(self, x: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised inputs (N, D_in), hidden (N, H) -> outputs under the current weights."""
+        if not self._stacked:
+            return functional_call(self.model, (self._weights, self._buffers), (x, hidden))
+        episodes = self.num_episodes
+
+        def one_episode(weights: Params, x_e: torch.Tensor, hidden_e: torch.Tensor):
+            return functional_call(self.model, (weights, self._buffers), (x_e, hidden_e))
+
+        y, next_hidden = vmap(one_episode)(
+            self._weights, x.reshape(episodes, -1, x.shape[-1]), hidden.reshape(episodes, -1, hidden.shape[-1])
+        )
+        return y.flatten(0, 1), next_hidden.flatten(0, 1)

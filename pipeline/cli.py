@@ -1,0 +1,94 @@
+"""The command line of the pipeline (`python main.py`, or the `ssm-metarl` console script); see
+pipeline/run.py for the stages.
+
+Meta-RL with a state space model, end to end:
+
+1. Sample disjoint train / val / test / OOD tasks of the environment's task family (splits defined by
+   the coefficients the dynamics depend on); collect random-policy transitions on the train tasks.
+2. Meta-train an SSM world model with MetaMAML, an ERM baseline and an oracle (ERM given the task's
+   coefficients) on the same windows; the last epochs add on-policy data (planner + test-time adaptation).
+3. Select ERM's fine-tuning on val tasks, then prediction MSE on test and OOD tasks after 0, 1, 5 steps.
+4. Control with an MPC planner on test and OOD tasks: with and without test-time adaptation, memory only,
+   oracle, random and the true dynamics, several episodes per task with paired reset seeds.
+5. Write config.json, metrics.json, checkpoint.pt and plots; with several seeds, summary.json/.md too.
+
+    python main.py --env_name Pendulum-v1
+    python main.py --env_name Pendulum-v1 --seeds 0 1 2      # one run per seed + the paired summary
+    python main.py --quick                                   # seconds-long smoke run
+    python main.py --out_dir runs/x --resume                 # continue a killed run
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from env_runner.environment import make_task_family
+from pipeline.config import QUICK_SIZES, PipelineConfig, add_config_arguments, config_from_args, with_overrides
+from pipeline.run import run_seeds
+from pipeline.training import read_training_checkpoint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser)
+    parser.add_argument("--seeds", type=int, nargs="+", help="several seeds: one run each in <out_dir>/seed_<S>/")
+    parser.add_argument("--out_dir", type=Path, help="output folder (default runs/<env>-<timestamp>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out_dir")
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration (tiny sizes)")
+    parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def resolve_device(name: str | None) -> str:
+    if name in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.device(name).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} asked for CUDA, but torch.cuda.is_available() is False")
+    return name
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Parse, check, run; returns the summary over seeds (summary.json)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    base = with_overrides(PipelineConfig(), **QUICK_SIZES) if args.quick else PipelineConfig()
+    try:
+        args.device = resolve_device(args.device)
+        config = config_from_args(args, base)
+        family = make_task_family(config.env_name)
+    except ValueError as error:
+        parser.error(str(error))
+    width = family.obs_dim + family.action_dim
+    if config.input_dim not in (None, width):
+        parser.error(
+            f"--input_dim {config.input_dim} contradicts {config.env_name}: obs_dim {family.obs_dim} + "
+            f"action_dim {family.action_dim} = {width}"
+        )
+    if config.control and not family.has_reward_fn:
+        parser.error(
+            f"{config.env_name} has no closed-form reward for the planner to score imagined trajectories: "
+            "pass --no-control"
+        )
+    seeds = args.seeds if args.seeds is not None else [config.seed]
+    if any(seed < 0 for seed in seeds):
+        parser.error(f"--seeds must be >= 0, got {seeds}")
+    out_dir = args.out_dir or Path("runs") / f"{config.env_name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if args.resume:
+        checkpoints = [out_dir / f"seed_{seed}" / "checkpoint.pt" for seed in seeds]
+        if not any(path.is_file() for path in checkpoints):
+            parser.error(f"--resume needs an existing checkpoint, none of {[str(p) for p in checkpoints]} exists")
+        for path in checkpoints:
+            if path.is_file():
+                try:
+                    read_training_checkpoint(path)
+                except ValueError as error:
+                    parser.error(str(error))
+    return run_seeds(config, seeds, out_dir, resume=args.resume, progress=not args.no_progress)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Acting with the world model: the planner in many environments at once, on-policy data, and the control
+evaluation on held-out tasks.
+
+Conditions, each run for `control_episodes` episodes on every task, from the same env reset seeds and the
+same planner seed in every condition (so differences are paired per task):
+- "tta": CEM on the meta-learned SSM with online test-time adaptation (`OnlineAdapter`: MetaMAML's inner
+  step on the recent window every `adapt.update_every` steps, from theta*, rolled back when it raises the
+  window loss); the planner uses each episode's adapted weights and the state recomputed over the window;
+- "memory_only": the same, with zero inner steps: the weights stay theta*, the state is recomputed over the
+  same window as "tta" (`tta - memory_only` isolates the weight update);
+- "no_tta": the planner on theta*, its state carried over the whole episode (`memory_only - no_tta`
+  isolates memory length);
+- "oracle": the planner on the oracle world model, given each task's true coefficients;
+- "random": uniformly random actions;
+- "true_dynamics": the planner on the task's true physics (the ceiling), where available.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+from tqdm import tqdm
+
+from adaptation.online import OnlineAdapter
+from adaptation.test_time_adaptation import AdaptationConfig
+from core.seeding import derive_seed
+from env_runner.rollouts import Rollouts
+from env_runner.segments import Normalizer
+from env_runner.tasks import Task, TaskFamily
+from meta_rl.meta_maml import MetaMAML
+from pipeline.config import PipelineConfig, TestTimeConfig
+from pipeline.data import TaskContext
+from pipeline.report import condition_summary
+from planning.dynamics import Dynamics, LearnedDynamics
+from planning.episode import TransitionHook, first_episode_returns, random_episode_returns, run_episodes
+from planning.planner import CEMPlanner
+from planning.true_dynamics import has_true_dynamics, true_dynamics
+
+CONDITIONS = ("tta", "memory_only", "no_tta", "oracle", "random", "true_dynamics")
+
+
+def act(
+    family: TaskFamily,
+    tasks: Sequence[Task],
+    seeds: Sequence[int],
+    steps: int,
+    dynamics: Dynamics,
+    config: PipelineConfig,
+    planner_seed: int,
+    hook: TransitionHook | None = None,
+    until_first_done: bool = False,
+) -> Rollouts:
+    """One CEM planner acting in one env per task (E = len(tasks)) for `steps` steps; a row per env."""
+    planner = CEMPlanner(
+        dynamics,
+        family.batch_reward_fn(tasks),
+        family.action_space,
+        config.planner,
+        seed=planner_seed,
+        num_episodes=len(tasks),
+        termination_fn=family.batch_termination_fn(tasks),
+    )
+    envs = [family.make_env(task) for task in tasks]
+    try:
+        return run_episodes(envs, planner, seeds, steps, on_transition=hook, until_first_done=until_first_done)
+    finally:
+        for env in envs:
+            env.close()
+
+
+def online_adaptation_hook(
+    meta: MetaMAML, normalizer: Normalizer, settings: TestTimeConfig, num_envs: int
+) -> TransitionHook:
+    """Feed each real transition to an `OnlineAdapter`; hand its per-episode weights and states to the planner."""
+    online = OnlineAdapter(
+        meta,
+        AdaptationConfig(
+            num_steps=settings.num_steps,
+            window=settings.window,
+            update_every=settings.update_every,
+            window_state=settings.window_state,
+            max_loss_increase=settings.max_loss_increase,
+        ),
+        num_envs,
+    )
+
+    def on_transition(obs, action, next_obs, episode_start, hidden_before):
+        log = online.observe(
+            normalizer.inputs(obs, action), normalizer.targets(obs, next_obs), episode_start, hidden_before
+        )
+        return None if log is None else (log["params"], log["hidden_state"])
+
+    return on_transition
+
+
+def condition_rollouts(
+    condition: str,
+    family: TaskFamily,
+    tasks: Sequence[Task],
+    seeds: Sequence[int],
+    steps: int,
+    models,
+    normalizer: Normalizer,
+    context: TaskContext,
+    config: PipelineConfig,
+    planner_seed: int,
+    until_first_done: bool = False,
+) -> Rollouts:
+    """The planner of `condition` (any but "random") acting on `tasks` (one env each)."""
+    hook = None
+    if condition == "true_dynamics":
+        dynamics = true_dynamics(family, list(tasks))
+    elif condition == "oracle":
+        dynamics = LearnedDynamics(models.oracle_model, normalizer, len(tasks), context=context(list(tasks)))
+    elif condition in ("tta", "memory_only", "no_tta"):
+        dynamics = LearnedDynamics(models.maml_model, normalizer, len(tasks))
+        if condition != "no_tta":
+            settings = config.adapt if condition == "tta" else replace(config.adapt, num_steps=0)
+            hook = online_adaptation_hook(models.learner, normalizer, settings, len(tasks))
+    else:
+        raise ValueError(f"unknown control condition {condition!r}: expected one of {CONDITIONS}")
+    return act(family, tasks, seeds, steps, dynamics, config, planner_seed, hook, until_first_done)
+
+
+def evaluate_control(
+    family: TaskFamily,
+    tasks: list[Task],
+    split: str,
+    models,
+    normalizer: Normalizer,
+    context: TaskContext,
+    config: PipelineConfig,
+    progress: bool = True,
+) -> dict:
+    """Episode returns of every condition on the first `control_tasks` of `tasks`, `control_episodes` each.
+
+    Returns {condition: {"mean", "ci95": [lo, hi], "per_task": [...], "episodes": [[...] per task]}}; the
+    interval is Student-t over per-task means.
+    """
+    tasks = tasks[: config.control_tasks]
+    repeats = config.control_episodes
+    episode_tasks = [task for task in tasks for _ in range(repeats)]
+    seeds = [
+        derive_seed(config.seed, f"control-{split}", index, episode)
+        for index in range(len(tasks))
+        for episode in range(repeats)
+    ]
+    planner_seed = derive_seed(config.seed, f"planner-{split}")
+    conditions = [c for c in CONDITIONS if c != "true_dynamics" or has_true_dynamics(family)]
+    results = {}
+    for condition in tqdm(conditions, desc=f"control ({split})", disable=not progress, leave=False):
+        if condition == "random":
+            returns = random_episode_returns(family, episode_tasks, seeds, config.episode_steps)
+        else:
+            rollouts = condition_rollouts(
+                condition,
+                family,
+                episode_tasks,
+                seeds,
+                config.episode_steps,
+                models,
+                normalizer,
+                context,
+                config,
+                planner_seed,
+                until_first_done=True,
+            )
+            returns = first_episode_returns(rollouts)
+        episodes = [returns[i * repeats : (i + 1) * repeats] for i in range(len(tasks))]
+        results[condition] = condition_summary(episodes)
+    return results
+
+
+def collect_onpolicy(
+    family: TaskFamily,
+    tasks: list[Task],
+    models,
+    normalizer: Normalizer,
+    context: TaskContext,
+    config: PipelineConfig,
+    epoch: int,
+    generator: torch.Generator,
+) -> Rollouts:
+    """`onpolicy_steps` transitions on each of `onpolicy_tasks` training tasks, acting as "tta" does at test time."""
+    chosen = torch.randperm(len(tasks), generator=generator)[: config.onpolicy_tasks].tolist()
+    chosen_tasks = [tasks[index] for index in chosen]
+    seeds = [derive_seed(config.seed, "onpolicy", epoch, index) for index in chosen]
+    rollouts = condition_rollouts(
+        "tta",
+        family,
+        chosen_tasks,
+        seeds,
+        config.onpolicy_steps,
+        models,
+        normalizer,
+        context,
+        config,
+        derive_seed(config.seed, "onpolicy-planner", epoch),
+    )
+    return replace(rollouts, task_index=torch.tensor(chosen), tasks=tuple(tasks))

@@ -1,0 +1,176 @@
+"""The multi-seed summary: pooled statistics over (seed, task) pairs, paired differences, normalised scores.
+
+    summary.json
+      prediction.<split>.<learner>.<k>, control.<condition>, control_ood.<condition>:
+          {"mean", "ci95": [lo, hi], "n", "per_seed": [mean of each seed]}
+      prediction_paired.<split>."maml-erm"|"maml-oracle".<k>, control_paired / control_ood_paired
+          ."tta-no_tta"|"tta-memory_only"|"memory_only-no_tta"|"tta-oracle":
+          {"mean", "ci95", "n", "wins", "losses"}   (a win: the first is better: lower MSE, higher return)
+      normalized_score / normalized_score_ood.<condition>: mean over pairs of (R - R_random) / (R_true - R_random)
+
+Every value is recomputed from the per-seed metrics.json (per_task lists), pooled over seeds x tasks; the
+intervals are Student-t over those pairs (`pipeline.report.mean_and_ci95`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+
+from pipeline.report import mean_and_ci95, paired_difference  # noqa: E402
+
+CONTROL_PAIRS = (("tta", "no_tta"), ("tta", "memory_only"), ("memory_only", "no_tta"), ("tta", "oracle"))
+PREDICTION_PAIRS = (("maml", "erm"), ("maml", "oracle"))
+
+
+def pooled(per_seed: list[list[float]]) -> dict:
+    values = [value for seed_values in per_seed for value in seed_values]
+    mean, ci95 = mean_and_ci95(values)
+    return {
+        "mean": mean,
+        "ci95": ci95,
+        "n": len(values),
+        "per_seed": [sum(seed_values) / len(seed_values) for seed_values in per_seed],
+    }
+
+
+def paired(per_seed_a: list[list[float]], per_seed_b: list[list[float]], higher_is_better: bool) -> dict:
+    a = [value for values in per_seed_a for value in values]
+    b = [value for values in per_seed_b for value in values]
+    result = paired_difference(a, b)
+    if not higher_is_better:
+        result["wins"], result["losses"] = result["losses"], result["wins"]
+    return result
+
+
+def summarize(runs: list[dict]) -> dict:
+    """The summary of per-seed metrics (same env and config but the seed)."""
+    first = runs[0]
+    result: dict = {"env_name": first["env_name"], "seeds": [run["seed"] for run in runs], "n_seeds": len(runs)}
+    result["prediction"], result["prediction_paired"] = {}, {}
+    for split, learners in first["prediction"].items():
+        result["prediction"][split] = {
+            learner: {k: pooled([run["prediction"][split][learner][k]["per_task"] for run in runs]) for k in by_k}
+            for learner, by_k in learners.items()
+        }
+        result["prediction_paired"][split] = {
+            f"{a}-{b}": {
+                k: paired(
+                    [run["prediction"][split][a][k]["per_task"] for run in runs],
+                    [run["prediction"][split][b][k]["per_task"] for run in runs],
+                    False,
+                )
+                for k in learners[a]
+            }
+            for a, b in PREDICTION_PAIRS
+            if a in learners and b in learners
+        }
+    for key, score_key in (("control", "normalized_score"), ("control_ood", "normalized_score_ood")):
+        if key not in first:
+            continue
+        conditions = first[key]
+        per_task = {c: [run[key][c]["per_task"] for run in runs] for c in conditions}
+        result[key] = {c: pooled(values) for c, values in per_task.items()}
+        result[f"{key}_paired"] = {
+            f"{a}-{b}": paired(per_task[a], per_task[b], True)
+            for a, b in CONTROL_PAIRS
+            if a in conditions and b in conditions
+        }
+        if "true_dynamics" in conditions:
+            result[score_key] = {
+                c: _normalized(per_task[c], per_task["random"], per_task["true_dynamics"]) for c in conditions
+            }
+    result["timing"] = {
+        "total_s": sum(run["timing"]["total_s"] for run in runs),
+        "per_seed_s": [run["timing"]["total_s"] for run in runs],
+    }
+    return result
+
+
+def _normalized(values: list[list[float]], random: list[list[float]], ceiling: list[list[float]]) -> dict:
+    scores = [
+        [(r - lo) / (hi - lo) for r, lo, hi in zip(v, rv, cv, strict=True)]
+        for v, rv, cv in zip(values, random, ceiling, strict=True)
+    ]
+    return pooled(scores)
+
+
+def write_summary(runs: list[dict], out_dir: Path) -> dict:
+    """summary.json, summary.md and summary_paired.png in `out_dir`; returns the summary."""
+    result = summarize(runs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").write_text(json.dumps(result, indent=2))
+    (out_dir / "summary.md").write_text(summary_markdown(result))
+    _paired_plot(result, out_dir / "summary_paired.png")
+    print(summary_markdown(result))
+    return result
+
+
+def _interval(value: dict, digits: int) -> str:
+    lo, hi = value["ci95"]
+    return f"{value['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def summary_markdown(result: dict) -> str:
+    """Markdown tables: prediction, control, paired differences, normalised scores."""
+    lines = [f"## {result['env_name']}: {result['n_seeds']} seeds ({', '.join(map(str, result['seeds']))})", ""]
+    for split, learners in result["prediction"].items():
+        steps = list(next(iter(learners.values())))
+        lines += [
+            f"Prediction MSE, {split} (mean [95% CI] over seed x task pairs)",
+            "",
+            "| learner | " + " | ".join(f"k={k}" for k in steps) + " |",
+            "|---|" + "---|" * len(steps),
+        ]
+        lines += [
+            f"| {learner} | " + " | ".join(_interval(by_k[k], 4) for k in steps) + " |"
+            for learner, by_k in learners.items()
+        ]
+        for pair, by_k in result["prediction_paired"][split].items():
+            lines.append(
+                f"| {pair} (paired; wins/losses) | "
+                + " | ".join(f"{_interval(by_k[k], 4)} ({by_k[k]['wins']}/{by_k[k]['losses']})" for k in steps)
+                + " |"
+            )
+        lines.append("")
+    for key, title in (("control", "test tasks"), ("control_ood", "OOD tasks")):
+        if key not in result:
+            continue
+        score_key = "normalized_score" if key == "control" else "normalized_score_ood"
+        lines += [f"Control return, {title}", "", "| condition | return | normalized score |", "|---|---|---|"]
+        for condition, value in result[key].items():
+            score = result.get(score_key, {}).get(condition)
+            lines.append(f"| {condition} | {_interval(value, 1)} | {_interval(score, 2) if score else '-'} |")
+        lines += ["", "| paired difference | mean [95% CI] | n | wins | losses |", "|---|---|---|---|---|"]
+        for pair, value in result[f"{key}_paired"].items():
+            lines.append(f"| {pair} | {_interval(value, 1)} | {value['n']} | {value['wins']} | {value['losses']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _paired_plot(result: dict, path: Path) -> None:
+    keys = [key for key in ("control_paired", "control_ood_paired") if key in result]
+    if not keys:
+        return
+    figure, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4), squeeze=False)
+    for axis, key in zip(axes[0], keys, strict=True):
+        pairs = result[key]
+        for position, value in enumerate(pairs.values()):
+            axis.errorbar(
+                [position],
+                [value["mean"]],
+                yerr=[[value["mean"] - value["ci95"][0]], [value["ci95"][1] - value["mean"]]],
+                fmt="o",
+                capsize=4,
+            )
+        axis.axhline(0.0, color="grey", linewidth=0.8)
+        axis.set_xticks(range(len(pairs)), list(pairs))
+        axis.set(title=f"{result['env_name']}: {key} (seed x task pairs)", ylabel="return difference")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,326 @@
+"""Sampling-based model-predictive control: CEM (Chua et al. 2018, PETS) and MPPI (Williams et al. 2017).
+
+One planner acts in E episodes at once (different tasks, different weights). Every planning step samples,
+for each episode, C candidate action sequences of H steps, rolls all E * C of them through the dynamics in
+one batch from each episode's current real observation and the hidden state of its real trajectory, scores
+each by its (discounted) sum of rewards up to a predicted termination (the task's reward and termination
+functions), refines
+the sampling distribution for a few iterations, and returns the first action of the final plan. The
+rest of the plan warm-starts the next step (shifted by one). Discrete action spaces use CEM over
+per-step categorical distributions and feed one-hot actions to the dynamics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from env_runner.actions import action_dim, is_discrete, one_hot_actions
+from env_runner.rewards import RewardFn
+from env_runner.tasks import TerminationFn
+from planning.dynamics import Dynamics
+
+
+@dataclass
+class PlannerConfig:
+    """Sampling settings shared by the planners.
+
+    horizon: H steps per candidate sequence. num_candidates: C sequences per iteration.
+    num_iterations: refinements of the sampling distribution per planning step.
+    elite_fraction: share of the best candidates CEM refits on. discount: reward weight gamma^t.
+    init_std: initial Gaussian std as a fraction of the Box half-width (Box spaces).
+    momentum: weight of the previous distribution when CEM refits (PETS' alpha).
+    temperature: MPPI weights are softmax(standardised return / temperature).
+    warm_start_weight: discrete spaces start each planning step from this mix of the previous plan's
+    (shifted) probabilities and the uniform distribution, so that collapsed probabilities explore again.
+    """
+
+    horizon: int = field(default=20, metadata={"help": "steps H per candidate sequence"})
+    num_candidates: int = field(default=300, metadata={"help": "candidate sequences C per iteration"})
+    num_iterations: int = field(default=4, metadata={"help": "refinements of the sampling distribution per step"})
+    elite_fraction: float = field(default=0.1, metadata={"help": "share of candidates CEM refits on"})
+    discount: float = field(default=1.0, metadata={"help": "reward weight gamma^t"})
+    init_std: float = field(default=0.5, metadata={"help": "initial std as a fraction of the Box half-width"})
+    momentum: float = field(default=0.1, metadata={"help": "weight of the previous distribution in CEM refits"})
+    temperature: float = field(default=0.5, metadata={"help": "MPPI softmax temperature"})
+    warm_start_weight: float = field(default=0.5, metadata={"help": "discrete warm start: weight of the old plan"})
+
+    def __post_init__(self) -> None:
+        for name in ("horizon", "num_candidates", "num_iterations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, received {getattr(self, name)}")
+        if not 0.0 < self.elite_fraction <= 1.0:
+            raise ValueError(f"elite_fraction must be in (0, 1], received {self.elite_fraction}")
+        if not 0.0 < self.discount <= 1.0:
+            raise ValueError(f"discount must be in (0, 1], received {self.discount}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), received {self.momentum}")
+        if not 0.0 <= self.warm_start_weight <= 1.0:
+            raise ValueError(f"warm_start_weight must be in [0, 1], received {self.warm_start_weight}")
+        if self.init_std <= 0 or self.temperature <= 0:
+            raise ValueError(f"init_std and temperature must be > 0, received {self.init_std}, {self.temperature}")
+
+    @property
+    def num_elites(self) -> int:
+        return max(1, round(self.elite_fraction * self.num_candidates))
+
+
+def rollout_returns(
+    dynamics: Dynamics,
+    reward_fn: RewardFn,
+    obs: torch.Tensor,
+    hidden: torch.Tensor,
+    actions: torch.Tensor,
+    discount: float = 1.0,
+    termination_fn: TerminationFn | None = None,
+) -> torch.Tensor:
+    """Discounted return of every candidate of E episodes: obs (E, obs_dim), hidden (E, ...), actions
+    (E, C, H, action_dim) -> (E, C).
+
+    Each episode's C candidates start from its observation and hidden state and all E * C are stepped
+    together through `dynamics.step` (episode-major rows). `reward_fn` and `termination_fn` see (E, C, ·).
+    A candidate earns no reward after a transition that terminates its episode (alive mask): the reward of
+    the terminating transition itself counts, as in gymnasium.
+    """
+    if (
+        actions.dim() != 4
+        or obs.dim() != 2
+        or hidden.dim() < 2
+        or not obs.shape[0] == hidden.shape[0] == actions.shape[0]
+    ):
+        raise ValueError(
+            "rollout_returns expects obs (E, obs_dim), hidden (E, ...) and actions (E, C, H, action_dim), received "
+            f"{tuple(obs.shape)}, {tuple(hidden.shape)} and {tuple(actions.shape)}"
+        )
+    episodes, candidates, horizon = actions.shape[:3]
+    grid = (episodes, candidates)
+    obs = obs.unsqueeze(1).expand(*grid, obs.shape[-1])
+    hidden = hidden.unsqueeze(1).expand(*grid, *hidden.shape[1:]).reshape(episodes * candidates, *hidden.shape[1:])
+    total = torch.zeros(grid, device=obs.device)
+    alive = torch.ones(grid, dtype=torch.bool, device=obs.device)
+    weight = 1.0
+    for t in range(horizon):
+        action = actions[:, :, t]
+        next_flat, hidden = dynamics.step(
+            obs.reshape(episodes * candidates, -1), action.reshape(episodes * candidates, -1), hidden
+        )
+        next_obs = next_flat.reshape(*grid, -1)
+        reward = reward_fn(obs, action, next_obs)
+        total = total + weight * torch.where(alive, reward, torch.zeros_like(reward))
+        if termination_fn is not None:
+            alive = alive & ~termination_fn(obs, action, next_obs)
+        obs, weight = next_obs, weight * discount
+    return total
+
+
+class ShootingPlanner:
+    """Base of the planners: validation, seeding, batched scoring, warm start and env-action conversion.
+
+    One planner plans for E episodes at once (`num_episodes`), each with its own warm start; `plan` takes
+    the E current observations and hidden states and returns E actions.
+    """
+
+    supports_discrete = True
+
+    def __init__(
+        self,
+        dynamics: Dynamics,
+        reward_fn: RewardFn,
+        action_space: spaces.Space,
+        config: PlannerConfig | None = None,
+        seed: int = 0,
+        *,
+        num_episodes: int = 1,
+        termination_fn: TerminationFn | None = None,
+    ) -> None:
+        if action_dim(action_space) != dynamics.action_dim:
+            raise ValueError(
+                f"action space {action_space} has model action dim {action_dim(action_space)}, "
+                f"the dynamics expect {dynamics.action_dim}"
+            )
+        if is_discrete(action_space) and not self.supports_discrete:
+            raise ValueError(f"{type(self).__name__} needs a Box action space, received {action_space}: use CEMPlanner")
+        if num_episodes < 1:
+            raise ValueError(f"num_episodes must be >= 1, received {num_episodes}")
+        self.dynamics = dynamics
+        self.reward_fn = reward_fn
+        self.termination_fn = termination_fn
+        self.action_space = action_space
+        self.config = config or PlannerConfig()
+        self.num_episodes = num_episodes
+        self.discrete = is_discrete(action_space)
+        self.device = dynamics.device
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        if not self.discrete:
+            if not action_space.is_bounded("both"):
+                raise ValueError(f"sampling planners need a Box with finite bounds, received {action_space}")
+            self.low = torch.as_tensor(action_space.low, dtype=torch.float32, device=self.device)
+            self.high = torch.as_tensor(action_space.high, dtype=torch.float32, device=self.device)
+        self.reset()
+
+    def reset(self, episodes: torch.Tensor | None = None) -> None:
+        """Forget the warm start of the episodes in the (E,) bool mask `episodes` (None: all)."""
+        raise NotImplementedError
+
+    def _mask(self, episodes: torch.Tensor | None) -> torch.Tensor:
+        if episodes is None:
+            return torch.ones(self.num_episodes, dtype=torch.bool, device=self.device)
+        return episodes.to(device=self.device, dtype=torch.bool)
+
+    @torch.no_grad()
+    def plan(self, obs: np.ndarray | torch.Tensor, hidden: torch.Tensor) -> np.ndarray:
+        """Current real obs (E, obs_dim), hidden (E, ...) of the real trajectories -> env actions.
+
+        Returns a float array (E, action_dim) in the Box's dtype, or an int array (E,) for a Discrete space.
+        """
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        if tuple(obs.shape) != (self.num_episodes, self.dynamics.obs_dim):
+            raise ValueError(
+                f"plan expects observations of shape ({self.num_episodes}, {self.dynamics.obs_dim}), "
+                f"received {tuple(obs.shape)}"
+            )
+        if hidden.dim() < 2 or hidden.shape[0] != self.num_episodes:
+            raise ValueError(
+                f"plan expects the hidden states of {self.num_episodes} trajectories ({self.num_episodes}, ...), "
+                f"received {tuple(hidden.shape)}"
+            )
+        first_action = self._optimise(obs, hidden.to(self.device))
+        if self.discrete:
+            return first_action.cpu().numpy().astype(np.int64)
+        return first_action.cpu().numpy().astype(self.action_space.dtype)
+
+    def _optimise(self, obs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Refine the plans; return their first actions: (E, action_dim) values, or (E,) indices when discrete."""
+        raise NotImplementedError
+
+    def _score(self, obs: torch.Tensor, hidden: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Returns (E, C) of model actions (E, C, H, action_dim); candidates with a non-finite return rank last.
+
+        Raises RuntimeError when an episode has no candidate with a finite return (the dynamics diverged).
+        """
+        returns = rollout_returns(
+            self.dynamics, self.reward_fn, obs, hidden, actions, self.config.discount, self.termination_fn
+        )
+        finite = torch.isfinite(returns)
+        if not finite.any(dim=1).all():
+            raise RuntimeError("every candidate's predicted return is non-finite: the dynamics diverged")
+        return torch.where(finite, returns, torch.full_like(returns, -torch.inf))
+
+    def _elites(self, candidates: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+        """The top `num_elites` of each episode's candidates: (E, C, H, A), (E, C) -> (E, K, H, A)."""
+        best = returns.topk(self.config.num_elites, dim=1).indices  # (E, K)
+        return torch.take_along_dim(candidates, best[:, :, None, None], dim=1)
+
+    def _sample_gaussian(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """C sequences per episode from N(mean, std) (E, H, A), clipped to the Box -> (E, C, H, A)."""
+        noise = torch.randn(
+            (self.num_episodes, self.config.num_candidates, *mean.shape[1:]),
+            generator=self.generator,
+            device=self.device,
+        )
+        return torch.maximum(torch.minimum(mean.unsqueeze(1) + std.unsqueeze(1) * noise, self.high), self.low)
+
+    def _initial_std(self) -> torch.Tensor:
+        half_width = (self.high - self.low) / 2
+        return (self.config.init_std * half_width).expand(self.num_episodes, self.config.horizon, -1)
+
+    def _middle(self) -> torch.Tensor:
+        return ((self.low + self.high) / 2).expand(self.num_episodes, self.config.horizon, -1)
+
+
+class CEMPlanner(ShootingPlanner):
+    """Cross-entropy method over Gaussian (Box) or per-step categorical (Discrete) action sequences.
+
+    Each iteration samples C sequences, keeps the top `elite_fraction` by return and refits the
+    distribution on them: mean and std per step (Box), action frequencies per step (Discrete), mixed
+    with the previous distribution by `momentum`. The plan's first action is the final mean (Box) or
+    the most probable action (Discrete).
+    """
+
+    def reset(self, episodes: torch.Tensor | None = None) -> None:
+        mask = self._mask(episodes)
+        if self.discrete:
+            num_actions = int(self.action_space.n)
+            uniform = torch.full(
+                (self.num_episodes, self.config.horizon, num_actions), 1.0 / num_actions, device=self.device
+            )
+            self._probs = uniform if episodes is None else torch.where(mask[:, None, None], uniform, self._probs)
+        else:
+            middle = self._middle().clone()
+            self._mean = middle if episodes is None else torch.where(mask[:, None, None], middle, self._mean)
+
+    def _optimise(self, obs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            return self._optimise_categorical(obs, hidden)
+        return self._optimise_gaussian(obs, hidden)
+
+    def _optimise_gaussian(self, obs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        momentum = self.config.momentum
+        mean, std = self._mean, self._initial_std()
+        for _ in range(self.config.num_iterations):
+            candidates = self._sample_gaussian(mean, std)
+            elites = self._elites(candidates, self._score(obs, hidden, candidates))
+            mean = momentum * mean + (1 - momentum) * elites.mean(1)
+            std = momentum * std + (1 - momentum) * elites.std(1, correction=0)
+        self._mean = torch.cat([mean[:, 1:], self._middle()[:, :1]], dim=1)
+        return mean[:, 0]
+
+    def _optimise_categorical(self, obs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        momentum = self.config.momentum
+        probs = self._probs  # (E, H, n)
+        episodes, horizon, num_actions = probs.shape
+        for _ in range(self.config.num_iterations):
+            indices = (
+                torch.multinomial(
+                    probs.reshape(episodes * horizon, num_actions),
+                    self.config.num_candidates,
+                    replacement=True,
+                    generator=self.generator,
+                )
+                .reshape(episodes, horizon, -1)
+                .transpose(1, 2)
+            )  # (E, C, H)
+            candidates = one_hot_actions(indices, num_actions)
+            elites = self._elites(candidates, self._score(obs, hidden, candidates))
+            probs = momentum * probs + (1 - momentum) * elites.mean(1)
+        uniform = torch.full_like(probs, 1.0 / num_actions)
+        weight = self.config.warm_start_weight
+        self._probs = weight * torch.cat([probs[:, 1:], uniform[:, :1]], dim=1) + (1 - weight) * uniform
+        return probs[:, 0].argmax(dim=-1)
+
+
+class MPPIPlanner(ShootingPlanner):
+    """Model-predictive path integral control for Box action spaces.
+
+    Each iteration samples C sequences around the current mean with a fixed std (`init_std` of the
+    half-width) and moves the mean to their average weighted by softmax(standardised return / temperature).
+    """
+
+    supports_discrete = False
+
+    def reset(self, episodes: torch.Tensor | None = None) -> None:
+        middle = self._middle().clone()
+        self._mean = (
+            middle if episodes is None else torch.where(self._mask(episodes)[:, None, None], middle, self._mean)
+        )
+
+    def _optimise(self, obs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        mean, std = self._mean, self._initial_std()
+        for _ in range(self.config.num_iterations):
+            candidates = self._sample_gaussian(mean, std)
+            returns = self._score(obs, hidden, candidates)  # (E, C)
+            finite = torch.isfinite(returns)
+            count = finite.sum(1, keepdim=True).clamp_min(1)
+            zeroed = torch.where(finite, returns, torch.zeros_like(returns))
+            average = zeroed.sum(1, keepdim=True) / count
+            spread = (
+                torch.where(finite, returns - average, torch.zeros_like(returns)).square().sum(1, keepdim=True) / count
+            ).sqrt()
+            standardised = (returns - average) / spread.clamp_min(1e-8)
+            weights = torch.softmax(standardised / self.config.temperature, dim=1)
+            mean = torch.einsum("ec,echa->eha", weights, candidates)
+        self._mean = torch.cat([mean[:, 1:], self._middle()[:, :1]], dim=1)
+        return mean[:, 0]
