@@ -20,27 +20,39 @@ class Normalizer:
     """Per-feature mean and std of model inputs concat(obs, action) (D_in) and targets next_obs - obs (D_out).
 
     A new Normalizer is the identity; `Normalizer.fit` computes the statistics (fit it on training
-    data only). Features whose std is below `min_std` (constant features) keep std 1.
+    data only). Features whose std is below `min_std` (constant features) keep std 1. Observation entries
+    in `dropped_obs` (absolute positions a family's dynamics are invariant to) are left out of the inputs,
+    so D_in = obs_dim - len(dropped_obs) + action_dim; the targets keep every entry.
     """
 
-    def __init__(self, input_dim: int, target_dim: int) -> None:
+    def __init__(self, obs_dim: int, action_dim: int, dropped_obs: tuple[int, ...] = ()) -> None:
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        self.kept_obs = torch.tensor([i for i in range(obs_dim) if i not in set(dropped_obs)], dtype=torch.long)
+        input_dim = len(self.kept_obs) + action_dim
         self.input_mean = torch.zeros(input_dim)
         self.input_std = torch.ones(input_dim)
-        self.target_mean = torch.zeros(target_dim)
-        self.target_std = torch.ones(target_dim)
+        self.target_mean = torch.zeros(obs_dim)
+        self.target_std = torch.ones(obs_dim)
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.input_mean.shape[0])
 
     @classmethod
-    def fit(cls, rollouts: Rollouts, min_std: float = 1e-6) -> Normalizer:
-        inputs = torch.cat([rollouts.obs, rollouts.action], dim=-1).flatten(0, -2)
+    def fit(cls, rollouts: Rollouts, min_std: float = 1e-6, dropped_obs: tuple[int, ...] = ()) -> Normalizer:
+        normalizer = cls(rollouts.obs.shape[-1], rollouts.action.shape[-1], dropped_obs)
+        inputs = normalizer._raw_inputs(rollouts.obs, rollouts.action).flatten(0, -2)
         targets = (rollouts.next_obs - rollouts.obs).flatten(0, -2)
-        normalizer = cls(inputs.shape[-1], targets.shape[-1])
         normalizer.input_mean, normalizer.input_std = inputs.mean(0), _floored_std(inputs, min_std)
         normalizer.target_mean, normalizer.target_std = targets.mean(0), _floored_std(targets, min_std)
         return normalizer
 
+    def _raw_inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.cat([obs[..., self.kept_obs.to(obs.device)], action], dim=-1)
+
     def inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """obs (..., obs_dim), model action (..., action_dim) -> normalised inputs (..., D_in)."""
-        x = torch.cat([obs, action], dim=-1)
+        x = self._raw_inputs(obs, action)
         return (x - self.input_mean.to(x.device)) / self.input_std.to(x.device)
 
     def targets(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
@@ -58,6 +70,7 @@ class Normalizer:
             "input_std": self.input_std.clone(),
             "target_mean": self.target_mean.clone(),
             "target_std": self.target_std.clone(),
+            "kept_obs": self.kept_obs.clone(),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -69,7 +82,7 @@ class Normalizer:
             expected = tuple(current[name].shape)
             if tuple(value.shape) != expected:
                 raise ValueError(f"{name}: expected shape {expected}, received {tuple(value.shape)}")
-            setattr(self, name, value.detach().clone().float())
+            setattr(self, name, value.detach().clone() if name == "kept_obs" else value.detach().clone().float())
 
 
 def _floored_std(values: torch.Tensor, min_std: float) -> torch.Tensor:
@@ -96,8 +109,17 @@ class SegmentBatch:
     def task_tuples(self) -> list[tuple[torch.Tensor, ...]]:
         """Per-task (support_x, support_y, query_x, query_y, support_reset, query_reset) of a per-task batch,
         the task format `MetaMAML.meta_update` takes."""
-        return list(zip(self.support_x, self.support_y, self.query_x, self.query_y, self.support_reset,
-                        self.query_reset, strict=True))
+        return list(
+            zip(
+                self.support_x,
+                self.support_y,
+                self.query_x,
+                self.query_y,
+                self.support_reset,
+                self.query_reset,
+                strict=True,
+            )
+        )
 
 
 def _as_generator(generator: torch.Generator | int) -> torch.Generator:
@@ -120,9 +142,7 @@ def _windows(
     window = support_len + query_len
     steps = x.shape[1]
     if support_len < 1 or query_len < 1 or window > steps:
-        raise ValueError(
-            f"support_len={support_len} and query_len={query_len} must be >= 1 and fit in {steps} steps"
-        )
+        raise ValueError(f"support_len={support_len} and query_len={query_len} must be >= 1 and fit in {steps} steps")
     row = rows[torch.randint(len(rows), (num_windows,), generator=generator)]
     start = torch.randint(steps - window + 1, (num_windows,), generator=generator)
     time = start[:, None] + torch.arange(window)
@@ -150,9 +170,7 @@ def sample_windows(
     x = normalizer.inputs(rollouts.obs, rollouts.action)
     y = normalizer.targets(rollouts.obs, rollouts.next_obs)
     rows = torch.arange(rollouts.num_envs)
-    return _windows(
-        x, y, rollouts.episode_start, rows, num_windows, support_len, query_len, _as_generator(generator)
-    )
+    return _windows(x, y, rollouts.episode_start, rows, num_windows, support_len, query_len, _as_generator(generator))
 
 
 def sample_task_batches(

@@ -141,6 +141,11 @@ class TaskFamily:
         """Box dimension, or number of actions for a Discrete space (models take one-hot actions)."""
         return action_dim(self.action_space)
 
+    @property
+    def model_input_dim(self) -> int:
+        """Width of a world model's input: the observation without `translation_invariant_obs`, and the action."""
+        return self.obs_dim - len(self.translation_invariant_obs) + self.action_dim
+
     # ----------------------------------------------------------------- sampling
     def sample(self, n: int, seed: int, split: Split = "train") -> list[Task]:
         """`n` tasks of `split`, the same for the same (seed, split), from a stream of their own."""

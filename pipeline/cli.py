@@ -16,6 +16,11 @@ Meta-RL with a state space model, end to end:
     python main.py --env_name Pendulum-v1 --seeds 0 1 2      # one run per seed + the paired summary
     python main.py --quick                                   # seconds-long smoke run
     python main.py --out_dir runs/x --resume                 # continue a killed run
+
+`--algo rl2` trains an RL² policy instead (PPO; its SSM or GRU memory adapts within a trial of several
+episodes), with an oracle and a random baseline, and reports the return of each episode of a trial:
+
+    python main.py --algo rl2 --env_name PointNavigation-v0 [--rl2_memory gru] [--rl2.iterations 100]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import torch
 
 from env_runner.environment import make_task_family
 from pipeline.config import QUICK_SIZES, PipelineConfig, add_config_arguments, config_from_args, with_overrides
+from pipeline.rl2_run import read_rl2_checkpoint
 from pipeline.run import run_seeds
 from pipeline.training import read_training_checkpoint
 
@@ -62,13 +68,13 @@ def main(argv: list[str] | None = None) -> dict:
         family = make_task_family(config.env_name)
     except ValueError as error:
         parser.error(str(error))
-    width = family.obs_dim + family.action_dim
+    width = family.model_input_dim
     if config.input_dim not in (None, width):
         parser.error(
-            f"--input_dim {config.input_dim} contradicts {config.env_name}: obs_dim {family.obs_dim} + "
-            f"action_dim {family.action_dim} = {width}"
+            f"--input_dim {config.input_dim} contradicts {config.env_name}: obs_dim {family.obs_dim} "
+            f"- {len(family.translation_invariant_obs)} position entries + action_dim {family.action_dim} = {width}"
         )
-    if config.control and not family.has_reward_fn:
+    if config.algo == "mbrl" and config.control and not family.has_reward_fn:
         parser.error(
             f"{config.env_name} has no closed-form reward for the planner to score imagined trajectories: "
             "pass --no-control"
@@ -81,10 +87,11 @@ def main(argv: list[str] | None = None) -> dict:
         checkpoints = [out_dir / f"seed_{seed}" / "checkpoint.pt" for seed in seeds]
         if not any(path.is_file() for path in checkpoints):
             parser.error(f"--resume needs an existing checkpoint, none of {[str(p) for p in checkpoints]} exists")
+        read_checkpoint = read_rl2_checkpoint if config.algo == "rl2" else read_training_checkpoint
         for path in checkpoints:
             if path.is_file():
                 try:
-                    read_training_checkpoint(path)
+                    read_checkpoint(path)
                 except ValueError as error:
                     parser.error(str(error))
     return run_seeds(config, seeds, out_dir, resume=args.resume, progress=not args.no_progress)

@@ -17,6 +17,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from meta_rl.rl2 import RL2Config
 from planning.planner import PlannerConfig
 
 
@@ -72,6 +73,11 @@ class PipelineConfig:
     env_name: str = setting("Pendulum-v1", "gymnasium id with a task family")
     seed: int = setting(0, "seeds torch, numpy and the environments")
     device: str = setting("cpu", "cpu, cuda or cuda:N")
+    algo: str = setting(
+        "mbrl",
+        "mbrl: meta-learned SSM world model + MPC planner; rl2: RL² policy (PPO, memory across a trial's episodes)",
+        choices=("mbrl", "rl2"),
+    )
     # tasks and data
     num_train_tasks: int = setting(40, "meta-training tasks")
     num_val_tasks: int = setting(10, "validation tasks: every selection the pipeline makes uses these")
@@ -79,7 +85,7 @@ class PipelineConfig:
     num_ood_tasks: int = setting(10, "tasks outside the training coefficient box")
     steps_per_task: int = setting(400, "random-policy steps collected on each task")
     # world model
-    input_dim: int | None = setting(None, "model input width; must equal obs_dim + action_dim (default: that width)")
+    input_dim: int | None = setting(None, "world-model input width; must equal the family's (default: that width)")
     state_dim: int = setting(64, "SSM state size")
     hidden_dim: int = setting(64, "SSM hidden width")
     # meta-training
@@ -108,6 +114,9 @@ class PipelineConfig:
     onpolicy_tasks: int = setting(8, "training tasks per on-policy round")
     planner: PlannerConfig = setting(PlannerConfig(horizon=15, num_candidates=200, num_iterations=3), "CEM planner")
     adapt: TestTimeConfig = setting(TestTimeConfig(), "test-time adaptation")
+    # --algo rl2 (uses env_name, seed and the task counts above; trains on the CPU)
+    rl2_memory: str = setting("ssm", "the RL² policy's memory", choices=("ssm", "gru"))
+    rl2: RL2Config = setting(RL2Config(iterations=400), "RL² training and evaluation")
 
     def __post_init__(self) -> None:
         for name in (
@@ -166,6 +175,8 @@ class PipelineConfig:
         values["eval_steps"] = tuple(values["eval_steps"])
         values["planner"] = PlannerConfig(**values["planner"])
         values["adapt"] = TestTimeConfig(**values["adapt"])
+        if "rl2" in values:
+            values["rl2"] = RL2Config(**values["rl2"])
         return cls(**values)
 
 
@@ -192,6 +203,7 @@ QUICK_SIZES = {
     "onpolicy_tasks": 2,
     "planner": PlannerConfig(horizon=5, num_candidates=32, num_iterations=2),
     "adapt": TestTimeConfig(window=8, update_every=4),
+    "rl2": RL2Config(iterations=2, trials_per_iteration=4, num_minibatches=2, update_epochs=2, hidden_dim=16),
 }
 
 
@@ -201,15 +213,19 @@ def with_overrides(config: PipelineConfig, **values: Any) -> PipelineConfig:
 
 
 # ----------------------------------------------------------------------------- command line
-def add_config_arguments(parser: argparse.ArgumentParser, config_type: type = PipelineConfig, prefix: str = "") -> None:
-    """One flag per field (`--name`, `--group.name` for nested groups), default None = not given."""
+def add_config_arguments(
+    parser: argparse.ArgumentParser, config_type: type = PipelineConfig, prefix: str = "", defaults: Any = None
+) -> None:
+    """One flag per field (`--name`, `--group.name` for nested groups), default None = not given. The help
+    shows `defaults`' values (a nested group's defaults are those of the enclosing config's instance)."""
     hints = typing.get_type_hints(config_type)
+    defaults = config_type() if defaults is None else defaults
     for item in fields(config_type):
         kind = hints[item.name]
+        default = getattr(defaults, item.name)
         if dataclasses.is_dataclass(kind):
-            add_config_arguments(parser, kind, f"{prefix}{item.name}.")
+            add_config_arguments(parser, kind, f"{prefix}{item.name}.", default)
             continue
-        default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
         flag = f"--{prefix}{item.name}"
         text = f"{item.metadata['help']} (default {default})"
         kwargs: dict[str, Any] = {"dest": f"{prefix}{item.name}", "default": None, "help": text}

@@ -26,6 +26,7 @@ from pipeline.data import TaskContext, collect_data, sample_splits, split_rows
 from pipeline.evaluate_control import evaluate_control
 from pipeline.prediction import evaluate_prediction
 from pipeline.report import summary_table, write_plots
+from pipeline.rl2_run import run_rl2
 from pipeline.summary import write_summary
 from pipeline.training import WorldModels, train
 
@@ -45,7 +46,9 @@ def setup_distributed(config: PipelineConfig) -> PipelineConfig:
 
 def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: bool = True) -> dict | None:
     """The whole pipeline for one seed; returns the metrics written to <out_dir>/metrics.json (None on ranks
-    other than 0)."""
+    other than 0). `config.algo == "rl2"` runs pipeline/rl2_run.py instead."""
+    if config.algo == "rl2":
+        return run_rl2(config, out_dir, resume, progress)
     start_time = time.perf_counter()
     config = setup_distributed(config)
     main_process, world_size = is_main_process(), rank_and_world_size()[1]
@@ -53,7 +56,7 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
         progress = progress and main_process
         seed_everything(config.seed)
         with Environment(config.env_name, seed=config.seed) as env:  # the model's widths come from the environment
-            family, input_dim, output_dim = env.family, env.obs_dim + env.action_dim, env.obs_dim
+            family, input_dim, output_dim = env.family, env.family.model_input_dim, env.obs_dim
         if config.input_dim not in (None, input_dim):
             raise ValueError(
                 f"config.input_dim {config.input_dim} contradicts {config.env_name}: obs_dim + action_dim = {input_dim}"
@@ -69,7 +72,7 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
             (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
         splits = sample_splits(family, config)
         random_data = collect_data(family, splits.train, config.steps_per_task, config.seed, progress)
-        normalizer = Normalizer.fit(random_data)  # training data only
+        normalizer = Normalizer.fit(random_data, dropped_obs=family.translation_invariant_obs)  # training data only
         context = TaskContext(family, splits.train)
         models = WorldModels(config, input_dim, output_dim, context.width)
         dataset, last_losses = train(

@@ -7,6 +7,10 @@
           ."tta-no_tta"|"tta-memory_only"|"memory_only-no_tta"|"tta-oracle":
           {"mean", "ci95", "n", "wins", "losses"}   (a win: the first is better: lower MSE, higher return)
       normalized_score / normalized_score_ood.<condition>: mean over pairs of (R - R_random) / (R_true - R_random)
+    --algo rl2, instead of prediction and control (split: in_distribution | ood; policy: ssm | gru, oracle, random):
+      rl2.<split>.<policy>.episode_returns: [{"mean", "ci95", "n", "per_seed"} for each episode of a trial]
+      rl2_paired.<split>.<policy>."episode_2-episode_1"|"last-first": the in-context gain, paired per (seed, task)
+      rl2_normalized_score.<split>.<policy>: last episode's (R - R_random) / (R_oracle - R_random)
 
 Every value is recomputed from the per-seed metrics.json (per_task lists), pooled over seeds x tasks; the
 intervals are Student-t over those pairs (`pipeline.report.mean_and_ci95`).
@@ -52,6 +56,12 @@ def summarize(runs: list[dict]) -> dict:
     """The summary of per-seed metrics (same env and config but the seed)."""
     first = runs[0]
     result: dict = {"env_name": first["env_name"], "seeds": [run["seed"] for run in runs], "n_seeds": len(runs)}
+    result["timing"] = {
+        "total_s": sum(run["timing"]["total_s"] for run in runs),
+        "per_seed_s": [run["timing"]["total_s"] for run in runs],
+    }
+    if first.get("algo") == "rl2":
+        return result | _summarize_rl2(runs)
     result["prediction"], result["prediction_paired"] = {}, {}
     for split, learners in first["prediction"].items():
         result["prediction"][split] = {
@@ -85,10 +95,36 @@ def summarize(runs: list[dict]) -> dict:
             result[score_key] = {
                 c: _normalized(per_task[c], per_task["random"], per_task["true_dynamics"]) for c in conditions
             }
-    result["timing"] = {
-        "total_s": sum(run["timing"]["total_s"] for run in runs),
-        "per_seed_s": [run["timing"]["total_s"] for run in runs],
-    }
+    return result
+
+
+def _summarize_rl2(runs: list[dict]) -> dict:
+    """rl2, rl2_paired and rl2_normalized_score over (seed, task) pairs."""
+    result: dict = {"rl2": {}, "rl2_paired": {}, "rl2_normalized_score": {}}
+    for split, policies in runs[0]["rl2"].items():
+        # per_task[policy][episode]: one list of per-task returns per seed
+        per_task = {
+            name: [[run["rl2"][split][name]["episode_returns"][e]["per_task"] for run in runs] for e in range(episodes)]
+            for name, value in policies.items()
+            for episodes in [len(value["episode_returns"])]
+        }
+        result["rl2"][split] = {
+            name: {"episode_returns": [pooled(values) for values in by_episode]}
+            for name, by_episode in per_task.items()
+        }
+        result["rl2_paired"][split] = {
+            name: {
+                "episode_2-episode_1": paired(by_episode[1], by_episode[0], True),
+                "last-first": paired(by_episode[-1], by_episode[0], True),
+            }
+            for name, by_episode in per_task.items()
+            if len(by_episode) > 1
+        }
+        if "oracle" in per_task and "random" in per_task:
+            result["rl2_normalized_score"][split] = {
+                name: _normalized(by_episode[-1], per_task["random"][-1], per_task["oracle"][-1])
+                for name, by_episode in per_task.items()
+            }
     return result
 
 
@@ -119,7 +155,7 @@ def _interval(value: dict, digits: int) -> str:
 def summary_markdown(result: dict) -> str:
     """Markdown tables: prediction, control, paired differences, normalised scores."""
     lines = [f"## {result['env_name']}: {result['n_seeds']} seeds ({', '.join(map(str, result['seeds']))})", ""]
-    for split, learners in result["prediction"].items():
+    for split, learners in result.get("prediction", {}).items():
         steps = list(next(iter(learners.values())))
         lines += [
             f"Prediction MSE, {split} (mean [95% CI] over seed x task pairs)",
@@ -149,6 +185,26 @@ def summary_markdown(result: dict) -> str:
         lines += ["", "| paired difference | mean [95% CI] | n | wins | losses |", "|---|---|---|---|---|"]
         for pair, value in result[f"{key}_paired"].items():
             lines.append(f"| {pair} | {_interval(value, 1)} | {value['n']} | {value['wins']} | {value['losses']} |")
+        lines.append("")
+    for split, policies in result.get("rl2", {}).items():
+        episodes = len(next(iter(policies.values()))["episode_returns"])
+        scores = result["rl2_normalized_score"].get(split, {})
+        lines += [
+            f"RL² return of each episode of a trial, {split} (mean [95% CI] over seed x task pairs)",
+            "",
+            "| policy | " + " | ".join(f"episode {e + 1}" for e in range(episodes)) + " | normalized score (last) |",
+            "|---|" + "---|" * (episodes + 1),
+        ]
+        for name, value in policies.items():
+            score = _interval(scores[name], 2) if name in scores else "-"
+            cells = " | ".join(_interval(r, 1) for r in value["episode_returns"])
+            lines.append(f"| {name} | {cells} | {score} |")
+        lines += ["", "| paired in-context gain | mean [95% CI] | n | wins | losses |", "|---|---|---|---|---|"]
+        for name, pairs in result["rl2_paired"][split].items():
+            for pair, value in pairs.items():
+                lines.append(
+                    f"| {name} {pair} | {_interval(value, 1)} | {value['n']} | {value['wins']} | {value['losses']} |"
+                )
         lines.append("")
     return "\n".join(lines)
 

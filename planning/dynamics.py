@@ -76,13 +76,7 @@ class LearnedDynamics:
         self.model = model
         self.normalizer = normalizer
         self.num_episodes = num_episodes
-        self.obs_dim = int(normalizer.target_mean.shape[0])
-        self.action_dim = int(normalizer.input_mean.shape[0]) - self.obs_dim
-        if self.action_dim < 1:
-            raise ValueError(
-                f"normaliser inputs ({normalizer.input_mean.shape[0]}) must be wider than its targets "
-                f"({self.obs_dim}): inputs are concat(obs, action)"
-            )
+        self.obs_dim, self.action_dim = normalizer.obs_dim, normalizer.action_dim
         self.device = next(model.parameters()).device
         if context is not None and (context.dim() != 2 or context.shape[0] != num_episodes):
             raise ValueError(f"context must be ({num_episodes}, K), one row per episode, got {tuple(context.shape)}")

@@ -42,7 +42,7 @@ class TrueDynamics:
         check_step_inputs(obs, action, hidden, self.obs_dim, self.action_dim)
         if obs.shape[0] % self.num_episodes:
             raise ValueError(f"a batch of {obs.shape[0]} rows does not split into {self.num_episodes} episodes")
-        episodes = (-1, self.num_episodes)
+        episodes = (self.num_episodes, -1)
         next_obs = self._physics(
             obs.double().reshape(*episodes, self.obs_dim), action.double().reshape(*episodes, self.action_dim)
         )

@@ -52,12 +52,22 @@ def test_normalizer_standardises_the_data_it_is_fitted_on(pendulum_rollouts):
     torch.testing.assert_close(normalizer.denormalize_targets(normalizer.targets(train.obs, train.next_obs)), deltas)
 
 
+def test_dropped_observation_entries_leave_the_inputs_but_not_the_targets(pendulum_rollouts):
+    train = pendulum_rollouts[0]
+    normalizer = Normalizer.fit(train, dropped_obs=(0,))
+    inputs = normalizer.inputs(train.obs, train.action)
+    assert inputs.shape[-1] == 3 and normalizer.targets(train.obs, train.next_obs).shape[-1] == 3
+    moved = train.obs.clone()
+    moved[..., 0] += 5.0  # an absolute position shift changes no input
+    torch.testing.assert_close(normalizer.inputs(moved, train.action), inputs)
+
+
 def test_normalizer_state_dict_round_trips_through_torch_save(pendulum_rollouts):
     normalizer = Normalizer.fit(pendulum_rollouts[0])
     buffer = io.BytesIO()
     torch.save(normalizer.state_dict(), buffer)
     buffer.seek(0)
-    restored = Normalizer(input_dim=4, target_dim=3)
+    restored = Normalizer(obs_dim=3, action_dim=1)
     restored.load_state_dict(torch.load(buffer, weights_only=True))
     for name, value in normalizer.state_dict().items():
         torch.testing.assert_close(restored.state_dict()[name], value)
@@ -72,7 +82,7 @@ def test_constant_features_keep_unit_std():
 
 def test_support_directly_precedes_query_and_resets_follow_episode_starts():
     rollouts = _clock_rollouts()
-    batch = sample_windows(rollouts, Normalizer(3, 2), num_windows=50, support_len=5, query_len=3, generator=0)
+    batch = sample_windows(rollouts, Normalizer(obs_dim=2, action_dim=1), num_windows=50, support_len=5, query_len=3, generator=0)
     assert batch.support_x.shape == (50, 5, 3) and batch.query_y.shape == (50, 3, 2)
     times = torch.cat([batch.support_x[..., 0], batch.query_x[..., 0]], dim=1)
     torch.testing.assert_close(times[:, 1:] - times[:, :-1], torch.ones(50, 7))
@@ -85,17 +95,17 @@ def test_support_directly_precedes_query_and_resets_follow_episode_starts():
 
 def test_windows_are_reproducible_from_a_seed_or_generator():
     rollouts = _clock_rollouts()
-    first = sample_windows(rollouts, Normalizer(3, 2), 10, 4, 2, generator=torch.Generator().manual_seed(3))
-    second = sample_windows(rollouts, Normalizer(3, 2), 10, 4, 2, generator=3)
+    first = sample_windows(rollouts, Normalizer(obs_dim=2, action_dim=1), 10, 4, 2, generator=torch.Generator().manual_seed(3))
+    second = sample_windows(rollouts, Normalizer(obs_dim=2, action_dim=1), 10, 4, 2, generator=3)
     torch.testing.assert_close(first.support_x, second.support_x)
     with pytest.raises(ValueError, match="fit in 30 steps"):
-        sample_windows(rollouts, Normalizer(3, 2), 10, 25, 6, generator=0)
+        sample_windows(rollouts, Normalizer(obs_dim=2, action_dim=1), 10, 25, 6, generator=0)
 
 
 def test_task_batches_come_from_their_own_task_rows():
     rollouts = _clock_rollouts()
     batch = sample_task_batches(
-        rollouts, Normalizer(3, 2), [1, 0], windows_per_task=6, support_len=4, query_len=2, generator=0
+        rollouts, Normalizer(obs_dim=2, action_dim=1), [1, 0], windows_per_task=6, support_len=4, query_len=2, generator=0
     )
     assert batch.support_x.shape == (2, 6, 4, 3) and batch.query_x.shape == (2, 6, 2, 3)
     assert batch.support_reset.shape == (2, 6, 4) and batch.query_reset.shape == (2, 6, 2)
@@ -105,4 +115,4 @@ def test_task_batches_come_from_their_own_task_rows():
     assert len(tuples) == 2 and len(tuples[0]) == 6 and tuples[0][0].shape == (6, 4, 3)
     assert tuples[1][4].shape == (6, 4) and tuples[1][5].dtype == torch.bool
     with pytest.raises(ValueError, match="task index 5"):
-        sample_task_batches(rollouts, Normalizer(3, 2), [5], 2, 4, 2, generator=0)
+        sample_task_batches(rollouts, Normalizer(obs_dim=2, action_dim=1), [5], 2, 4, 2, generator=0)

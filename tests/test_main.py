@@ -40,8 +40,14 @@ def quick_run(tmp_path_factory):
 
 def test_quick_run_writes_every_output_with_the_schema(quick_run):
     seed_dir, metrics, summary, _ = quick_run
-    for name in ("config.json", "metrics.json", "checkpoint.pt", "prediction_mse.png", "control_returns.png",
-                 "control_ood_returns.png"):
+    for name in (
+        "config.json",
+        "metrics.json",
+        "checkpoint.pt",
+        "prediction_mse.png",
+        "control_returns.png",
+        "control_ood_returns.png",
+    ):
         assert (seed_dir / name).is_file() and (seed_dir / name).stat().st_size > 0, name
     assert (seed_dir.parent / "summary.json").is_file() and (seed_dir.parent / "summary.md").is_file()
     assert {"env_name", "seed", "config", "tasks", "prediction", "control", "control_ood", "timing"} <= metrics.keys()
@@ -93,13 +99,26 @@ def test_same_seed_gives_the_same_metrics(quick_run, tmp_path):
 
 
 def test_several_seeds_run_into_their_own_folders_and_one_summary(tmp_path):
-    summary = main.main(["--quick", "--no_progress", "--no-control", "--num_epochs", "1", "--seeds", "0", "1",
-                         "--out_dir", str(tmp_path)])
+    summary = main.main(
+        [
+            "--quick",
+            "--no_progress",
+            "--no-control",
+            "--num_epochs",
+            "1",
+            "--seeds",
+            "0",
+            "1",
+            "--out_dir",
+            str(tmp_path),
+        ]
+    )
     assert summary["seeds"] == [0, 1] and summary["n_seeds"] == 2
     per_seed = [load_json(tmp_path / f"seed_{seed}" / "metrics.json") for seed in (0, 1)]
     maml = summary["prediction"]["in_distribution"]["maml"]["1"]
-    assert maml["per_seed"] == pytest.approx([run["prediction"]["in_distribution"]["maml"]["1"]["mean"]
-                                              for run in per_seed])
+    assert maml["per_seed"] == pytest.approx(
+        [run["prediction"]["in_distribution"]["maml"]["1"]["mean"] for run in per_seed]
+    )
     assert maml["n"] == 6
 
 
@@ -135,8 +154,9 @@ def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, mo
 def test_resume_with_other_flags_is_refused(tmp_path):
     main.main([*QUICK, "--no-control", "--num_epochs", "1", "--out_dir", str(tmp_path)])
     with pytest.raises(ValueError, match="configuration differs"):
-        main.main([*QUICK, "--no-control", "--num_epochs", "1", "--inner_lr", "0.3", "--out_dir", str(tmp_path),
-                   "--resume"])
+        main.main(
+            [*QUICK, "--no-control", "--num_epochs", "1", "--inner_lr", "0.3", "--out_dir", str(tmp_path), "--resume"]
+        )
 
 
 def test_resume_of_a_corrupt_checkpoint_names_the_file_before_any_work(tmp_path, capsys, monkeypatch):
@@ -191,6 +211,19 @@ def test_help_explains_every_flag(capsys):
     with pytest.raises(SystemExit):
         main.main(["--help"])
     text = capsys.readouterr().out
-    for flag in ("--env_name", "--num_epochs", "--input_dim", "--state_dim", "--resume", "--quick", "--no-control",
-                 "--first_order", "--device", "--out_dir", "--seeds", "--planner.horizon", "--adapt.window"):
+    for flag in (
+        "--env_name",
+        "--num_epochs",
+        "--input_dim",
+        "--state_dim",
+        "--resume",
+        "--quick",
+        "--no-control",
+        "--first_order",
+        "--device",
+        "--out_dir",
+        "--seeds",
+        "--planner.horizon",
+        "--adapt.window",
+    ):
         assert flag in text

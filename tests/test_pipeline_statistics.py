@@ -35,16 +35,30 @@ def _run(seed: int, tta: list[float], no_tta: list[float], maml: list[float], er
     def section(per_task):
         return {"per_task": per_task, "mean": float(np.mean(per_task)), "ci95": list(mean_and_ci95(per_task)[1])}
 
-    control = {name: section(values) for name, values in (
-        ("tta", tta), ("memory_only", no_tta), ("no_tta", no_tta), ("random", [-10.0] * len(tta)),
-        ("true_dynamics", [10.0] * len(tta)))}
-    return {"env_name": "Toy-v0", "seed": seed, "timing": {"total_s": 1.0},
-            "prediction": {"in_distribution": {"maml": {"1": section(maml)}, "erm": {"1": section(erm)}}},
-            "control": control}
+    control = {
+        name: section(values)
+        for name, values in (
+            ("tta", tta),
+            ("memory_only", no_tta),
+            ("no_tta", no_tta),
+            ("random", [-10.0] * len(tta)),
+            ("true_dynamics", [10.0] * len(tta)),
+        )
+    }
+    return {
+        "env_name": "Toy-v0",
+        "seed": seed,
+        "timing": {"total_s": 1.0},
+        "prediction": {"in_distribution": {"maml": {"1": section(maml)}, "erm": {"1": section(erm)}}},
+        "control": control,
+    }
 
 
 def test_summary_statistics_are_recomputable_from_the_per_seed_raw_values():
-    runs = [_run(0, [5.0, 0.0], [1.0, 0.0], [0.1, 0.2], [0.3, 0.1]), _run(1, [8.0, 2.0], [2.0, 4.0], [0.2, 0.2], [0.4, 0.5])]
+    runs = [
+        _run(0, [5.0, 0.0], [1.0, 0.0], [0.1, 0.2], [0.3, 0.1]),
+        _run(1, [8.0, 2.0], [2.0, 4.0], [0.2, 0.2], [0.4, 0.5]),
+    ]
     result = summarize(runs)
     pooled_tta = [5.0, 0.0, 8.0, 2.0]
     assert result["control"]["tta"]["mean"] == pytest.approx(np.mean(pooled_tta))
