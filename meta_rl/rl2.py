@@ -24,7 +24,7 @@ Every seed derives from the run's seed through `core.seeding.derive_seed`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import gymnasium as gym
@@ -44,22 +44,32 @@ from meta_rl.rl2_policy import RecurrentActorCritic, act, policy_inputs, sample_
 class RL2Config:
     """Settings of RL² training and evaluation (defaults follow CleanRL's PPO where they apply)."""
 
-    episodes_per_trial: int = 2
-    trials_per_iteration: int = 16  # sub-envs of the vector env, one trial each per iteration
-    iterations: int = 100
-    hidden_dim: int = 64
-    learning_rate: float = 3e-4
-    anneal_lr: bool = True
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    update_epochs: int = 4
-    num_minibatches: int = 4  # minibatches of whole trials per epoch
-    clip_coef: float = 0.2
-    clip_value_loss: bool = True
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    reward_scale: float = 1.0  # rewards are multiplied by it for learning (inputs and GAE), not for reporting
+    episodes_per_trial: int = field(
+        default=2, metadata={"help": "episodes of one task per trial; the memory carries across them"}
+    )
+    trials_per_iteration: int = field(
+        default=16, metadata={"help": "trials collected per PPO iteration, one per sub-env of the vector env"}
+    )
+    iterations: int = field(default=100, metadata={"help": "PPO iterations (collect, then update)"})
+    hidden_dim: int = field(default=64, metadata={"help": "width of the actor-critic and of its memory"})
+    learning_rate: float = field(default=3e-4, metadata={"help": "Adam learning rate"})
+    anneal_lr: bool = field(
+        default=True, metadata={"help": "decay the learning rate linearly to 0 over the iterations"}
+    )
+    gamma: float = field(default=0.99, metadata={"help": "discount factor"})
+    gae_lambda: float = field(default=0.95, metadata={"help": "GAE lambda"})
+    update_epochs: int = field(default=4, metadata={"help": "passes over an iteration's trials"})
+    num_minibatches: int = field(
+        default=4, metadata={"help": "minibatches of whole trials per pass; must divide trials_per_iteration"}
+    )
+    clip_coef: float = field(default=0.2, metadata={"help": "PPO ratio clip"})
+    clip_value_loss: bool = field(default=True, metadata={"help": "clip the value loss around the collected values"})
+    ent_coef: float = field(default=0.01, metadata={"help": "entropy bonus weight"})
+    vf_coef: float = field(default=0.5, metadata={"help": "value loss weight"})
+    max_grad_norm: float = field(default=0.5, metadata={"help": "gradient-norm clip"})
+    reward_scale: float = field(
+        default=1.0, metadata={"help": "rewards are multiplied by it for learning (inputs and GAE), not for reporting"}
+    )
 
     def __post_init__(self) -> None:
         for name in (

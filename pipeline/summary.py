@@ -19,6 +19,8 @@ intervals are Student-t over those pairs (`pipeline.report.mean_and_ci95`).
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -56,12 +58,8 @@ def summarize(runs: list[dict]) -> dict:
     """The summary of per-seed metrics (same env and config but the seed)."""
     first = runs[0]
     result: dict = {"env_name": first["env_name"], "seeds": [run["seed"] for run in runs], "n_seeds": len(runs)}
-    result["timing"] = {
-        "total_s": sum(run["timing"]["total_s"] for run in runs),
-        "per_seed_s": [run["timing"]["total_s"] for run in runs],
-    }
     if first.get("algo") == "rl2":
-        return result | _summarize_rl2(runs)
+        return result | _summarize_rl2(runs) | {"timing": _timing(runs)}
     result["prediction"], result["prediction_paired"] = {}, {}
     for split, learners in first["prediction"].items():
         result["prediction"][split] = {
@@ -95,7 +93,15 @@ def summarize(runs: list[dict]) -> dict:
             result[score_key] = {
                 c: _normalized(per_task[c], per_task["random"], per_task["true_dynamics"]) for c in conditions
             }
+    result["timing"] = _timing(runs)
     return result
+
+
+def _timing(runs: list[dict]) -> dict:
+    return {
+        "total_s": sum(run["timing"]["total_s"] for run in runs),
+        "per_seed_s": [run["timing"]["total_s"] for run in runs],
+    }
 
 
 def _summarize_rl2(runs: list[dict]) -> dict:
@@ -209,6 +215,20 @@ def summary_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+RESULTS_BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.DOTALL)
+
+
+def refresh_results_blocks(text: str, root: Path) -> str:
+    """`text` with every `<!-- results: PATH -->` ... `<!-- end results -->` block regenerated from the summary
+    JSON at PATH (relative to `root`), so README tables are always the committed results."""
+
+    def block(match: re.Match) -> str:
+        summary_json = json.loads((root / match["path"]).read_text())
+        return f"{match[1]}{summary_markdown(summary_json)}\n{match[4]}"
+
+    return RESULTS_BLOCK.sub(block, text)
+
+
 def _paired_plot(result: dict, path: Path) -> None:
     keys = [key for key in ("control_paired", "control_ood_paired") if key in result]
     if not keys:
@@ -230,3 +250,8 @@ def _paired_plot(result: dict, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+if __name__ == "__main__":  # python -m pipeline.summary README.md: regenerate its results tables in place
+    readme = Path(sys.argv[1])
+    readme.write_text(refresh_results_blocks(readme.read_text(), readme.parent))
