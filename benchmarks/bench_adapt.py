@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from adaptation import AdaptationConfig, Adapter, OnlineAdapter
+from benchmarks.timing import format_table, time_interleaved
 from core.ssm import SSM
-from experiments.timing import format_table, time_interleaved
+from meta_rl.meta_maml import MetaMAML
 
 INPUT_DIM, OUTPUT_DIM = 4, 3  # Pendulum: (cos, sin, thdot, torque) -> delta obs
 WIDTH, WINDOW, LEARNING_RATE = 64, 32, 0.01
@@ -53,16 +54,21 @@ def _cases(num_steps: int, x: torch.Tensor, y: torch.Tensor, transitions: torch.
     plain_model = make_model()
     reference = {name: param.detach().clone() for name, param in plain_model.named_parameters()}
     hidden = plain_model.init_hidden(1)
-    online = OnlineAdapter(Adapter(make_model(), config))
+    online = OnlineAdapter(MetaMAML(make_model(), inner_lr=LEARNING_RATE), config)
+    not_a_start, entering = torch.zeros(1, dtype=torch.bool), online.meta.model.init_hidden(1)
+
+    def observe(transition: torch.Tensor) -> None:
+        online.observe(transition[None, :INPUT_DIM], transition[None, INPUT_DIM:], not_a_start, entering)
+
     for transition in transitions:
-        online.observe(transition[:INPUT_DIM], transition[INPUT_DIM:])
+        observe(transition)
     adapter.update_step(x, y)
     plain_update(plain_model, reference, x, y, hidden, num_steps)
     _check_same_weights(adapter, plain_model)
     return {
         "Adapter.update_step": lambda: adapter.update_step(x, y),
         "plain torch.optim loop": lambda: plain_update(plain_model, reference, x, y, hidden, num_steps),
-        "OnlineAdapter.observe": lambda: online.observe(transitions[0, :INPUT_DIM], transitions[0, INPUT_DIM:]),
+        "OnlineAdapter.observe": lambda: observe(transitions[0]),
     }
 
 
@@ -76,8 +82,9 @@ def run(quick: bool = False) -> dict:
     results: dict = {"window": WINDOW, "width": WIDTH, "repeats": repeats, "threads": torch.get_num_threads()}
     for num_steps in (1, 5):
         cases = {name: _repeated(fn, updates_per_sample) for name, fn in _cases(num_steps, x, y, transitions).items()}
-        medians = {name: seconds / updates_per_sample
-                   for name, seconds in time_interleaved(cases, repeats=repeats).items()}
+        medians = {
+            name: seconds / updates_per_sample for name, seconds in time_interleaved(cases, repeats=repeats).items()
+        }
         title = f"one update, restart mode, {num_steps} SGD step(s), SSM state/hidden {WIDTH}, window {WINDOW}"
         print(format_table(title, list(medians.items()), "plain torch.optim loop"))
         overhead = medians["Adapter.update_step"] / medians["plain torch.optim loop"]
@@ -90,4 +97,5 @@ def _repeated(fn, times: int):
     def run_several():
         for _ in range(times):
             fn()
+
     return run_several

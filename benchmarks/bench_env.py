@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from benchmarks.timing import format_table, time_interleaved
 from env_runner.environment import make_task_family
 from env_runner.rollouts import collect
-from experiments.timing import format_table, time_interleaved
 
 ENV_ID = "Pendulum-v1"
 NUM_ENVS = 16

@@ -1,16 +1,16 @@
 """Section `gpu` (CUDA only, not part of the default run): the SSM against cuDNN LSTM/GRU at long sequences,
 and vmapped meta_update with 100 tasks against the per-task loop, with peak GPU memory.
 
-    python experiments/quick_benchmark.py --section gpu --json gpu.json
+    ssm-metarl-bench --section gpu --json gpu.json
 """
 
 from __future__ import annotations
 
 import torch
 
-from experiments.bench_maml import assert_equal_gradients, make_tasks, update_cases
-from experiments.bench_ssm import WIDTH, sequence_cases, step_cases
-from experiments.timing import format_table, time_interleaved
+from benchmarks.bench_maml import assert_equal_gradients, make_tasks, update_cases
+from benchmarks.bench_ssm import WIDTH, sequence_cases, step_cases
+from benchmarks.timing import format_table, time_interleaved
 
 
 def _peak_memory_mib(fn) -> float:
@@ -33,8 +33,10 @@ def run(quick: bool = False) -> dict:
             print(format_table(f"{mode}, B=16 T={steps} width={WIDTH}", list(medians.items()), "nn.LSTM"))
             results[f"T{steps} {mode}"] = medians
     for batch in (16, 256):
-        medians = {name: seconds / 50 for name, seconds in
-                   time_interleaved(step_cases(batch, device), repeats=repeats, warmup=2).items()}
+        medians = {
+            name: seconds / 50
+            for name, seconds in time_interleaved(step_cases(batch, device), repeats=repeats, warmup=2).items()
+        }
         print(format_table(f"one step, B={batch}", list(medians.items()), "nn.GRUCell", unit="us"))
         results[f"step_b{batch}"] = medians
 
@@ -43,10 +45,19 @@ def run(quick: bool = False) -> dict:
     gap = assert_equal_gradients(width, tasks, inner_lr, device)
     cases = update_cases(width, tasks, inner_lr, device)
     medians = time_interleaved(cases, repeats=repeats, warmup=2)
-    print(format_table(f"meta_update, {num_tasks} tasks, width {width}, B=8 T=32, second order",
-                       list(medians.items()), "per-task loop"))
+    print(
+        format_table(
+            f"meta_update, {num_tasks} tasks, width {width}, B=8 T=32, second order",
+            list(medians.items()),
+            "per-task loop",
+        )
+    )
     memory = {name: _peak_memory_mib(fn) for name, fn in cases.items()}
     print(f"  peak GPU memory (MiB): {memory}; max gradient gap {gap:.2e}")
-    results["maml"] = {"num_tasks": num_tasks, "medians_s": medians, "peak_memory_mib": memory,
-                       "speedup_vs_per_task_loop": medians["per-task loop"] / medians["MetaMAML.meta_update (vmap)"]}
+    results["maml"] = {
+        "num_tasks": num_tasks,
+        "medians_s": medians,
+        "peak_memory_mib": memory,
+        "speedup_vs_per_task_loop": medians["per-task loop"] / medians["MetaMAML.meta_update (vmap)"],
+    }
     return results

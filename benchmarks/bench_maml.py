@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from benchmarks.timing import format_table, time_interleaved
 from core.ssm import SSM
-from experiments.timing import format_table, time_interleaved
 from meta_rl.meta_maml import MetaMAML
 
 INPUT_DIM, OUTPUT_DIM = 4, 3  # Pendulum: (cos, sin, thdot, torque) -> delta obs
@@ -121,5 +121,13 @@ def run(quick: bool = False, num_tasks: int = 25, width: int = 64) -> dict:
     memory = {kind: peak_memory_mib(kind, width, num_tasks, batch, steps) for kind in ("vmap", "loop")}
     print(f"  speedup of vmap over the per-task loop: {speedup:.2f}x (target >= 4x); max gradient gap {worst:.2e}")
     print(f"  peak RSS growth: vmap {memory['vmap']:.0f} MiB, per-task loop {memory['loop']:.0f} MiB")
-    return {"num_tasks": num_tasks, "width": width, "batch": batch, "steps": steps, "medians_s": medians,
-            "speedup_vs_per_task_loop": speedup, "max_gradient_gap": worst, "peak_rss_growth_mib": memory}
+    return {
+        "num_tasks": num_tasks,
+        "width": width,
+        "batch": batch,
+        "steps": steps,
+        "medians_s": medians,
+        "speedup_vs_per_task_loop": speedup,
+        "max_gradient_gap": worst,
+        "peak_rss_growth_mib": memory,
+    }

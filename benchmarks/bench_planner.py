@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from benchmarks.timing import format_table, time_interleaved
 from core.ssm import SSM
 from env_runner.environment import make_task_family
 from env_runner.rollouts import collect
 from env_runner.segments import Normalizer
-from experiments.timing import format_table, time_interleaved
 from planning.dynamics import LearnedDynamics
 from planning.planner import CEMPlanner, PlannerConfig
 from planning.true_dynamics import true_dynamics
@@ -48,6 +48,7 @@ def _planning_steps(planner: CEMPlanner, obs: torch.Tensor, hidden: torch.Tensor
         planner.reset()
         for _ in range(steps):
             planner.plan(obs, hidden)
+
     return run
 
 

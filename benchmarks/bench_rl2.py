@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from experiments.timing import format_table, time_interleaved
+from benchmarks.timing import format_table, time_interleaved
 from meta_rl.ppo import ppo_loss
 from meta_rl.rl2_policy import MEMORIES, RecurrentActorCritic, policy_inputs
 

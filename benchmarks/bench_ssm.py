@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from benchmarks.timing import format_table, time_interleaved
 from core.ssm import SSM
-from experiments.timing import format_table, time_interleaved
 
 WIDTH = 128
 

@@ -1,10 +1,11 @@
 """Benchmark suite: every section measures the project against the obvious alternative, side by side.
 
-    python experiments/quick_benchmark.py                  # all sections
-    python experiments/quick_benchmark.py --section ssm    # one section
-    python experiments/quick_benchmark.py --json out.json  # also write the results as JSON
+    ssm-metarl-bench                          # all sections (or: python experiments/quick_benchmark.py)
+    ssm-metarl-bench --section ssm            # one section
+    ssm-metarl-bench --json out.json          # also write the results as JSON
 
-Each section module exposes `run(quick: bool) -> dict` and prints its own table of ratios.
+Each section module `benchmarks.bench_<section>` exposes `run(quick: bool) -> dict` and prints its own table
+of ratios.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ EXTRA_SECTIONS = ("gpu",)  # CUDA only
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--section", choices=SECTIONS + EXTRA_SECTIONS, action="append",
+        "--section",
+        choices=SECTIONS + EXTRA_SECTIONS,
+        action="append",
         help=f"section to run (repeatable; default: {', '.join(SECTIONS)})",
     )
     parser.add_argument("--json", type=Path, help="write all results to this JSON file")
@@ -35,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the chosen sections; returns every section's results (what `--json` writes)."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     results: dict = {
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     start = time.perf_counter()
     for section in args.section or SECTIONS:
-        module = importlib.import_module(f"experiments.bench_{section}")
+        module = importlib.import_module(f"benchmarks.bench_{section}")
         print(f"\n=== {section} ===", flush=True)
         results[section] = module.run(quick=args.quick)
     results["total_s"] = time.perf_counter() - start
@@ -57,6 +61,11 @@ def main(argv: list[str] | None = None) -> dict:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
     return results
+
+
+def console_main() -> None:
+    """The `ssm-metarl-bench` console script: `main` with exit status 0 (a returned dict would exit with 1)."""
+    main()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ lr 0.01, Adam with lr 0.001 on the outer loss. Evaluation: 600 new tasks, adapt 
 query points after 1 and 10 steps (mean and 95% interval over tasks).
 
     python experiments/sinusoid.py --iterations 10000 --shots 5 10 --json runs/sinusoid.json
+    python -m benchmarks.sinusoid --iterations 10000 --shots 5 10   # the same from an installed wheel
 """
 
 from __future__ import annotations
@@ -62,9 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     for shots in args.shots:
         run = train_and_evaluate(shots, args.iterations, args.seed)
         results["runs"].append(run)
-        summary = ", ".join(
-            f"{k} steps {v['mean']:.3f} ± {v['ci95']:.3f}" for k, v in run["query_mse"].items()
-        )
+        summary = ", ".join(f"{k} steps {v['mean']:.3f} ± {v['ci95']:.3f}" for k, v in run["query_mse"].items())
         print(f"K={shots}, {args.iterations} iterations ({run['train_s']:.0f} s): query MSE {summary}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""main.py: outputs and schema, determinism, resume, val/test separation, CLI errors, several seeds."""
+"""main.py (`pipeline.cli`): outputs and schema, determinism, resume, val/test separation, CLI errors, several seeds."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
-import main
 from core.ssm import SSM
 from env_runner.tasks import TaskFamily
+from pipeline import cli as main
 from pipeline.training import WorldModels
 
 QUICK = ["--quick", "--no_progress", "--seed", "3"]
