@@ -93,3 +93,23 @@ def mountain_car_reached_goal(
 def acrobot_terminated(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
     """The tip swung above the bar: -cos t1 - cos(t1 + t2) > 1 in the next state."""
     return acrobot_reward(obs, action, next_obs) == 0.0
+
+
+def mountain_car_energy(obs: torch.Tensor) -> torch.Tensor:
+    """Mechanical energy per unit mass of the car (..., 2) -> (...,): v^2 / 2 + 0.0025 sin(3 x) / 3 (the potential
+    whose slope is the 0.0025 cos(3 x) gravity term of the dynamics)."""
+    return 0.5 * obs[..., 1] ** 2 + 0.0025 / 3.0 * torch.sin(3.0 * obs[..., 0])
+
+
+def potential_shaped(
+    obs: torch.Tensor,
+    action: torch.Tensor,
+    next_obs: torch.Tensor,
+    reward_fn: RewardFn,
+    potential: Callable[[torch.Tensor], torch.Tensor],
+    scale: float,
+) -> torch.Tensor:
+    """reward + scale * (potential(next_obs) - potential(obs)): potential-based shaping (Ng et al. 1999), which
+    leaves the optimal policies of the undiscounted episodic task unchanged and over a planning horizon adds
+    scale * (potential at the horizon - potential now), a terminal value."""
+    return reward_fn(obs, action, next_obs) + scale * (potential(next_obs) - potential(obs))

@@ -246,6 +246,11 @@ class TaskFamily:
         """
         return _shared(self.env_id, "reward", [self.reward_fn(task) for task in tasks])
 
+    def planning_reward_fn(self, tasks: Sequence[Task]) -> RewardFn:
+        """What a planner maximises for E episodes at once: `batch_reward_fn`, plus a documented shaping term in
+        families whose reward a short horizon never sees (evaluation always counts the environment's reward)."""
+        return self.batch_reward_fn(tasks)
+
     def batch_termination_fn(self, tasks: Sequence[Task]) -> TerminationFn | None:
         """`termination_fn` for E episodes at once (transitions (E, C, ·)); None when episodes never terminate."""
         functions = [self.termination_fn(task) for task in tasks]

@@ -116,7 +116,9 @@ class PipelineConfig:
     adapt: TestTimeConfig = setting(TestTimeConfig(), "test-time adaptation")
     # --algo rl2 (uses env_name, seed and the task counts above; trains on the CPU)
     rl2_memory: str = setting("ssm", "the RL² policy's memory", choices=("ssm", "gru"))
-    rl2: RL2Config = setting(RL2Config(iterations=400), "RL² training and evaluation")
+    rl2: RL2Config = setting(
+        RL2Config(iterations=200, learning_rate=1e-3, reward_scale=0.1), "RL² training and evaluation"
+    )
 
     def __post_init__(self) -> None:
         for name in (

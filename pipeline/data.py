@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass, fields, replace
 
 import torch
-from tqdm import tqdm
 
 from core.seeding import derive_seed
 from env_runner.rollouts import Rollouts, collect
@@ -15,6 +14,7 @@ from env_runner.segments import Normalizer, SegmentBatch, sample_task_batches
 from env_runner.tasks import Task, TaskFamily, check_disjoint
 from meta_rl.distributed import all_gather_objects, shard
 from pipeline.config import PipelineConfig
+from pipeline.report import progress_bar
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,9 @@ def collect_data(family: TaskFamily, tasks: list[Task], steps: int, seed: int, p
                 seed=derive_seed(seed, f"collect-{tasks[position].split}", tasks[position].index),
             ),
         )
-        for position in tqdm(positions, desc="collect", disable=not progress, leave=False)
+        for position in progress_bar(
+            positions, progress, f"collect ({len(tasks)} {tasks[0].split if tasks else ''} tasks)"
+        )
     ]
     gathered = sorted((item for part in all_gather_objects(local) for item in part), key=lambda item: item[0])
     return concat_rollouts([rollouts for _, rollouts in gathered], tasks)

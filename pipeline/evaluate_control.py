@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
-from tqdm import tqdm
 
 from adaptation.online import OnlineAdapter
 from adaptation.test_time_adaptation import AdaptationConfig
@@ -32,7 +31,7 @@ from env_runner.tasks import Task, TaskFamily
 from meta_rl.meta_maml import MetaMAML
 from pipeline.config import PipelineConfig, TestTimeConfig
 from pipeline.data import TaskContext
-from pipeline.report import condition_summary
+from pipeline.report import condition_summary, progress_bar
 from planning.dynamics import Dynamics, LearnedDynamics
 from planning.episode import TransitionHook, first_episode_returns, random_episode_returns, run_episodes
 from planning.planner import CEMPlanner
@@ -55,7 +54,7 @@ def act(
     """One CEM planner acting in one env per task (E = len(tasks)) for `steps` steps; a row per env."""
     planner = CEMPlanner(
         dynamics,
-        family.batch_reward_fn(tasks),
+        family.planning_reward_fn(tasks),
         family.action_space,
         config.planner,
         seed=planner_seed,
@@ -150,7 +149,7 @@ def evaluate_control(
     planner_seed = derive_seed(config.seed, f"planner-{split}")
     conditions = [c for c in CONDITIONS if c != "true_dynamics" or has_true_dynamics(family)]
     results = {}
-    for condition in tqdm(conditions, desc=f"control ({split})", disable=not progress, leave=False):
+    for condition in progress_bar(conditions, progress, f"control on {split} tasks"):
         if condition == "random":
             returns = random_episode_returns(family, episode_tasks, seeds, config.episode_steps)
         else:

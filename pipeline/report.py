@@ -8,14 +8,25 @@ statistic can be recomputed from metrics.json.
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 from scipy import stats
+from tqdm import tqdm
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+
+
+def progress_bar(items: Iterable, progress: bool, desc: str) -> Iterable:
+    """A tqdm bar on a terminal; where output goes to a file or a CI log (no TTY), one line when it starts."""
+    interactive = progress and sys.stderr.isatty()
+    if progress and not interactive:
+        print(desc, flush=True)
+    return tqdm(items, desc=desc, disable=not interactive, leave=False)
 
 
 def mean_and_ci95(values: list[float]) -> tuple[float, list[float]]:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import trange
 
 from core.checkpoint import atomic_save, load_checkpoint
 from core.ssm import SSM
@@ -27,6 +26,7 @@ from meta_rl.meta_maml import MetaMAML
 from pipeline.config import PipelineConfig
 from pipeline.data import TaskContext, TaskSplits, concat_rollouts, sample_meta_batch, split_rows, to_device
 from pipeline.evaluate_control import collect_onpolicy
+from pipeline.report import progress_bar
 
 TENSOR_FIELDS = tuple(field.name for field in fields(Rollouts) if field.name != "tasks")
 
@@ -150,17 +150,14 @@ def train(
         if epoch >= onpolicy_from:
             onpolicy = collect_onpolicy(family, splits.train, models, normalizer, context, config, epoch, generator)
             dataset = concat_rollouts([dataset, split_rows(onpolicy, config.onpolicy_steps)], splits.train)
-        bar = trange(
-            config.iterations_per_epoch,
-            desc=f"epoch {epoch + 1}/{config.num_epochs}",
-            disable=not progress,
-            leave=False,
-        )
+        bar = progress_bar(range(config.iterations_per_epoch), progress, f"epoch {epoch + 1}/{config.num_epochs}")
         for _ in bar:
             batch, tasks = sample_meta_batch(dataset, normalizer, config, generator)
             batch_context = None if train_context is None else train_context[[position[task] for task in tasks]]
             last_losses = models.train_step(to_device(batch, config.device), batch_context)
             bar.set_postfix({name: f"{value:.4f}" for name, value in last_losses.items()})
+        if progress and last_losses:
+            print("  losses: " + ", ".join(f"{name} {value:.4f}" for name, value in last_losses.items()), flush=True)
         if is_main_process():
             save_training_checkpoint(checkpoint_path, config, epoch + 1, models, normalizer, dataset, generator)
     return dataset, last_losses

@@ -614,3 +614,34 @@ def test_planner_raises_when_every_imagined_return_of_an_episode_is_non_finite(p
         planner = make_planner(pendulum, tasks, dynamics)
         with pytest.raises(RuntimeError, match="non-finite"):
             planner.plan(np.zeros((2, 3), dtype=np.float32), model.init_hidden(2))
+
+
+def test_mountain_car_planning_reward_adds_only_the_change_in_energy():
+    family = make_task_family("MountainCarContinuous-v0")
+    tasks = family.sample(2, seed=0, split="val")
+    obs, next_obs = torch.tensor([[[-0.5, 0.01]], [[0.1, -0.02]]]), torch.tensor([[[-0.49, 0.012]], [[0.08, -0.021]]])
+    action = torch.tensor([[[0.5]], [[-1.0]]])
+    extra = family.planning_reward_fn(tasks)(obs, action, next_obs) - family.batch_reward_fn(tasks)(
+        obs, action, next_obs
+    )
+    energy = 0.5 * next_obs[..., 1] ** 2 + 0.0025 / 3 * torch.sin(3 * next_obs[..., 0])
+    energy = energy - (0.5 * obs[..., 1] ** 2 + 0.0025 / 3 * torch.sin(3 * obs[..., 0]))
+    torch.testing.assert_close(extra, 3000.0 * energy)
+
+
+def test_cem_on_the_true_mountain_car_reaches_the_goal_with_the_shaped_planning_reward():
+    family = make_task_family("MountainCarContinuous-v0")
+    tasks = family.sample(2, seed=0, split="val")
+    planner = CEMPlanner(
+        true_dynamics(family, tasks),
+        family.planning_reward_fn(tasks),
+        family.action_space,
+        PlannerConfig(horizon=15, num_candidates=200, num_iterations=3),
+        seed=0,
+        num_episodes=2,
+        termination_fn=family.batch_termination_fn(tasks),
+    )
+    envs = [family.make_env(task) for task in tasks]
+    rollouts = run_episodes(envs, planner, [1, 2], 200, until_first_done=True)
+    assert rollouts.terminated.any(dim=1).all()  # both cars reach the flag within 200 steps
+    assert min(first_episode_returns(rollouts)) > 80.0
