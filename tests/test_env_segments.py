@@ -82,7 +82,9 @@ def test_constant_features_keep_unit_std():
 
 def test_support_directly_precedes_query_and_resets_follow_episode_starts():
     rollouts = _clock_rollouts()
-    batch = sample_windows(rollouts, Normalizer(obs_dim=2, action_dim=1), num_windows=50, support_len=5, query_len=3, generator=0)
+    batch = sample_windows(
+        rollouts, Normalizer(obs_dim=2, action_dim=1), num_windows=50, support_len=5, query_len=3, generator=0
+    )
     assert batch.support_x.shape == (50, 5, 3) and batch.query_y.shape == (50, 3, 2)
     times = torch.cat([batch.support_x[..., 0], batch.query_x[..., 0]], dim=1)
     torch.testing.assert_close(times[:, 1:] - times[:, :-1], torch.ones(50, 7))
@@ -95,7 +97,9 @@ def test_support_directly_precedes_query_and_resets_follow_episode_starts():
 
 def test_windows_are_reproducible_from_a_seed_or_generator():
     rollouts = _clock_rollouts()
-    first = sample_windows(rollouts, Normalizer(obs_dim=2, action_dim=1), 10, 4, 2, generator=torch.Generator().manual_seed(3))
+    first = sample_windows(
+        rollouts, Normalizer(obs_dim=2, action_dim=1), 10, 4, 2, generator=torch.Generator().manual_seed(3)
+    )
     second = sample_windows(rollouts, Normalizer(obs_dim=2, action_dim=1), 10, 4, 2, generator=3)
     torch.testing.assert_close(first.support_x, second.support_x)
     with pytest.raises(ValueError, match="fit in 30 steps"):
@@ -105,7 +109,13 @@ def test_windows_are_reproducible_from_a_seed_or_generator():
 def test_task_batches_come_from_their_own_task_rows():
     rollouts = _clock_rollouts()
     batch = sample_task_batches(
-        rollouts, Normalizer(obs_dim=2, action_dim=1), [1, 0], windows_per_task=6, support_len=4, query_len=2, generator=0
+        rollouts,
+        Normalizer(obs_dim=2, action_dim=1),
+        [1, 0],
+        windows_per_task=6,
+        support_len=4,
+        query_len=2,
+        generator=0,
     )
     assert batch.support_x.shape == (2, 6, 4, 3) and batch.query_x.shape == (2, 6, 2, 3)
     assert batch.support_reset.shape == (2, 6, 4) and batch.query_reset.shape == (2, 6, 2)
