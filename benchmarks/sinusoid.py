@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> dict:
     for shots in args.shots:
         run = train_and_evaluate(shots, args.iterations, args.seed)
         results["runs"].append(run)
-        summary = ", ".join(f"{k} steps {v['mean']:.3f} ± {v['ci95']:.3f}" for k, v in run["query_mse"].items())
+        summary = ", ".join(
+            f"{k} steps {v['mean']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]" for k, v in run["query_mse"].items()
+        )
         print(f"K={shots}, {args.iterations} iterations ({run['train_s']:.0f} s): query MSE {summary}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
