@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from env_runner.environment import make_task_family
-from pipeline.config import QUICK_SIZES, PipelineConfig, add_config_arguments, config_from_args, with_overrides
+from pipeline.config import PipelineConfig, add_config_arguments, config_from_args, defaults_for
 from pipeline.rl2_run import read_rl2_checkpoint
 from pipeline.run import run_seeds
 from pipeline.training import read_training_checkpoint
@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
     """Parse, check, run; returns the summary over seeds (summary.json)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    base = with_overrides(PipelineConfig(), **QUICK_SIZES) if args.quick else PipelineConfig()
     try:
+        base = defaults_for(args.env_name or PipelineConfig().env_name, args.quick)
         args.device = resolve_device(args.device)
         config = config_from_args(args, base)
         family = make_task_family(config.env_name)
@@ -98,4 +98,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    main()
+
+
+def console_main() -> None:
+    """The `ssm-metarl` console script: runs `main` (whose returned summary would be its exit status)."""
     main()

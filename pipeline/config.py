@@ -209,6 +209,27 @@ QUICK_SIZES = {
 }
 
 
+_LOCOMOTION = {
+    "num_train_tasks": 30, "steps_per_task": 400, "hidden_dim": 128, "episode_steps": 100, "onpolicy_steps": 100,
+    "control_episodes": 2, "planner": PlannerConfig(horizon=10, num_candidates=200, num_iterations=3),
+}
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    # MuJoCo locomotion: 100-step control episodes (the environments' limit is 1000) and a shorter horizon
+    # keep a single-seed run within about 15 minutes on 2 CPU cores
+    "HalfCheetah-v5": _LOCOMOTION,
+    "Hopper-v5": _LOCOMOTION,
+    "HalfCheetahCrippled-v0": _LOCOMOTION,
+    "AntCrippled-v0": _LOCOMOTION,
+}
+
+
+def defaults_for(env_name: str, quick: bool = False) -> PipelineConfig:
+    """The defaults of `env_name`: PipelineConfig's, then its family's row of FAMILY_DEFAULTS, then the
+    --quick sizes."""
+    config = replace(PipelineConfig(env_name=env_name), **FAMILY_DEFAULTS.get(env_name, {}))
+    return replace(config, **QUICK_SIZES) if quick else config
+
+
 def with_overrides(config: PipelineConfig, **values: Any) -> PipelineConfig:
     """`config` with the given fields replaced; None values are ignored (flags not given)."""
     return replace(config, **{key: value for key, value in values.items() if value is not None})
