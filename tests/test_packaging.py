@@ -69,7 +69,7 @@ def test_the_wheel_holds_only_the_library_packages_and_two_console_scripts(wheel
         entry_points = next(name for name in archive.namelist() if name.endswith(".dist-info/entry_points.txt"))
         console_scripts = archive.read(entry_points).decode()
     assert top_level == set(PACKAGES)
-    assert "ssm-metarl = pipeline.cli:main" in console_scripts
+    assert "ssm-metarl = pipeline.cli:console_main" in console_scripts
     assert "ssm-metarl-bench = benchmarks.cli:" in console_scripts
 
 
