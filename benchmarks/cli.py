@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-SECTIONS = ("ssm", "maml", "env", "adapt", "planner", "rl2")  # default run
+SECTIONS = ("ssm", "maml", "env", "adapt", "planner", "rl2", "pipeline")  # default run
 EXTRA_SECTIONS = ("gpu",)  # CUDA only
 
 

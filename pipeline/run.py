@@ -71,7 +71,9 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
         splits = sample_splits(family, config)
+        stages = {"setup_s": time.perf_counter() - start_time}
         random_data = collect_data(family, splits.train, config.steps_per_task, config.seed, progress)
+        stages["collect_s"] = time.perf_counter() - start_time - sum(stages.values())
         normalizer = Normalizer.fit(random_data, dropped_obs=family.translation_invariant_obs)  # training data only
         context = TaskContext(family, splits.train)
         models = WorldModels(config, input_dim, output_dim, context.width)
@@ -87,6 +89,7 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
             resume,
             progress,
         )
+        stages["train_s"] = time.perf_counter() - start_time - sum(stages.values())
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -104,19 +107,21 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
         },
     }
     metrics.update(evaluate_prediction(family, splits, models, normalizer, context, config, progress))
+    stages["prediction_s"] = time.perf_counter() - start_time - sum(stages.values())
     if config.control:
         for key, tasks in (("control", splits.test), ("control_ood", splits.ood)):
             if tasks:
                 metrics[key] = evaluate_control(
                     family, tasks, tasks[0].split, models, normalizer, context, config, progress
                 )
+                stages[f"{key}_s"] = time.perf_counter() - start_time - sum(stages.values())
     metrics["training"] = {
         "final_losses": last_losses,
         "world_size": world_size,
         "skipped_meta_updates": models.learner.skipped_updates,
         "transitions": dataset.num_envs * dataset.steps,
     }
-    metrics["timing"] = {"total_s": time.perf_counter() - start_time}
+    metrics["timing"] = {"total_s": time.perf_counter() - start_time, "stages": stages}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_plots(metrics, out_dir)
     if progress:
