@@ -1,5 +1,6 @@
 """The pipeline, stage by stage in the order they run: data -> training -> prediction -> control -> report.
 
+    train_world(config, family, ...)  the data and training stages, on their own
     run(config, out_dir)              one seed: config.json, metrics.json, checkpoint.pt, plots
     run_seeds(config, seeds, out_dir) one complete run per seed in <out_dir>/seed_<S>/, then the summary
 
@@ -13,16 +14,19 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
 
 from core.seeding import seed_everything
 from env_runner.environment import Environment
+from env_runner.rollouts import Rollouts
 from env_runner.segments import Normalizer
+from env_runner.tasks import TaskFamily
 from meta_rl.distributed import is_main_process, rank_and_world_size
 from pipeline.config import PipelineConfig, with_overrides
-from pipeline.data import TaskContext, collect_data, sample_splits, split_rows
+from pipeline.data import TaskContext, TaskSplits, collect_data, sample_splits, split_rows
 from pipeline.evaluate_control import evaluate_control
 from pipeline.prediction import evaluate_prediction
 from pipeline.report import summary_table, write_plots
@@ -42,6 +46,55 @@ def setup_distributed(config: PipelineConfig) -> PipelineConfig:
         return with_overrides(config, device=f"cuda:{local_rank}")
     dist.init_process_group("gloo")
     return config
+
+
+class TrainedWorld(NamedTuple):
+    """What the data and training stages hand to the evaluation stages."""
+
+    normalizer: Normalizer
+    context: TaskContext
+    models: WorldModels
+    dataset: Rollouts
+    last_losses: dict[str, float] | None
+
+
+def train_world(
+    config: PipelineConfig,
+    family: TaskFamily,
+    splits: TaskSplits,
+    output_dim: int,
+    checkpoint_path: Path,
+    resume: bool = False,
+    progress: bool = True,
+    stages: dict[str, float] | None = None,
+) -> TrainedWorld:
+    """The data and training stages: random-policy data on the train tasks, the normaliser (fit on that data
+    only), and the world models trained on it, checkpointed to `checkpoint_path` after each epoch.
+
+    `config.input_dim` must be the family's model input width; `output_dim` is the observation width.
+    `stages` (when given) receives the seconds spent collecting ("collect_s") and training ("train_s").
+    """
+    stages = {} if stages is None else stages
+    start_time = time.perf_counter()
+    random_data = collect_data(family, splits.train, config.steps_per_task, config.seed, progress)
+    stages["collect_s"] = time.perf_counter() - start_time
+    normalizer = Normalizer.fit(random_data, dropped_obs=family.translation_invariant_obs)  # training data only
+    context = TaskContext(family, splits.train)
+    models = WorldModels(config, config.input_dim, output_dim, context.width)
+    dataset, last_losses = train(
+        config,
+        family,
+        splits,
+        models,
+        normalizer,
+        context,
+        split_rows(random_data, config.onpolicy_steps),
+        checkpoint_path,
+        resume,
+        progress,
+    )
+    stages["train_s"] = time.perf_counter() - start_time - stages["collect_s"]
+    return TrainedWorld(normalizer, context, models, dataset, last_losses)
 
 
 def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: bool = True) -> dict | None:
@@ -72,24 +125,9 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
             (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
         splits = sample_splits(family, config)
         stages = {"setup_s": time.perf_counter() - start_time}
-        random_data = collect_data(family, splits.train, config.steps_per_task, config.seed, progress)
-        stages["collect_s"] = time.perf_counter() - start_time - sum(stages.values())
-        normalizer = Normalizer.fit(random_data, dropped_obs=family.translation_invariant_obs)  # training data only
-        context = TaskContext(family, splits.train)
-        models = WorldModels(config, input_dim, output_dim, context.width)
-        dataset, last_losses = train(
-            config,
-            family,
-            splits,
-            models,
-            normalizer,
-            context,
-            split_rows(random_data, config.onpolicy_steps),
-            checkpoint_path,
-            resume,
-            progress,
+        normalizer, context, models, dataset, last_losses = train_world(
+            config, family, splits, output_dim, checkpoint_path, resume, progress, stages
         )
-        stages["train_s"] = time.perf_counter() - start_time - sum(stages.values())
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
