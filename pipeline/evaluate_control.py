@@ -123,6 +123,19 @@ def condition_rollouts(
     return act(family, tasks, seeds, steps, dynamics, config, planner_seed, hook, until_first_done)
 
 
+def control_episodes(tasks: Sequence[Task], split: str, config: PipelineConfig) -> tuple[list[Task], list[int], int]:
+    """The control evaluation's episodes on `tasks` (all of them): each task repeated `control_episodes` times
+    (task-major), each episode's env reset seed, and the planner seed. Every condition uses the same ones."""
+    repeats = config.control_episodes
+    episode_tasks = [task for task in tasks for _ in range(repeats)]
+    seeds = [
+        derive_seed(config.seed, f"control-{split}", index, episode)
+        for index in range(len(tasks))
+        for episode in range(repeats)
+    ]
+    return episode_tasks, seeds, derive_seed(config.seed, f"planner-{split}")
+
+
 def evaluate_control(
     family: TaskFamily,
     tasks: list[Task],
@@ -140,13 +153,7 @@ def evaluate_control(
     """
     tasks = tasks[: config.control_tasks]
     repeats = config.control_episodes
-    episode_tasks = [task for task in tasks for _ in range(repeats)]
-    seeds = [
-        derive_seed(config.seed, f"control-{split}", index, episode)
-        for index in range(len(tasks))
-        for episode in range(repeats)
-    ]
-    planner_seed = derive_seed(config.seed, f"planner-{split}")
+    episode_tasks, seeds, planner_seed = control_episodes(tasks, split, config)
     conditions = [c for c in CONDITIONS if c != "true_dynamics" or has_true_dynamics(family)]
     results = {}
     for condition in progress_bar(conditions, progress, f"control on {split} tasks"):
