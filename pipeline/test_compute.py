@@ -1,0 +1,496 @@
+"""The test-time compute curve: what more test-time compute buys the meta-learned world model in control.
+
+    python experiments/test_compute.py --env_name Pendulum-v1 --seeds 0 1 2 [--from_run RUN_DIR] [--out_dir DIR]
+    python experiments/test_compute.py --quick          # tiny model, two values per knob: a smoke run
+
+For every seed a trained world model comes from `--from_run RUN_DIR` (a finished `main.py` run:
+`RUN_DIR/seed_<S>/checkpoint.pt` with its saved config; the task splits are re-sampled from it) or from the
+pipeline's own data and training stages (`pipeline.run.train_world`, checkpointed to `DIR/seed_<S>/`).
+Then one knob at a time moves around the defaults, the others staying at theirs:
+
+    adapt.num_steps         inner steps per test-time update     0, 1, 2, 5, 10
+    adapt.window            transitions adapted on               8, 16, 32, 64
+    planner.num_candidates  CEM candidates per iteration         50, 100, 200, 400, 800, 1600
+    planner.horizon         CEM horizon                          10, 15, 25
+
+(the default of each knob is always among its values). Each setting runs the "tta" condition on the val
+tasks, then on the test tasks (the first `control_tasks` of each, `control_episodes` episodes each, with the
+pipeline's reset and planner seeds, so every setting is paired with every other per task), timing wall-clock
+seconds per environment step. Random and true-dynamics returns are measured once per split (at the default
+planner) for the normalised score (R - R_random) / (R_true - R_random) of each (seed, task). The adaptation
+knobs also report prediction MSE: held-out windows whose support is `adapt.window` long, query MSE after
+`adapt.num_steps` MetaMAML inner steps (`pipeline.prediction.window_errors`).
+
+Choice (per knob, val tasks only): the value with the best mean val normalised score (the return where there
+are no true dynamics); every value whose val mean lies inside that best value's 95% interval counts as a tie,
+and the cheapest of those (fewest multiply-adds per step) is chosen. Test numbers are reported, never read.
+
+Multiply-adds (MACs) per environment step, from the SSM's shapes (D input, H hidden, N state, R = rate rank,
+O output):
+
+    per token   m = D*H + 2*H*N + H*R + R*N + N*O + 3*N        projections, then recurrence and gated readout
+    planner     iterations * candidates * horizon * m          every candidate rolled through the model
+    adaptation  (3 * num_steps + p) * window * m / update_every
+                3 per inner step (forward + backward ~ 3 forwards); p forward passes over the window per
+                update: the loss at theta* and the state recomputed under the kept weights, plus the adapted
+                loss when num_steps > 0 (p = 2 or 3)
+    observe     m                                              the real transition advances the state
+    total       planner + adaptation + observe
+
+Outputs: `DIR/test_compute.json` (schema below) and `DIR/test_compute.png` (normalised score against MACs per
+step, log x, one line per knob, val and test markers, defaults ringed, chosen values starred).
+
+    {"env_name", "seeds", "quick", "from_run", "config": {...defaults (first seed's)},
+     "model": {"input_dim", "hidden_dim", "state_dim", "rate_rank", "output_dim", "macs_per_token"},
+     "reference": {"val"|"test": {"random"|"true_dynamics": summary}},
+     "selection": "...the rule above...",
+     "knobs": {knob: {"default": value, "chosen": value, "values": {str(value): {
+         "value", "default": bool, "chosen": bool,
+         "macs_per_step", "macs": {"planner", "adaptation", "observe"},
+         "val"|"test": {"return": summary, "normalized_score": summary | null, "mse": summary | null,
+                        "seconds_per_step": mean over seeds, "seconds_per_step_per_seed": [...]}}}}},
+     "timing": {"total_s"}}
+    summary = {"mean", "ci95": [lo, hi], "n", "per_seed": [mean of each seed], "per_task": [one per (seed, task)]}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import matplotlib
+import torch
+
+from adaptation.test_time_adaptation import AdaptationConfig, Adapter
+from core.seeding import seed_everything
+from core.ssm import SSM
+from env_runner.environment import make_task_family
+from env_runner.segments import Normalizer
+from env_runner.tasks import TaskFamily
+from pipeline.config import PipelineConfig, defaults_for
+from pipeline.data import TaskContext, TaskSplits, sample_splits
+from pipeline.evaluate_control import condition_rollouts, control_episodes
+from pipeline.prediction import held_out_windows, window_errors
+from pipeline.report import progress_bar
+from pipeline.run import train_world
+from pipeline.summary import pooled
+from pipeline.training import WorldModels, read_training_checkpoint
+from planning.episode import first_episode_returns, random_episode_returns
+from planning.true_dynamics import has_true_dynamics
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+
+FULL_VALUES: dict[str, tuple[int, ...]] = {
+    "adapt.num_steps": (0, 1, 2, 5, 10),
+    "adapt.window": (8, 16, 32, 64),
+    "planner.num_candidates": (50, 100, 200, 400, 800, 1600),
+    "planner.horizon": (10, 15, 25),
+}
+QUICK_VALUES: dict[str, tuple[int, ...]] = {  # around the --quick defaults (1, 8, 32, 5)
+    "adapt.num_steps": (0, 1),
+    "adapt.window": (4, 8),
+    "planner.num_candidates": (16, 32),
+    "planner.horizon": (3, 5),
+}
+ADAPTATION_KNOBS = ("adapt.num_steps", "adapt.window")
+SPLITS = ("val", "test")
+SELECTION = (
+    "per knob, on val tasks only: the best mean val normalised score (return without true dynamics); values whose "
+    "val mean lies inside the best one's 95% interval tie, and the one with the fewest MACs per step is chosen"
+)
+
+
+# ----------------------------------------------------------------------------- settings and cost
+def knob_value(config: PipelineConfig, knob: str) -> int:
+    """The value of `knob` ("adapt.window", "planner.horizon", ...) in `config`."""
+    group, name = knob.split(".")
+    return getattr(getattr(config, group), name)
+
+
+def with_knob(config: PipelineConfig, knob: str, value: int) -> PipelineConfig:
+    """`config` with `knob` set to `value`, every other setting unchanged."""
+    group, name = knob.split(".")
+    return replace(config, **{group: replace(getattr(config, group), **{name: value})})
+
+
+def setting_key(config: PipelineConfig) -> tuple[int, ...]:
+    """What tells two settings of the sweep apart (the shared default is evaluated once)."""
+    return tuple(knob_value(config, knob) for knob in FULL_VALUES)
+
+
+def token_macs(model: SSM) -> int:
+    """Multiply-adds of one SSM step: D*H + 2*H*N + H*R + R*N + N*O + 3*N (module docstring)."""
+    d, h, n, r, o = model.input_dim, model.hidden_dim, model.state_dim, model.dt_rank, model.output_dim
+    return d * h + 2 * h * n + h * r + r * n + n * o + 3 * n
+
+
+def macs_per_step(model: SSM, config: PipelineConfig) -> dict[str, float]:
+    """Multiply-adds per environment step of the "tta" condition: {"planner", "adaptation", "observe", "total"}."""
+    per_token = token_macs(model)
+    planner = config.planner
+    adapt = config.adapt
+    passes = 3 * adapt.num_steps + (3 if adapt.num_steps > 0 else 2)
+    cost = {
+        "planner": float(planner.num_iterations * planner.num_candidates * planner.horizon * per_token),
+        "adaptation": passes * adapt.window * per_token / adapt.update_every,
+        "observe": float(per_token),
+    }
+    cost["total"] = sum(cost.values())
+    return cost
+
+
+# ----------------------------------------------------------------------------- world models
+@dataclass(frozen=True)
+class World:
+    """One seed's trained world model and everything its evaluation needs."""
+
+    family: TaskFamily
+    config: PipelineConfig
+    splits: TaskSplits
+    normalizer: Normalizer
+    context: TaskContext
+    models: WorldModels
+
+
+def load_world(seed_dir: Path) -> World:
+    """The world model of a finished pipeline run's seed folder (`checkpoint.pt` and its saved config)."""
+    state = read_training_checkpoint(seed_dir / "checkpoint.pt")
+    config = PipelineConfig.from_dict(state["config"])
+    family = make_task_family(config.env_name)
+    splits = sample_splits(family, config)
+    context = TaskContext(family, splits.train)
+    models = WorldModels(config, config.input_dim, family.obs_dim, context.width)
+    models.load_state_dict(state["models"])
+    normalizer = Normalizer(family.obs_dim, family.action_dim, dropped_obs=family.translation_invariant_obs)
+    normalizer.load_state_dict(state["normalizer"])
+    return World(family, config, splits, normalizer, context, models)
+
+
+def trained_world(config: PipelineConfig, seed_dir: Path, progress: bool) -> World:
+    """Run the pipeline's data and training stages for `config` (checkpoint in `seed_dir`)."""
+    seed_everything(config.seed)
+    family = make_task_family(config.env_name)
+    if not family.has_reward_fn:
+        raise ValueError(f"{config.env_name} has no closed-form reward for the planner: no control to measure")
+    config = replace(config, input_dim=family.model_input_dim)
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    (seed_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    splits = sample_splits(family, config)
+    trained = train_world(config, family, splits, family.obs_dim, seed_dir / "checkpoint.pt", progress=progress)
+    return World(family, config, splits, trained.normalizer, trained.context, trained.models)
+
+
+# ----------------------------------------------------------------------------- measurements
+def control_tasks(world: World, split: str) -> list:
+    return world.splits.as_dict()[split][: world.config.control_tasks]
+
+
+def per_task_means(returns: list[float], repeats: int) -> list[float]:
+    """Episode returns, task-major with `repeats` per task -> one mean per task."""
+    return [sum(returns[i : i + repeats]) / repeats for i in range(0, len(returns), repeats)]
+
+
+def tta_returns(world: World, config: PipelineConfig, split: str) -> tuple[list[float], float]:
+    """Per-task mean "tta" return on the split's control tasks under `config`, and seconds per environment step."""
+    episode_tasks, seeds, planner_seed = control_episodes(control_tasks(world, split), split, config)
+    start = time.perf_counter()
+    rollouts = condition_rollouts(
+        "tta",
+        world.family,
+        episode_tasks,
+        seeds,
+        config.episode_steps,
+        world.models,
+        world.normalizer,
+        world.context,
+        config,
+        planner_seed,
+        until_first_done=True,
+    )
+    seconds = time.perf_counter() - start
+    returns = per_task_means(first_episode_returns(rollouts), config.control_episodes)
+    return returns, seconds / (rollouts.num_envs * rollouts.steps)
+
+
+def reference_returns(world: World, split: str) -> dict[str, list[float]]:
+    """Per-task mean return of random actions and (where available) of the planner on the true dynamics."""
+    config = world.config
+    episode_tasks, seeds, planner_seed = control_episodes(control_tasks(world, split), split, config)
+    random = random_episode_returns(world.family, episode_tasks, seeds, config.episode_steps)
+    references = {"random": per_task_means(random, config.control_episodes)}
+    if has_true_dynamics(world.family):
+        rollouts = condition_rollouts(
+            "true_dynamics",
+            world.family,
+            episode_tasks,
+            seeds,
+            config.episode_steps,
+            world.models,
+            world.normalizer,
+            world.context,
+            config,
+            planner_seed,
+            until_first_done=True,
+        )
+        references["true_dynamics"] = per_task_means(first_episode_returns(rollouts), config.control_episodes)
+    return references
+
+
+def prediction_mse(world: World, config: PipelineConfig, split: str) -> list[float]:
+    """Per-task query MSE after `adapt.num_steps` inner steps on supports of `adapt.window` transitions, on
+    `eval_windows_per_task` held-out windows of every task of the split."""
+    windows_config = replace(config, support_len=config.adapt.window)
+    tasks = world.splits.as_dict()[split]
+    batch = held_out_windows(world.family, tasks, split, world.normalizer, windows_config, progress=False)
+    adapter = Adapter.from_meta(world.models.learner, AdaptationConfig(num_steps=1, mode="accumulate"))
+    k = config.adapt.num_steps
+    return window_errors(adapter, batch, (k,))[str(k)]
+
+
+def control_measurements(world: World, config: PipelineConfig) -> dict:
+    """{split: {"return": [per task], "seconds_per_step": s}}, val first, then test."""
+    result = {}
+    for split in SPLITS:
+        returns, seconds = tta_returns(world, config, split)
+        result[split] = {"return": returns, "seconds_per_step": seconds}
+    return result
+
+
+def sweep_values(config: PipelineConfig, quick: bool) -> dict[str, list[int]]:
+    """Each knob's values, its default always among them."""
+    table = QUICK_VALUES if quick else FULL_VALUES
+    return {knob: sorted({*values, knob_value(config, knob)}) for knob, values in table.items()}
+
+
+def sweep_seed(world: World, values: dict[str, list[int]], progress: bool) -> dict:
+    """One seed: {"reference": {split: {...}}, "settings": {knob: {value: {split: {"return", "seconds_per_step",
+    "mse"}}}}}; a setting shared by several knobs (the default) is measured once."""
+    references = {split: reference_returns(world, split) for split in SPLITS}
+    control: dict[tuple[int, ...], dict] = {}
+    errors: dict[tuple, list[float]] = {}
+    settings: dict[str, dict[int, dict]] = {}
+    for knob, knob_values in values.items():
+        settings[knob] = {}
+        for value in progress_bar(knob_values, progress, f"seed {world.config.seed}: {knob} over {knob_values}"):
+            config = with_knob(world.config, knob, value)
+            key = setting_key(config)
+            if key not in control:
+                control[key] = control_measurements(world, config)
+            entry = {split: {**control[key][split], "mse": None} for split in SPLITS}
+            if knob in ADAPTATION_KNOBS:
+                for split in SPLITS:
+                    if (split, *key) not in errors:
+                        errors[(split, *key)] = prediction_mse(world, config, split)
+                    entry[split]["mse"] = errors[(split, *key)]
+            settings[knob][value] = entry
+    return {"reference": references, "settings": settings}
+
+
+# ----------------------------------------------------------------------------- results
+def pooled_pairs(per_seed: list[list[float]]) -> dict:
+    """`pipeline.summary.pooled` over (seed, task) pairs, with the pairs' values as "per_task"."""
+    return {**pooled(per_seed), "per_task": [value for values in per_seed for value in values]}
+
+
+def normalized(returns: list[float], random: list[float], ceiling: list[float]) -> list[float]:
+    """(R - R_random) / (R_true - R_random) per task (nan where the two references coincide)."""
+    return [
+        (r - lo) / (hi - lo) if hi != lo else float("nan") for r, lo, hi in zip(returns, random, ceiling, strict=True)
+    ]
+
+
+def split_entry(per_seed: list[dict], references: list[dict], split: str) -> dict:
+    """One knob value on one split, pooled over seeds (module docstring's "val"|"test" entry)."""
+    returns = [seed[split]["return"] for seed in per_seed]
+    seconds = [seed[split]["seconds_per_step"] for seed in per_seed]
+    score = None
+    if "true_dynamics" in references[0][split]:
+        score = pooled_pairs(
+            [
+                normalized(r, ref[split]["random"], ref[split]["true_dynamics"])
+                for r, ref in zip(returns, references, strict=True)
+            ]
+        )
+    mse = None if per_seed[0][split]["mse"] is None else pooled_pairs([seed[split]["mse"] for seed in per_seed])
+    return {
+        "return": pooled_pairs(returns),
+        "normalized_score": score,
+        "mse": mse,
+        "seconds_per_step": sum(seconds) / len(seconds),
+        "seconds_per_step_per_seed": seconds,
+    }
+
+
+def choose(val: dict[str, dict], macs: dict[str, float]) -> str:
+    """The chosen value (a key of `val`) from val summaries {"mean", "ci95"} and MACs per step alone.
+
+    Best mean first; every value whose mean lies inside the best one's 95% interval ties with it, and the one
+    with the fewest MACs wins (a nan interval bound: only values at least as good as the best tie).
+    """
+    finite = {key: summary for key, summary in val.items() if math.isfinite(summary["mean"])}
+    if not finite:
+        return min(val, key=macs.get)
+    best = max(finite, key=lambda key: finite[key]["mean"])
+    low = finite[best]["ci95"][0]
+    threshold = low if math.isfinite(low) else finite[best]["mean"]
+    ties = [key for key, summary in finite.items() if summary["mean"] >= threshold]
+    return min(ties, key=lambda key: (macs[key], key != best))
+
+
+def selection_score(split_result: dict) -> dict:
+    """What a choice ranks by: the normalised score, or the return where there are no true dynamics."""
+    return split_result["normalized_score"] or split_result["return"]
+
+
+def knob_results(knob: str, seeds: list[dict], default: int, model: SSM, config: PipelineConfig) -> dict:
+    """One knob's entry: {"default", "chosen", "values": {str(value): {...}}} (module docstring)."""
+    references = [seed["reference"] for seed in seeds]
+    values = {}
+    for value in seeds[0]["settings"][knob]:
+        per_seed = [seed["settings"][knob][value] for seed in seeds]
+        cost = macs_per_step(model, with_knob(config, knob, value))
+        values[str(value)] = {
+            "value": value,
+            "default": value == default,
+            "macs_per_step": cost["total"],
+            "macs": {part: cost[part] for part in ("planner", "adaptation", "observe")},
+            **{split: split_entry(per_seed, references, split) for split in SPLITS},
+        }
+    chosen = choose(
+        {key: selection_score(entry["val"]) for key, entry in values.items()},
+        {key: entry["macs_per_step"] for key, entry in values.items()},
+    )
+    for key, entry in values.items():
+        entry["chosen"] = key == chosen
+    return {"default": default, "chosen": values[chosen]["value"], "values": values}
+
+
+def assemble(worlds: list[World], seeds: list[dict], args: argparse.Namespace, total_s: float) -> dict:
+    """The contents of test_compute.json (module docstring)."""
+    config, model = worlds[0].config, worlds[0].models.maml_model
+    references = {
+        split: {name: pooled_pairs([seed["reference"][split][name] for seed in seeds]) for name in names}
+        for split in SPLITS
+        for names in [seeds[0]["reference"][split]]
+    }
+    return {
+        "env_name": config.env_name,
+        "seeds": [world.config.seed for world in worlds],
+        "quick": args.quick,
+        "from_run": None if args.from_run is None else str(args.from_run),
+        "config": config.to_dict(),
+        "model": {
+            "input_dim": model.input_dim,
+            "hidden_dim": model.hidden_dim,
+            "state_dim": model.state_dim,
+            "rate_rank": model.dt_rank,
+            "output_dim": model.output_dim,
+            "macs_per_token": token_macs(model),
+        },
+        "reference": references,
+        "selection": SELECTION,
+        "knobs": {
+            knob: knob_results(knob, seeds, knob_value(config, knob), model, config) for knob in seeds[0]["settings"]
+        },
+        "timing": {"total_s": total_s},
+    }
+
+
+def write_plot(results: dict, path: Path) -> Path:
+    """Normalised score (or return) against MACs per step, log x: a line per knob, val solid, test dashed."""
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for index, (knob, entry) in enumerate(results["knobs"].items()):
+        color = f"C{index}"
+        points = list(entry["values"].values())
+        macs = [point["macs_per_step"] for point in points]
+        for split, style, marker in (("val", "-", "o"), ("test", "--", "s")):
+            means = [selection_score(point[split])["mean"] for point in points]
+            label = f"{knob} ({split})"
+            axis.plot(macs, means, style, marker=marker, color=color, label=label, alpha=1.0 if split == "val" else 0.6)
+            for point, x, y in zip(points, macs, means, strict=True):
+                if point["default"]:
+                    axis.scatter([x], [y], s=160, facecolors="none", edgecolors="black", zorder=3)
+                if point["chosen"] and split == "val":
+                    axis.scatter([x], [y], s=160, marker="*", color=color, edgecolors="black", zorder=4)
+                if split == "val":
+                    axis.annotate(str(point["value"]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    has_score = any(
+        point["val"]["normalized_score"] is not None
+        for entry in results["knobs"].values()
+        for point in entry["values"].values()
+    )
+    axis.scatter([], [], s=160, facecolors="none", edgecolors="black", label="default")
+    axis.scatter([], [], s=160, marker="*", color="gray", edgecolors="black", label="chosen on val")
+    axis.set(
+        xscale="log",
+        xlabel="multiply-adds per environment step",
+        ylabel="normalised score (R - R_random) / (R_true - R_random)" if has_score else "episode return",
+        title=f"{results['env_name']}: test-time compute (seeds {results['seeds']})",
+    )
+    axis.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def print_table(results: dict) -> None:
+    for knob, entry in results["knobs"].items():
+        print(f"{knob} (default {entry['default']}, chosen on val {entry['chosen']})")
+        for key, point in entry["values"].items():
+            cells = "  ".join(
+                f"{split} {selection_score(point[split])['mean']:7.3f} "
+                f"({point[split]['seconds_per_step'] * 1e3:.1f} ms/step)"
+                for split in SPLITS
+            )
+            print(f"  {key:>6}  {point['macs_per_step']:12.3g} MACs/step  {cells}")
+    print(f"total time: {results['timing']['total_s']:.1f} s")
+
+
+# ----------------------------------------------------------------------------- command line
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env_name", default="Pendulum-v1", help="gymnasium id with a task family")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one world model per seed")
+    parser.add_argument("--quick", action="store_true", help="tiny model (QUICK_SIZES), two values per knob")
+    parser.add_argument("--out_dir", type=Path, help="output folder (default runs/test_compute-<env>-<timestamp>)")
+    parser.add_argument("--from_run", type=Path, help="a finished main.py run: RUN_DIR/seed_<S>/checkpoint.pt")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    return parser.parse_args(argv)
+
+
+def world_for_seed(args: argparse.Namespace, seed: int, out_dir: Path) -> World:
+    if args.from_run is None:
+        config = replace(defaults_for(args.env_name, args.quick), seed=seed)
+        return trained_world(config, out_dir / f"seed_{seed}", not args.no_progress)
+    world = load_world(args.from_run / f"seed_{seed}")
+    if world.config.env_name != args.env_name:
+        raise ValueError(f"{args.from_run} is a run on {world.config.env_name}, not {args.env_name}")
+    return world
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Sweep every knob for every seed; write test_compute.json and test_compute.png; returns the JSON's contents."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    out_dir = args.out_dir or Path("runs") / f"test_compute-{args.env_name}-{datetime.now():%Y%m%d-%H%M%S}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    worlds, seeds = [], []
+    for seed in args.seeds:
+        world = world_for_seed(args, seed, out_dir)
+        worlds.append(world)
+        seeds.append(sweep_seed(world, sweep_values(world.config, args.quick), not args.no_progress))
+    results = assemble(worlds, seeds, args, time.perf_counter() - start)
+    (out_dir / "test_compute.json").write_text(json.dumps(results, indent=2))
+    write_plot(results, out_dir / "test_compute.png")
+    if not args.no_progress:
+        print_table(results)
+    return results
