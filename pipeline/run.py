@@ -184,4 +184,6 @@ def run_seeds(
             continue
         resume_seed = resume and (seed_dir / "checkpoint.pt").is_file()
         per_seed.append(run(replace(config, seed=seed), seed_dir, resume=resume_seed, progress=progress))
+    if any(metrics is None for metrics in per_seed):  # a torchrun rank other than 0: rank 0 writes the summary
+        return {}
     return write_summary(per_seed, out_dir)
