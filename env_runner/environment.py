@@ -85,9 +85,7 @@ class Environment:
         self._first_reset_seed = None
         return self.env.reset(seed=seed, options=options)
 
-    def step(
-        self, action: np.ndarray | torch.Tensor | float | int
-    ) -> tuple[np.ndarray, Any, Any, Any, dict[str, Any]]:
+    def step(self, action: np.ndarray | torch.Tensor | float | int) -> tuple[np.ndarray, Any, Any, Any, dict[str, Any]]:
         """Env action of shape () / (action_dim,), or (B,) / (B, action_dim) when batched.
 
         Returns (obs, reward, terminated, truncated, info), batched when batch_size > 1.

@@ -29,6 +29,5 @@ def sample_sinusoid_tasks(
     x = torch.empty(num_tasks, support_size + query_size, 1).uniform_(*INPUT_RANGE, generator=generator)
     y = amplitude.view(-1, 1, 1) * torch.sin(x + phase.view(-1, 1, 1))
     return [
-        (x[i, :support_size], y[i, :support_size], x[i, support_size:], y[i, support_size:])
-        for i in range(num_tasks)
+        (x[i, :support_size], y[i, :support_size], x[i, support_size:], y[i, support_size:]) for i in range(num_tasks)
     ]

@@ -210,8 +210,13 @@ QUICK_SIZES = {
 
 
 _LOCOMOTION = {
-    "num_train_tasks": 30, "steps_per_task": 400, "hidden_dim": 128, "episode_steps": 100, "onpolicy_steps": 100,
-    "control_episodes": 2, "planner": PlannerConfig(horizon=10, num_candidates=200, num_iterations=3),
+    "num_train_tasks": 30,
+    "steps_per_task": 400,
+    "hidden_dim": 128,
+    "episode_steps": 100,
+    "onpolicy_steps": 100,
+    "control_episodes": 2,
+    "planner": PlannerConfig(horizon=10, num_candidates=200, num_iterations=3),
 }
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # MuJoCo locomotion: 100-step control episodes (the environments' limit is 1000) and a shorter horizon
