@@ -130,18 +130,18 @@ def _prediction_plot(metrics: dict, path: Path) -> Path:
     return path
 
 
+def plot_interval(axis: plt.Axes, position: float, value: dict) -> None:
+    """The mean of `value` ({"mean", "ci95": [lo, hi]}) at `position` with its interval as an error bar."""
+    mean, (low, high) = value["mean"], value["ci95"]
+    axis.errorbar([position], [mean], yerr=[[mean - low], [high - mean]], fmt="o", capsize=4)
+
+
 def _control_plot(metrics: dict, key: str, path: Path) -> Path:
     """Mean return per condition with its interval, and each task's mean as a point."""
     conditions = metrics[key]
     figure, axis = plt.subplots(figsize=(7, 4))
     for position, value in enumerate(conditions.values()):
-        axis.errorbar(
-            [position],
-            [value["mean"]],
-            yerr=[[value["mean"] - value["ci95"][0]], [value["ci95"][1] - value["mean"]]],
-            fmt="o",
-            capsize=4,
-        )
+        plot_interval(axis, position, value)
         axis.scatter([position] * len(value["per_task"]), value["per_task"], s=8, alpha=0.4)
     axis.set_xticks(range(len(conditions)), list(conditions))
     split = "test" if key == "control" else "OOD"

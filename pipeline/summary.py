@@ -28,7 +28,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
-from pipeline.report import mean_and_ci95, paired_difference  # noqa: E402
+from pipeline.report import mean_and_ci95, paired_difference, plot_interval  # noqa: E402
 
 CONTROL_PAIRS = (("tta", "no_tta"), ("tta", "memory_only"), ("memory_only", "no_tta"), ("tta", "oracle"))
 PREDICTION_PAIRS = (("maml", "erm"), ("maml", "oracle"))
@@ -237,13 +237,7 @@ def _paired_plot(result: dict, path: Path) -> None:
     for axis, key in zip(axes[0], keys, strict=True):
         pairs = result[key]
         for position, value in enumerate(pairs.values()):
-            axis.errorbar(
-                [position],
-                [value["mean"]],
-                yerr=[[value["mean"] - value["ci95"][0]], [value["ci95"][1] - value["mean"]]],
-                fmt="o",
-                capsize=4,
-            )
+            plot_interval(axis, position, value)
         axis.axhline(0.0, color="grey", linewidth=0.8)
         axis.set_xticks(range(len(pairs)), list(pairs))
         axis.set(title=f"{result['env_name']}: {key} (seed x task pairs)", ylabel="return difference")
