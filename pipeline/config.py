@@ -112,7 +112,9 @@ class PipelineConfig:
     onpolicy_rounds: int = setting(2, "last epochs that first collect on-policy data with the planner")
     onpolicy_steps: int = setting(200, "steps per on-policy row (every training row has this length)")
     onpolicy_tasks: int = setting(8, "training tasks per on-policy round")
-    planner: PlannerConfig = setting(PlannerConfig(horizon=15, num_candidates=200, num_iterations=3), "CEM planner")
+    # 100 candidates: on 10 Pendulum val tasks CEM on the true dynamics returned -175 with 100 and -182 with 200
+    # (3 iterations, horizon 15), at half the compute
+    planner: PlannerConfig = setting(PlannerConfig(horizon=15, num_candidates=100, num_iterations=3), "CEM planner")
     adapt: TestTimeConfig = setting(TestTimeConfig(), "test-time adaptation")
     # --algo rl2 (uses env_name, seed and the task counts above; trains on the CPU)
     rl2_memory: str = setting("ssm", "the RL² policy's memory", choices=("ssm", "gru"))
