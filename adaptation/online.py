@@ -117,7 +117,7 @@ class OnlineAdapter:
 
     def _adapt_one(self, x: torch.Tensor, y: torch.Tensor, start: torch.Tensor, reset: torch.Tensor) -> Params:
         """One episode's window (T, ·) -> its adapted weights (the MetaMAML inner loop, from theta*)."""
-        fast = self.meta._adapt(
+        fast = self.meta.inner_loop(
             self.theta, x[None], y[None], start[None], reset[None], F.mse_loss, self.config.num_steps
         )
         return {name: value.detach() for name, value in fast.items()}

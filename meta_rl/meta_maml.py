@@ -116,8 +116,13 @@ class MetaMAML:
         output = self._call(params, x, hidden, reset)
         return loss_fn(output[0] if self.stateful else output, y)
 
-    def _adapt(self, params: Params, x, y, hidden, reset, loss_fn: LossFn, num_steps: int) -> Params:
-        """`num_steps` SGD steps on the support loss; works inside vmap (pure torch.func)."""
+    def inner_loop(self, params: Params, x, y, hidden, reset, loss_fn: LossFn, num_steps: int) -> Params:
+        """The inner loop: `num_steps` clipped SGD steps of the adapted parameters on the support loss.
+
+        params: every parameter by name (e.g. `self.params()`); x (B, T, D_in), y (B, T, D_out), hidden (B, N) or
+        None, reset (B, T) or None. Pure torch.func, so it works inside `vmap` (meta-training batches tasks,
+        `OnlineAdapter` batches episodes through it) and is differentiable unless `first_order`.
+        """
         frozen = {name: value for name, value in params.items() if name not in self.adapt_names}
         fast = {name: params[name] for name in self.adapt_names}
 
@@ -167,7 +172,7 @@ class MetaMAML:
         """
         _check_pair(support_x, support_y, "support")
         hidden = self._initial_hidden(initial_hidden_state, support_x)
-        return self._adapt(self.params(), support_x, support_y, hidden, reset, loss_fn or F.mse_loss, num_steps)
+        return self.inner_loop(self.params(), support_x, support_y, hidden, reset, loss_fn or F.mse_loss, num_steps)
 
     def meta_loss(
         self,
@@ -202,7 +207,7 @@ class MetaMAML:
         self, params: Params, loss_fn: LossFn, support_hidden, query_hidden, sx, sy, qx, qy, s_reset, q_reset
     ) -> torch.Tensor:
         """One task's query loss under the weights adapted on its support set (the function vmapped over tasks)."""
-        fast = self._adapt(params, sx, sy, support_hidden, s_reset, loss_fn, self.num_inner_steps)
+        fast = self.inner_loop(params, sx, sy, support_hidden, s_reset, loss_fn, self.num_inner_steps)
         return self._loss(fast, qx, qy, query_hidden, q_reset, loss_fn)
 
     def meta_update(
