@@ -108,7 +108,7 @@ def run_rl2(config: PipelineConfig, out_dir: Path, resume: bool = False, progres
             split: [{"params": task.params, "coefficients": family.coefficients(task)} for task in tasks]
             for split, tasks in splits.as_dict().items()
         },
-        "rl2_val": _evaluate(family, splits.val, policies, config, "val"),
+        "rl2_val": _evaluate(family, splits.val, policies, config, "val") if splits.val else {},
         "rl2": {},
     }
     for split, tasks in (("in_distribution", splits.test), ("ood", splits.ood)):
