@@ -118,8 +118,8 @@ class PipelineConfig:
     adapt: TestTimeConfig = setting(TestTimeConfig(), "test-time adaptation")
     # --algo rl2 (uses env_name, seed and the task counts above; trains on the CPU)
     rl2_memory: str = setting("ssm", "the RL² policy's memory", choices=("ssm", "gru"))
-    rl2: RL2Config = setting(
-        RL2Config(iterations=200, learning_rate=1e-3, reward_scale=0.1), "RL² training and evaluation"
+    rl2: RL2Config = setting(  # tuned on PointNavigation-v0's val tasks; 3.5 to 7 minutes on 2 busy cores
+        RL2Config(iterations=500, learning_rate=3e-3, ent_coef=0.0, reward_scale=0.1), "RL² training and evaluation"
     )
 
     def __post_init__(self) -> None:
