@@ -106,6 +106,12 @@ class SegmentBatch:
     support_reset: torch.Tensor
     query_reset: torch.Tensor
 
+    def window_tuples(self) -> list[tuple[torch.Tensor, ...]]:
+        """Every window of a per-task batch (num_tasks, W, ·) as a task of its own whose support is that one
+        window (1, M, ·): the support size that evaluation and online adaptation adapt on."""
+        parts = (self.support_x, self.support_y, self.query_x, self.query_y, self.support_reset, self.query_reset)
+        return list(zip(*(part.flatten(0, 1).unsqueeze(1) for part in parts), strict=True))
+
     def task_tuples(self) -> list[tuple[torch.Tensor, ...]]:
         """Per-task (support_x, support_y, query_x, query_y, support_reset, query_reset) of a per-task batch,
         the task format `MetaMAML.meta_update` takes."""

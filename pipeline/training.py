@@ -4,7 +4,9 @@ rounds, and the checkpoint that makes a run resumable.
 All three models start from the same initial weights (the oracle's input layer is wider) and train on the
 same windows for the same number of steps: MetaMAML (one Adam step on the post-adaptation query loss),
 ERM (one Adam step on the MSE of every window's support and query steps as one sequence, no inner loop),
-and the oracle (ERM with the task's standardised coefficients appended to every input).
+and the oracle (ERM with the task's standardised coefficients appended to every input). MetaMAML adapts on
+one support window per (support, query) pair, the support size that prediction and online adaptation use at
+test time, with `windows_per_task` pairs per task in a meta-batch.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class WorldModels:
 
         context (n_tasks, K): the oracle's per-task input (needed when there is an oracle).
         """
-        losses = {"maml": self.learner.meta_update(batch.task_tuples())}
+        losses = {"maml": self.learner.meta_update(batch.window_tuples())}  # support: one window, as at test time
         x = torch.cat([batch.support_x, batch.query_x], dim=2)  # (n_tasks, W, M + K, D_in)
         y = torch.cat([batch.support_y, batch.query_y], dim=2)
         reset = torch.cat([batch.support_reset, batch.query_reset], dim=2)

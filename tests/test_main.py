@@ -11,6 +11,7 @@ import torch
 
 from core.ssm import SSM
 from env_runner.tasks import TaskFamily
+from meta_rl.meta_maml import MetaMAML
 from pipeline import cli as main
 from pipeline.training import WorldModels
 
@@ -25,21 +26,27 @@ def load_json(path):
 def quick_run(tmp_path_factory):
     """One quick run, recording the split of every task whose environment is made, in order."""
     out_dir = tmp_path_factory.mktemp("quick")
-    touched = []
-    original = TaskFamily.make_env
+    touched, support_shapes = [], set()
+    original_make_env, original_meta_update = TaskFamily.make_env, MetaMAML.meta_update
 
     def recording_make_env(self, task, seed=None):
         touched.append(task.split)
-        return original(self, task, seed)
+        return original_make_env(self, task, seed)
+
+    def recording_meta_update(self, tasks, *args, **kwargs):
+        support_shapes.update(tuple(task[0].shape[:2]) for task in tasks)
+        return original_meta_update(self, tasks, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TaskFamily, "make_env", recording_make_env)
+        patch.setattr(MetaMAML, "meta_update", recording_meta_update)
         summary = main.main([*QUICK, "--out_dir", str(out_dir), "--state_dim", "12"])
-    return out_dir / "seed_3", load_json(out_dir / "seed_3" / "metrics.json"), summary, touched
+    metrics = load_json(out_dir / "seed_3" / "metrics.json")
+    return out_dir / "seed_3", metrics, summary, touched, support_shapes
 
 
 def test_quick_run_writes_every_output_with_the_schema(quick_run):
-    seed_dir, metrics, summary, _ = quick_run
+    seed_dir, metrics, summary, *_ = quick_run
     for name in (
         "config.json",
         "metrics.json",
@@ -73,6 +80,13 @@ def test_quick_run_writes_every_output_with_the_schema(quick_run):
     assert checkpoint["epoch"] == metrics["config"]["num_epochs"]
 
 
+def test_meta_training_adapts_on_the_support_size_used_at_test_time(quick_run):
+    _, metrics, _, _, support_shapes = quick_run
+    config = metrics["config"]
+    assert support_shapes == {(1, config["support_len"])}  # one window, as prediction and online adaptation
+    assert config["adapt"]["window"] == config["support_len"]
+
+
 def test_test_and_ood_tasks_are_read_only_after_everything_else(quick_run):
     touched = quick_run[3]
     first_final = min(index for index, split in enumerate(touched) if split in ("test", "ood"))
@@ -81,7 +95,7 @@ def test_test_and_ood_tasks_are_read_only_after_everything_else(quick_run):
 
 
 def test_summary_statistics_match_the_per_seed_values(quick_run):
-    _, metrics, summary, _ = quick_run
+    _, metrics, summary, *_ = quick_run
     for condition, value in metrics["control"].items():
         assert summary["control"][condition]["mean"] == pytest.approx(value["mean"])
     tta, no_tta = metrics["control"]["tta"]["per_task"], metrics["control"]["no_tta"]["per_task"]
