@@ -45,7 +45,7 @@ class GRUWorldModel(nn.Module):
 
 def _planning_steps(planner: CEMPlanner, obs: torch.Tensor, hidden: torch.Tensor, steps: int):
     def run() -> None:
-        planner.reset()
+        planner.clear_plans()
         for _ in range(steps):
             planner.plan(obs, hidden)
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from core.parameters import Params
+from core.parameters import Params, is_stateful
 from env_runner.segments import Normalizer
 
 
@@ -71,7 +71,7 @@ class LearnedDynamics:
     def __init__(
         self, model: nn.Module, normalizer: Normalizer, num_episodes: int = 1, context: torch.Tensor | None = None
     ) -> None:
-        if not callable(getattr(model, "init_hidden", None)):
+        if not is_stateful(model):
             raise ValueError(f"{type(model).__name__} has no init_hidden: LearnedDynamics needs a stateful model")
         self.model = model
         self.normalizer = normalizer

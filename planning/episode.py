@@ -49,7 +49,7 @@ def run_episodes(
     if on_transition is not None and not callable(getattr(dynamics, "set_params", None)):
         raise TypeError(f"{type(dynamics).__name__} has no set_params: on_transition cannot swap its weights")
     obs_np = np.stack([env.reset(seed=int(seed))[0] for env, seed in zip(envs, seeds, strict=True)])
-    planner.reset()
+    planner.clear_plans()
     hidden = dynamics.init_hidden(len(envs))
     starts = torch.ones(len(envs), dtype=torch.bool)
     finished_once = np.zeros(len(envs), dtype=bool)
@@ -94,7 +94,7 @@ def run_episodes(
                 obs_np[index] = envs[index].reset()[0]
             mask = starts.to(dynamics.device)
             hidden = torch.where(mask.unsqueeze(-1), dynamics.init_hidden(len(envs)), hidden)
-            planner.reset(mask)
+            planner.clear_plans(mask)
     tasks = tuple(env.get_wrapper_attr("task") for env in envs)
     stacked = {name: torch.stack(values, dim=1) for name, values in columns.items()}
     stacked["truncated"][:, -1] |= ~stacked["terminated"][:, -1]  # the row's end cuts its last episode

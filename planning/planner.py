@@ -159,9 +159,9 @@ class ShootingPlanner:
                 raise ValueError(f"sampling planners need a Box with finite bounds, received {action_space}")
             self.low = torch.as_tensor(action_space.low, dtype=torch.float32, device=self.device)
             self.high = torch.as_tensor(action_space.high, dtype=torch.float32, device=self.device)
-        self.reset()
+        self.clear_plans()
 
-    def reset(self, episodes: torch.Tensor | None = None) -> None:
+    def clear_plans(self, episodes: torch.Tensor | None = None) -> None:
         """Forget the warm start of the episodes in the (E,) bool mask `episodes` (None: all)."""
         raise NotImplementedError
 
@@ -240,7 +240,7 @@ class CEMPlanner(ShootingPlanner):
     the most probable action (Discrete).
     """
 
-    def reset(self, episodes: torch.Tensor | None = None) -> None:
+    def clear_plans(self, episodes: torch.Tensor | None = None) -> None:
         mask = self._mask(episodes)
         if self.discrete:
             num_actions = int(self.action_space.n)
@@ -301,7 +301,7 @@ class MPPIPlanner(ShootingPlanner):
 
     supports_discrete = False
 
-    def reset(self, episodes: torch.Tensor | None = None) -> None:
+    def clear_plans(self, episodes: torch.Tensor | None = None) -> None:
         middle = self._middle().clone()
         self._mean = (
             middle if episodes is None else torch.where(self._mask(episodes)[:, None, None], middle, self._mean)

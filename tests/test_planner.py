@@ -409,13 +409,13 @@ def test_run_episodes_resets_an_env_whose_episode_ended_and_marks_the_restart(pe
     families = [make_task_family("Pendulum-v1", max_episode_steps=limit) for limit in (3, 5)]
     dynamics = LearnedDynamics(model, normalizer, num_episodes=2)
     planner = make_planner(families[0], tasks, dynamics)
-    seen_hidden, resets, reset = record_plans(planner), [], planner.reset
+    seen_hidden, resets, clear_plans = record_plans(planner), [], planner.clear_plans
 
-    def recording_reset(episodes=None):
+    def recording_clear_plans(episodes=None):
         resets.append(None if episodes is None else episodes.tolist())
-        reset(episodes)
+        clear_plans(episodes)
 
-    planner.reset = recording_reset
+    planner.clear_plans = recording_clear_plans
     seeds = [3, 4]
     envs = [family.make_env(task) for family, task in zip(families, tasks, strict=True)]
     rollouts = run_episodes(envs, planner, seeds, steps=7)
@@ -489,7 +489,7 @@ def test_same_seed_same_actions_and_reset_restores_the_initial_distribution(pend
     assert all(a.dtype == np.float32 and a.shape == (2, 1) and (np.abs(a) <= 2).all() for a in actions)
     np.testing.assert_array_equal(np.stack(actions), np.stack(plan_sequence(again, observations)))
     assert not np.array_equal(np.stack(actions), np.stack(plan_sequence(other, observations)))
-    first.reset()
+    first.clear_plans()
     first.generator.manual_seed(0)
     np.testing.assert_array_equal(plan_sequence(first, observations[:1])[0], actions[0])
 
@@ -511,7 +511,7 @@ def test_reset_with_a_mask_forgets_the_warm_start_of_the_masked_episodes_only(en
         planner = make_planner(family, tasks, dynamics, PlannerConfig(horizon=5, num_candidates=8), planner_cls)
         planner.plan(observations[0], hidden)
         if mask != "skip":
-            planner.reset(mask)
+            planner.clear_plans(mask)
         actions[name] = planner.plan(observations[1], hidden)
     assert actions["masked"][0].tolist() == actions["all"][0].tolist()
     assert actions["masked"][1].tolist() == actions["none"][1].tolist()
