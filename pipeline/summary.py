@@ -160,7 +160,7 @@ def _interval(value: dict, digits: int) -> str:
 
 def summary_markdown(result: dict) -> str:
     """Markdown tables: prediction, control, paired differences, normalised scores."""
-    lines = [f"## {result['env_name']}: {result['n_seeds']} seeds ({', '.join(map(str, result['seeds']))})", ""]
+    lines = [f"#### {result['env_name']}: {result['n_seeds']} seeds ({', '.join(map(str, result['seeds']))})", ""]
     for split, learners in result.get("prediction", {}).items():
         steps = list(next(iter(learners.values())))
         lines += [

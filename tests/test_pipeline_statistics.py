@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +74,14 @@ def test_summary_statistics_are_recomputable_from_the_per_seed_raw_values():
     assert (prediction["wins"], prediction["losses"]) == (3, 1)  # lower MSE wins
     scores = [(r + 10.0) / 20.0 for r in pooled_tta]
     assert result["normalized_score"]["tta"]["mean"] == pytest.approx(np.mean(scores))
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+
+
+@pytest.mark.parametrize("family", sorted(path.name for path in RESULTS.iterdir() if (path / "summary.json").is_file()))
+def test_committed_summaries_are_recomputed_from_the_committed_per_seed_metrics(family):
+    summary = json.loads((RESULTS / family / "summary.json").read_text())
+    runs = [json.loads((RESULTS / family / f"seed_{seed}_metrics.json").read_text()) for seed in summary["seeds"]]
+    recomputed = json.loads(json.dumps(summarize(runs)))
+    assert recomputed == summary
