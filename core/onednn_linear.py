@@ -56,10 +56,21 @@ class OneDNNLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
+def _onednn_linear_available() -> bool:
+    """oneDNN is built in and this torch has its linear op (a private op: other builds may lack it)."""
+    try:
+        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._linear_pointwise is not None
+    except (AttributeError, RuntimeError):
+        return False
+
+
+ONEDNN_LINEAR = _onednn_linear_available()
+
+
 def applies(*tensors: torch.Tensor) -> bool:
-    """Whether `OneDNNLinear` can run on these tensors: float32 CPU, oneDNN built in, no torch.func transform."""
+    """Whether `OneDNNLinear` can run on these tensors: float32 CPU, oneDNN's op present, no torch.func transform."""
     return (
-        torch.backends.mkldnn.is_available()
+        ONEDNN_LINEAR
         and torch._C._functorch.peek_interpreter_stack() is None
         and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
     )
