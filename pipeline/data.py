@@ -76,10 +76,10 @@ class TaskContext:
         self.family = family
         self.names = tuple(family.coefficient_ranges)
         raw = torch.tensor([self._raw(task) for task in train_tasks], dtype=torch.float64)
+        raw = raw.reshape(len(train_tasks), self.width)
         self.mean = raw.mean(0)
-        self.std = (
-            raw.std(0).clamp_min(1e-6) if len(train_tasks) > 1 else torch.ones(len(self.names), dtype=torch.float64)
-        )
+        spread = len(train_tasks) > 1 and self.width > 0
+        self.std = raw.std(0).clamp_min(1e-6) if spread else torch.ones(self.width, dtype=torch.float64)
 
     @property
     def width(self) -> int:
