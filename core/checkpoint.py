@@ -36,3 +36,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
         raise ValueError(f"checkpoint {path} is corrupt or not a weights-only torch file: {error}") from error
+
+
+def load_marked_checkpoint(path: str | os.PathLike, marker: str, what: str) -> dict:
+    """A checkpoint dict whose "format" entry is `marker`; ValueError naming the file and `what` it should be
+    otherwise (unreadable, foreign or corrupt), without torch's advice to load unsafely."""
+    try:
+        state = load_checkpoint(path, map_location="cpu")
+    except ValueError as error:
+        raise ValueError(f"{path} is not a readable {what} (unreadable file)") from error
+    if not isinstance(state, dict) or state.get("format") != marker:
+        raise ValueError(f"{path} is not a readable {what} (no '{marker}' marker)")
+    return state

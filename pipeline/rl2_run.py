@@ -33,7 +33,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from core.checkpoint import atomic_save, load_checkpoint
+from core.checkpoint import atomic_save, load_marked_checkpoint
 from core.seeding import derive_seed, seed_everything
 from env_runner.environment import make_task_family
 from env_runner.tasks import Task, TaskFamily
@@ -51,13 +51,7 @@ RL2_CHECKPOINT_FORMAT = "ssm-metarl rl2 checkpoint 1"
 
 def read_rl2_checkpoint(path: Path) -> dict:
     """The checkpoint's contents; ValueError naming the file when it is not a readable RL² checkpoint."""
-    try:
-        state = load_checkpoint(path, map_location="cpu")
-    except ValueError as error:
-        raise ValueError(f"{path} is not a readable ssm-metarl RL² checkpoint (unreadable file)") from error
-    if not isinstance(state, dict) or state.get("format") != RL2_CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a readable ssm-metarl RL² checkpoint (no '{RL2_CHECKPOINT_FORMAT}' marker)")
-    return state
+    return load_marked_checkpoint(path, RL2_CHECKPOINT_FORMAT, "ssm-metarl RL² checkpoint")
 
 
 def run_rl2(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: bool = True) -> dict:

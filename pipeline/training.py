@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from core.checkpoint import atomic_save, load_checkpoint
+from core.checkpoint import atomic_save, load_marked_checkpoint
 from core.ssm import SSM
 from env_runner.rollouts import Rollouts
 from env_runner.segments import Normalizer, SegmentBatch
@@ -196,13 +196,7 @@ CHECKPOINT_FORMAT = "ssm-metarl pipeline checkpoint 2"
 
 def read_training_checkpoint(path: Path) -> dict:
     """The checkpoint's contents; ValueError naming the file when it is not a readable checkpoint of this project."""
-    try:
-        state = load_checkpoint(path, map_location="cpu")
-    except ValueError as error:
-        raise ValueError(f"{path} is not a readable ssm-metarl pipeline checkpoint (unreadable file)") from error
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a readable ssm-metarl pipeline checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
-    return state
+    return load_marked_checkpoint(path, CHECKPOINT_FORMAT, "ssm-metarl pipeline checkpoint")
 
 
 def load_training_checkpoint(
