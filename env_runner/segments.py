@@ -179,6 +179,26 @@ def sample_windows(
     return _windows(x, y, rollouts.episode_start, rows, num_windows, support_len, query_len, _as_generator(generator))
 
 
+@dataclass(frozen=True)
+class WindowSource:
+    """Normalised rollouts ready to cut windows from: x (N, T, D_in), y (N, T, D_out), episode_start (N, T),
+    task_index (N,). Built once per dataset (`WindowSource.of`), so meta-batches do not renormalise it."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    episode_start: torch.Tensor
+    task_index: torch.Tensor
+
+    @classmethod
+    def of(cls, rollouts: Rollouts, normalizer: Normalizer) -> WindowSource:
+        return cls(
+            x=normalizer.inputs(rollouts.obs, rollouts.action),
+            y=normalizer.targets(rollouts.obs, rollouts.next_obs),
+            episode_start=rollouts.episode_start,
+            task_index=rollouts.task_index,
+        )
+
+
 def sample_task_batches(
     rollouts: Rollouts,
     normalizer: Normalizer,
@@ -192,16 +212,29 @@ def sample_task_batches(
 
     Task k's windows come only from rows whose `rollouts.task_index` equals `task_indices[k]`.
     """
+    source = WindowSource.of(rollouts, normalizer)
+    return sample_source_batches(source, task_indices, windows_per_task, support_len, query_len, generator)
+
+
+def sample_source_batches(
+    source: WindowSource,
+    task_indices: list[int] | torch.Tensor,
+    windows_per_task: int,
+    support_len: int,
+    query_len: int,
+    generator: torch.Generator | int,
+) -> SegmentBatch:
+    """`sample_task_batches` on an already normalised `WindowSource`."""
     generator = _as_generator(generator)
-    x = normalizer.inputs(rollouts.obs, rollouts.action)
-    y = normalizer.targets(rollouts.obs, rollouts.next_obs)
     batches = []
     for task in torch.as_tensor(task_indices).tolist():
-        rows = torch.nonzero(rollouts.task_index == task).flatten()
+        rows = torch.nonzero(source.task_index == task).flatten()
         if len(rows) == 0:
             raise ValueError(f"no rollout rows belong to task index {task}")
         batches.append(
-            _windows(x, y, rollouts.episode_start, rows, windows_per_task, support_len, query_len, generator)
+            _windows(
+                source.x, source.y, source.episode_start, rows, windows_per_task, support_len, query_len, generator
+            )
         )
     return SegmentBatch(
         **{f.name: torch.stack([getattr(batch, f.name) for batch in batches]) for f in fields(SegmentBatch)}

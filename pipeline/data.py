@@ -10,7 +10,7 @@ import torch
 
 from core.seeding import derive_seed
 from env_runner.rollouts import Rollouts, collect
-from env_runner.segments import Normalizer, SegmentBatch, sample_task_batches
+from env_runner.segments import SegmentBatch, WindowSource, sample_source_batches
 from env_runner.tasks import Task, TaskFamily, check_disjoint
 from meta_rl.distributed import all_gather_objects, shard
 from pipeline.config import PipelineConfig
@@ -133,16 +133,15 @@ def concat_rollouts(parts: list[Rollouts], tasks: list[Task]) -> Rollouts:
 
 
 def sample_meta_batch(
-    dataset: Rollouts, normalizer: Normalizer, config: PipelineConfig, generator: torch.Generator
+    source: WindowSource, tasks: tuple[Task, ...], config: PipelineConfig, generator: torch.Generator
 ) -> tuple[SegmentBatch, list[Task]]:
-    """`meta_batch_size` distinct training tasks, `windows_per_task` windows each: (n_tasks, W, M or K, D),
-    and those tasks in batch order."""
-    num_tasks = len(dataset.tasks)
-    chosen = torch.randperm(num_tasks, generator=generator)[: min(config.meta_batch_size, num_tasks)]
-    batch = sample_task_batches(
-        dataset, normalizer, chosen, config.windows_per_task, config.support_len, config.query_len, generator
+    """`meta_batch_size` distinct training tasks (of `tasks`, which `source.task_index` indexes),
+    `windows_per_task` windows each: (n_tasks, W, M or K, D), and those tasks in batch order."""
+    chosen = torch.randperm(len(tasks), generator=generator)[: min(config.meta_batch_size, len(tasks))]
+    batch = sample_source_batches(
+        source, chosen, config.windows_per_task, config.support_len, config.query_len, generator
     )
-    return batch, [dataset.tasks[index] for index in chosen.tolist()]
+    return batch, [tasks[index] for index in chosen.tolist()]
 
 
 def to_device(batch: SegmentBatch, device: torch.device | str) -> SegmentBatch:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from core.checkpoint import atomic_save, load_marked_checkpoint
 from core.ssm import SSM
 from env_runner.rollouts import Rollouts
-from env_runner.segments import Normalizer, SegmentBatch
+from env_runner.segments import Normalizer, SegmentBatch, WindowSource
 from env_runner.tasks import Task, TaskFamily
 from meta_rl.distributed import is_main_process, sharded_backward
 from meta_rl.meta_maml import MetaMAML
@@ -148,13 +148,15 @@ def train(
     position = {task: index for index, task in enumerate(splits.train)}
     onpolicy_from = config.num_epochs - config.onpolicy_rounds if config.control else config.num_epochs
     last_losses = None
+    source = WindowSource.of(dataset, normalizer)  # normalised once per dataset, not once per meta-batch
     for epoch in range(first_epoch, config.num_epochs):
         if epoch >= onpolicy_from:
             onpolicy = collect_onpolicy(family, splits.train, models, normalizer, context, config, epoch, generator)
             dataset = concat_rollouts([dataset, split_rows(onpolicy, config.onpolicy_steps)], splits.train)
+            source = WindowSource.of(dataset, normalizer)
         bar = progress_bar(range(config.iterations_per_epoch), progress, f"epoch {epoch + 1}/{config.num_epochs}")
         for _ in bar:
-            batch, tasks = sample_meta_batch(dataset, normalizer, config, generator)
+            batch, tasks = sample_meta_batch(source, dataset.tasks, config, generator)
             batch_context = None if train_context is None else train_context[[position[task] for task in tasks]]
             last_losses = models.train_step(to_device(batch, config.device), batch_context)
             bar.set_postfix({name: f"{value:.4f}" for name, value in last_losses.items()})
