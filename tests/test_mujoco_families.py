@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import warnings
@@ -309,3 +310,15 @@ def test_without_mujoco_making_a_family_names_the_install_command():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "DependencyNotInstalled" in result.stderr and 'pip install "gymnasium[mujoco]"' in result.stderr
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Hopper-v5", HALF_CHEETAH_CRIPPLED_ID, ANT_CRIPPLED_ID])
+def test_quick_pipeline_runs_end_to_end_on_every_mujoco_family(env_id, tmp_path):
+    from pipeline import cli
+
+    summary = cli.main(["--quick", "--no_progress", "--env_name", env_id, "--out_dir", str(tmp_path)])
+    metrics = json.loads((tmp_path / "seed_0" / "metrics.json").read_text())
+    assert summary["env_name"] == env_id and metrics["config"]["input_dim"] == make_task_family(env_id).model_input_dim
+    assert {"maml", "erm", "oracle"} <= metrics["prediction"]["ood"].keys()
+    assert {"tta", "memory_only", "no_tta", "oracle", "random"} <= metrics["control_ood"].keys()
+    assert all(np.isfinite(value["mean"]) for value in metrics["control"].values())
