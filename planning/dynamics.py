@@ -55,6 +55,9 @@ def check_step_inputs(
         raise ValueError(f"expected a hidden state of batch {batch}, received shape {tuple(hidden.shape)}")
 
 
+INPUT_LIMIT = 1000.0  # normalised model inputs are clamped to +-1000 training standard deviations
+
+
 class LearnedDynamics:
     """A stateful world model and its fitted `Normalizer`, stepped in raw units, for E episodes at once.
 
@@ -66,6 +69,11 @@ class LearnedDynamics:
     stacked set (every tensor with a leading E dimension: one adapted set per episode, run with
     `torch.func.vmap` over episodes). `context` (E, K) is appended to every input of its episode (the
     oracle's task coefficients); None for models that take (obs, action) only.
+
+    Normalised inputs are clamped to +-`INPUT_LIMIT` (1000 standard deviations of the training data, far
+    beyond any real state: an upright pendulum is 24 from the random-policy data): an imagined trajectory that
+    runs away from everything the model was trained on then stays finite (the SSM's state and outputs are
+    bounded for bounded inputs), instead of overflowing and leaving the planner without a finite candidate.
     """
 
     def __init__(
@@ -115,7 +123,7 @@ class LearnedDynamics:
         check_step_inputs(obs, action, hidden, self.obs_dim, self.action_dim)
         if obs.shape[0] % self.num_episodes:
             raise ValueError(f"a batch of {obs.shape[0]} rows does not split into {self.num_episodes} episodes")
-        x = self.normalizer.inputs(obs, action)
+        x = self.normalizer.inputs(obs, action).clamp(-INPUT_LIMIT, INPUT_LIMIT)
         if self.context is not None:
             per_episode = obs.shape[0] // self.num_episodes
             x = torch.cat([x, self.context.repeat_interleave(per_episode, dim=0)], dim=-1)

@@ -645,3 +645,17 @@ def test_cem_on_the_true_mountain_car_reaches_the_goal_with_the_shaped_planning_
     rollouts = run_episodes(envs, planner, [1, 2], 200, until_first_done=True)
     assert rollouts.terminated.any(dim=1).all()  # both cars reach the flag within 200 steps
     assert min(first_episode_returns(rollouts)) > 80.0
+
+
+def test_imagined_states_far_outside_the_training_data_stay_finite(pendulum_world_model):
+    _, model, normalizer = pendulum_world_model
+    dynamics = LearnedDynamics(model, normalizer, num_episodes=1)
+    far = torch.full((4, 3), 1e30)  # a runaway imagined state
+    next_obs, hidden = dynamics.step(far, torch.zeros(4, 1), dynamics.init_hidden(4))
+    assert torch.isfinite(hidden).all() and torch.isfinite(next_obs - far).all()
+    near = torch.tensor([[1.0, 0.0, 0.5]])  # inside the data: unchanged by the limit
+    expected, _ = model(normalizer.inputs(near, torch.zeros(1, 1)), model.init_hidden(1))
+    torch.testing.assert_close(
+        dynamics.step(near, torch.zeros(1, 1), dynamics.init_hidden(1))[0],
+        near + normalizer.denormalize_targets(expected),
+    )
