@@ -41,7 +41,12 @@ from pipeline.training import read_training_checkpoint
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser)
-    parser.add_argument("--seeds", type=int, nargs="+", help="several seeds: one run each in <out_dir>/seed_<S>/")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="several seeds: one run each in <out_dir>/seed_<S>/ (--seed: the run in <out_dir> itself)",
+    )
     parser.add_argument("--out_dir", type=Path, help="output folder (default runs/<env>-<timestamp>)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out_dir")
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration (tiny sizes)")
@@ -84,7 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--seeds must be >= 0, got {seeds}")
     out_dir = args.out_dir or Path("runs") / f"{config.env_name}-{datetime.now():%Y%m%d-%H%M%S}"
     if args.resume:
-        checkpoints = [out_dir / f"seed_{seed}" / "checkpoint.pt" for seed in seeds]
+        folders = [out_dir / f"seed_{seed}" for seed in seeds] if args.seeds is not None else [out_dir]
+        checkpoints = [folder / "checkpoint.pt" for folder in folders]
         if not any(path.is_file() for path in checkpoints):
             parser.error(f"--resume needs an existing checkpoint, none of {[str(p) for p in checkpoints]} exists")
         read_checkpoint = read_rl2_checkpoint if config.algo == "rl2" else read_training_checkpoint
@@ -94,7 +100,9 @@ def main(argv: list[str] | None = None) -> dict:
                     read_checkpoint(path)
                 except ValueError as error:
                     parser.error(str(error))
-    return run_seeds(config, seeds, out_dir, resume=args.resume, progress=not args.no_progress)
+    return run_seeds(
+        config, seeds, out_dir, resume=args.resume, progress=not args.no_progress, per_seed_dirs=args.seeds is not None
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     train_world(config, family, ...)  the data and training stages, on their own
     run(config, out_dir)              one seed: config.json, metrics.json, checkpoint.pt, plots
     run_seeds(config, seeds, out_dir) one complete run per seed in <out_dir>/seed_<S>/, then the summary
+                                      (a single `--seed` run writes into <out_dir> itself)
 
 Selection (ERM's fine-tuning) reads val tasks only; test and OOD tasks are read once, at the end.
 """
@@ -168,14 +169,23 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
 
 
 def run_seeds(
-    config: PipelineConfig, seeds: list[int], out_dir: Path, resume: bool = False, progress: bool = True
+    config: PipelineConfig,
+    seeds: list[int],
+    out_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    per_seed_dirs: bool = True,
 ) -> dict:
-    """One complete run per seed in <out_dir>/seed_<S>/ (each resumable), then summary.json and summary.md."""
+    """One complete run per seed in <out_dir>/seed_<S>/ (each resumable), then summary.json and summary.md.
+
+    `per_seed_dirs=False` (one seed, `--seed S`): the run writes into `out_dir` itself, summary beside it.
+    """
+    if not per_seed_dirs and len(seeds) != 1:
+        raise ValueError(f"a run without per-seed folders has one seed, got {seeds}")
     per_seed = []
     for seed in seeds:
-        seed_dir = out_dir / f"seed_{seed}"
-        seed_resume = resume and (seed_dir / "metrics.json").is_file()
-        if seed_resume:  # a finished seed is read back, not rerun
+        seed_dir = out_dir / f"seed_{seed}" if per_seed_dirs else out_dir
+        if resume and (seed_dir / "metrics.json").is_file():  # a finished seed is read back, not rerun
             finished = json.loads((seed_dir / "metrics.json").read_text())
             saved = PipelineConfig.from_dict(finished["config"])
             if saved != replace(config, seed=seed, input_dim=saved.input_dim):

@@ -41,8 +41,8 @@ def quick_run(tmp_path_factory):
         patch.setattr(TaskFamily, "make_env", recording_make_env)
         patch.setattr(MetaMAML, "meta_update", recording_meta_update)
         summary = main.main([*QUICK, "--out_dir", str(out_dir), "--state_dim", "12"])
-    metrics = load_json(out_dir / "seed_3" / "metrics.json")
-    return out_dir / "seed_3", metrics, summary, touched, support_shapes
+    metrics = load_json(out_dir / "metrics.json")
+    return out_dir, metrics, summary, touched, support_shapes
 
 
 def test_quick_run_writes_every_output_with_the_schema(quick_run):
@@ -56,7 +56,7 @@ def test_quick_run_writes_every_output_with_the_schema(quick_run):
         "control_ood_returns.png",
     ):
         assert (seed_dir / name).is_file() and (seed_dir / name).stat().st_size > 0, name
-    assert (seed_dir.parent / "summary.json").is_file() and (seed_dir.parent / "summary.md").is_file()
+    assert (seed_dir / "summary.json").is_file() and (seed_dir / "summary.md").is_file()  # one seed: one folder
     assert {"env_name", "seed", "config", "tasks", "prediction", "control", "control_ood", "timing"} <= metrics.keys()
     assert set(metrics["tasks"]) == {"train", "val", "test", "ood"}
     assert set(metrics["tasks"]["test"][0]["coefficients"]) == {"gravity_term", "control_gain"}
@@ -106,7 +106,7 @@ def test_summary_statistics_match_the_per_seed_values(quick_run):
 def test_same_seed_gives_the_same_metrics(quick_run, tmp_path):
     first = copy.deepcopy(quick_run[1])
     main.main([*QUICK, "--out_dir", str(tmp_path), "--state_dim", "12"])
-    second = load_json(tmp_path / "seed_3" / "metrics.json")
+    second = load_json(tmp_path / "metrics.json")
     for metrics in (first, second):
         metrics.pop("timing")
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
@@ -139,7 +139,7 @@ def test_several_seeds_run_into_their_own_folders_and_one_summary(tmp_path):
 def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, monkeypatch):
     flags = [*QUICK, "--num_epochs", "3"]  # quick: the last epoch starts with on-policy collection
     main.main([*flags, "--out_dir", str(tmp_path / "full")])
-    uninterrupted = torch.load(tmp_path / "full" / "seed_3" / "checkpoint.pt", weights_only=True)
+    uninterrupted = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
 
     original = WorldModels.train_step
     calls = []
@@ -153,10 +153,10 @@ def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, mo
     monkeypatch.setattr(WorldModels, "train_step", killed_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
         main.main([*flags, "--out_dir", str(tmp_path / "resumed")])
-    assert torch.load(tmp_path / "resumed" / "seed_3" / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["epoch"] == 2
     monkeypatch.setattr(WorldModels, "train_step", original)
     main.main([*flags, "--out_dir", str(tmp_path / "resumed"), "--resume"])
-    resumed = torch.load(tmp_path / "resumed" / "seed_3" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
     assert resumed["epoch"] == 3
     for name, value in uninterrupted["model"].items():
         torch.testing.assert_close(resumed["model"][name], value, atol=0, rtol=0, msg=name)
@@ -174,8 +174,7 @@ def test_resume_with_other_flags_is_refused(tmp_path):
 
 
 def test_resume_of_a_corrupt_checkpoint_names_the_file_before_any_work(tmp_path, capsys, monkeypatch):
-    (tmp_path / "seed_3").mkdir()
-    (tmp_path / "seed_3" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     monkeypatch.setattr("pipeline.run.collect_data", lambda *args: pytest.fail("collected data first"))
     with pytest.raises(SystemExit):
         main.main([*QUICK, "--out_dir", str(tmp_path), "--resume"])
@@ -216,7 +215,7 @@ def test_programmatic_config_is_validated_too():
 def test_single_task_family_runs_and_says_it_has_no_task_distribution(tmp_path, capsys):
     with pytest.warns(UserWarning, match="no task distribution"):
         main.main(["--quick", "--no-control", "--env_name", "MountainCar-v0", "--out_dir", str(tmp_path)])
-    metrics = load_json(tmp_path / "seed_0" / "metrics.json")
+    metrics = load_json(tmp_path / "metrics.json")
     assert metrics["task_distribution"] is False and "ood" not in metrics["prediction"]
     assert "single-task family" in capsys.readouterr().out
 

@@ -317,7 +317,7 @@ def test_quick_pipeline_runs_end_to_end_on_every_mujoco_family(env_id, tmp_path)
     from pipeline import cli
 
     summary = cli.main(["--quick", "--no_progress", "--env_name", env_id, "--out_dir", str(tmp_path)])
-    metrics = json.loads((tmp_path / "seed_0" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert summary["env_name"] == env_id and metrics["config"]["input_dim"] == make_task_family(env_id).model_input_dim
     assert {"maml", "erm", "oracle"} <= metrics["prediction"]["ood"].keys()
     assert {"tta", "memory_only", "no_tta", "oracle", "random"} <= metrics["control_ood"].keys()

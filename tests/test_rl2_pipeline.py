@@ -119,19 +119,18 @@ def test_resume_of_an_interrupted_rl2_run_ends_with_the_same_weights(quick_runs,
     with pytest.raises(KeyboardInterrupt):
         main.main([*QUICK, "--seed", "0", "--out_dir", str(tmp_path)])
     monkeypatch.setattr(rl2, "ppo_update", original)
-    assert set(torch.load(tmp_path / "seed_0" / "checkpoint.pt", weights_only=True)["policies"]) == {"ssm"}
+    assert set(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["policies"]) == {"ssm"}
     with pytest.raises(ValueError, match="configuration differs"):
         main.main([*QUICK, "--seed", "0", "--rl2.ent_coef", "0.1", "--out_dir", str(tmp_path), "--resume"])
     main.main([*QUICK, "--seed", "0", "--out_dir", str(tmp_path), "--resume"])
-    resumed = torch.load(tmp_path / "seed_0" / "checkpoint.pt", weights_only=True)["policies"]
+    resumed = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["policies"]
     for name in ("ssm", "oracle"):
         for key, value in uninterrupted[name]["state_dict"].items():
             torch.testing.assert_close(resumed[name]["state_dict"][key], value, atol=0, rtol=0, msg=f"{name} {key}")
 
 
 def test_resume_of_a_corrupt_rl2_checkpoint_names_the_file_before_any_work(tmp_path, capsys):
-    (tmp_path / "seed_0").mkdir()
-    (tmp_path / "seed_0" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit):
         main.main([*QUICK, "--out_dir", str(tmp_path), "--resume"])
     assert "checkpoint.pt is not a readable ssm-metarl RL² checkpoint" in capsys.readouterr().err
