@@ -70,6 +70,7 @@ from adaptation.test_time_adaptation import AdaptationConfig, Adapter
 from core.seeding import seed_everything
 from core.ssm import SSM
 from env_runner.environment import make_task_family
+from env_runner.rollouts import Rollouts
 from env_runner.segments import Normalizer
 from env_runner.tasks import TaskFamily
 from pipeline.config import PipelineConfig, defaults_for
@@ -196,12 +197,11 @@ def per_task_means(returns: list[float], repeats: int) -> list[float]:
     return [sum(returns[i : i + repeats]) / repeats for i in range(0, len(returns), repeats)]
 
 
-def tta_returns(world: World, config: PipelineConfig, split: str) -> tuple[list[float], float]:
-    """Per-task mean "tta" return on the split's control tasks under `config`, and seconds per environment step."""
+def planner_rollouts(world: World, config: PipelineConfig, split: str, condition: str) -> Rollouts:
+    """The planner of `condition` on the split's control tasks, with the pipeline's episodes and seeds."""
     episode_tasks, seeds, planner_seed = control_episodes(control_tasks(world, split), split, config)
-    start = time.perf_counter()
-    rollouts = condition_rollouts(
-        "tta",
+    return condition_rollouts(
+        condition,
         world.family,
         episode_tasks,
         seeds,
@@ -213,6 +213,12 @@ def tta_returns(world: World, config: PipelineConfig, split: str) -> tuple[list[
         planner_seed,
         until_first_done=True,
     )
+
+
+def tta_returns(world: World, config: PipelineConfig, split: str) -> tuple[list[float], float]:
+    """Per-task mean "tta" return on the split's control tasks under `config`, and seconds per environment step."""
+    start = time.perf_counter()
+    rollouts = planner_rollouts(world, config, split, "tta")
     seconds = time.perf_counter() - start
     returns = per_task_means(first_episode_returns(rollouts), config.control_episodes)
     return returns, seconds / (rollouts.num_envs * rollouts.steps)
@@ -221,23 +227,11 @@ def tta_returns(world: World, config: PipelineConfig, split: str) -> tuple[list[
 def reference_returns(world: World, split: str) -> dict[str, list[float]]:
     """Per-task mean return of random actions and (where available) of the planner on the true dynamics."""
     config = world.config
-    episode_tasks, seeds, planner_seed = control_episodes(control_tasks(world, split), split, config)
+    episode_tasks, seeds, _ = control_episodes(control_tasks(world, split), split, config)
     random = random_episode_returns(world.family, episode_tasks, seeds, config.episode_steps)
     references = {"random": per_task_means(random, config.control_episodes)}
     if has_true_dynamics(world.family):
-        rollouts = condition_rollouts(
-            "true_dynamics",
-            world.family,
-            episode_tasks,
-            seeds,
-            config.episode_steps,
-            world.models,
-            world.normalizer,
-            world.context,
-            config,
-            planner_seed,
-            until_first_done=True,
-        )
+        rollouts = planner_rollouts(world, config, split, "true_dynamics")
         references["true_dynamics"] = per_task_means(first_episode_returns(rollouts), config.control_episodes)
     return references
 
