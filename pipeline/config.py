@@ -99,6 +99,7 @@ class PipelineConfig:
     outer_lr: float = setting(1e-3, "outer-loop Adam learning rate")
     num_inner_steps: int = setting(1, "inner steps per meta-update")
     first_order: bool = setting(False, "first-order MAML (no second derivatives)")
+    learn_inner_lr: bool = setting(False, "Meta-SGD: learn one inner rate per weight, starting at inner_lr")
     grad_clip_norm: float = setting(10.0, "outer gradient-norm clip")
     inner_grad_clip: float = setting(10.0, "inner-loop and test-time gradient-norm cap")
     # evaluation

@@ -62,6 +62,7 @@ class WorldModels:
             inner_lr=config.inner_lr,
             outer_lr=config.outer_lr,
             first_order=config.first_order,
+            learn_inner_lr=config.learn_inner_lr,
             num_inner_steps=config.num_inner_steps,
             grad_clip_norm=config.grad_clip_norm,
             inner_grad_clip=config.inner_grad_clip,

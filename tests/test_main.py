@@ -137,7 +137,8 @@ def test_several_seeds_run_into_their_own_folders_and_one_summary(tmp_path):
 
 
 def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, monkeypatch):
-    flags = [*QUICK, "--num_epochs", "3"]  # quick: the last epoch starts with on-policy collection
+    # quick: the last epoch starts with on-policy collection; Meta-SGD: the learned inner rates resume too
+    flags = [*QUICK, "--num_epochs", "3", "--learn_inner_lr"]
     main.main([*flags, "--out_dir", str(tmp_path / "full")])
     uninterrupted = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
 
@@ -162,6 +163,11 @@ def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, mo
         torch.testing.assert_close(resumed["model"][name], value, atol=0, rtol=0, msg=name)
     for name, value in uninterrupted["models"]["erm_model"].items():
         torch.testing.assert_close(resumed["models"]["erm_model"][name], value, atol=0, rtol=0, msg=name)
+    learned_rates = uninterrupted["models"]["learner"]["inner_lrs"]
+    assert learned_rates.keys() == uninterrupted["model"].keys()  # one rate tensor per weight
+    assert any((rate != 0.05).any() for rate in learned_rates.values())  # moved from inner_lr
+    for name, value in learned_rates.items():
+        torch.testing.assert_close(resumed["models"]["learner"]["inner_lrs"][name], value, atol=0, rtol=0, msg=name)
     torch.testing.assert_close(resumed["dataset"]["obs"], uninterrupted["dataset"]["obs"], atol=0, rtol=0)
 
 

@@ -1,0 +1,180 @@
+"""Choosing a family's defaults on val tasks: candidate settings, each trained by the pipeline's own data and
+training stages and scored on the val tasks alone. Test and OOD tasks are never made.
+
+    python experiments/select_defaults.py --env_name HalfCheetahCrippled-v0 \
+        --candidate '{}' --candidate '{"hidden_dim": 256}' --candidate '{"steps_per_task": 1200}'
+
+A candidate is a JSON object of `PipelineConfig` fields (nested groups as objects: {"planner": {"horizon": 15}})
+applied to the family's defaults (`defaults_for`); `{}` is the defaults themselves. Scores, per val task:
+- "maml_mse", "erm_mse": query MSE after one adaptation step on the support window just before it
+  (`pipeline.prediction.window_errors`; ERM's fine-tuning selected on the same val windows, as the pipeline does);
+- "tta_return" (candidates with control on): the "tta" condition's mean episode return on the first
+  `control_tasks` val tasks, with the pipeline's episodes and seeds;
+- "train_s": seconds spent collecting data and training.
+
+Choice (`--by prediction` or `--by control`): the lowest mean val MAML MSE (the highest mean val "tta" return).
+Every candidate whose paired difference with it, over val tasks, has a 95% interval containing 0 is marked
+tied: the val tasks cannot tell the two apart. (The time budget is the caller's to respect: every candidate
+offered should fit it.) The result goes to `--out` as JSON:
+
+    {"env_name", "seed", "quick", "by", "rule", "defaults": {...}, "chosen": index,
+     "candidates": [{"overrides": {...}, "train_s", "maml_mse": summary, "erm_mse": summary,
+                     "tta_return": summary | null, "versus_best": paired, "tied": bool}],
+     "timing": {"total_s"}}
+    summary = {"mean", "ci95": [lo, hi], "per_task": [...]}
+    paired = {"mean", "ci95", "n", "wins", "losses"} of candidate - best (`pipeline.report.paired_difference`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adaptation.test_time_adaptation import AdaptationConfig, Adapter
+from pipeline.config import defaults_for
+from pipeline.prediction import fine_tuner, held_out_windows, select_erm_fine_tuning, window_errors
+from pipeline.report import paired_difference, summary
+from pipeline.test_compute import World, per_task_means, planner_rollouts, trained_world
+from planning.episode import first_episode_returns
+
+RULE = (
+    "lowest mean val MAML k=1 MSE (--by prediction) or highest mean val tta return (--by control); candidates "
+    "whose paired difference with it over val tasks has a 95% interval containing 0 are marked tied"
+)
+
+
+def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
+    """`config` with `overrides` (field -> value, a nested group's as a dict); ValueError names an unknown field."""
+    known = {item.name for item in fields(config)}
+    changes = {}
+    for name, value in overrides.items():
+        if name not in known:
+            raise ValueError(f"unknown setting {name!r} for {type(config).__name__}: expected one of {sorted(known)}")
+        current = getattr(config, name)
+        if is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"{name} is a group of settings: expected a JSON object, got {value!r}")
+            value = apply_overrides(current, value)
+        elif isinstance(current, tuple):
+            value = tuple(value)
+        changes[name] = value
+    return replace(config, **changes)
+
+
+def val_scores(world: World) -> dict[str, Any]:
+    """Val-task scores of a trained world: MAML and ERM query MSE after one step, and the tta return."""
+    config, tasks = world.config, world.splits.val
+    if not tasks:
+        raise ValueError("selection needs val tasks: num_val_tasks must be >= 1")
+    batch = held_out_windows(world.family, tasks, "val", world.normalizer, config, progress=False)
+    maml = Adapter.from_meta(world.models.learner, AdaptationConfig(num_steps=1, mode="accumulate"))
+    choice = select_erm_fine_tuning(world.models, batch, replace(config, eval_steps=(1,)))
+    scores: dict[str, Any] = {
+        "maml_mse": summary(window_errors(maml, batch, (1,))["1"]),
+        "erm_mse": summary(window_errors(fine_tuner(world.models.erm_model, *choice, config), batch, (1,))["1"]),
+        "erm_fine_tuning": list(choice),
+        "tta_return": None,
+    }
+    if config.control:
+        rollouts = planner_rollouts(world, config, "val", "tta")
+        scores["tta_return"] = summary(per_task_means(first_episode_returns(rollouts), config.control_episodes))
+    return scores
+
+
+def choose(candidates: list[dict[str, Any]], by: str) -> int:
+    """Index of the candidate with the best mean val score (RULE); sets each candidate's "versus_best" (paired
+    over val tasks) and "tied" (that difference's 95% interval contains 0)."""
+    key, sign = ("maml_mse", 1.0) if by == "prediction" else ("tta_return", -1.0)
+    if any(candidate[key] is None for candidate in candidates):
+        raise ValueError(f"--by {by} needs {key} for every candidate (control on)")
+    best = min(range(len(candidates)), key=lambda index: sign * candidates[index][key]["mean"])
+    for index, candidate in enumerate(candidates):
+        difference = paired_difference(candidate[key]["per_task"], candidates[best][key]["per_task"])
+        candidate["versus_best"] = difference
+        low, high = difference["ci95"]
+        candidate["tied"] = index == best or low <= 0.0 <= high
+    return best
+
+
+def select(
+    env_name: str,
+    candidates: list[dict[str, Any]],
+    by: str,
+    seed: int,
+    work_dir: Path,
+    progress: bool,
+    quick: bool = False,
+) -> dict[str, Any]:
+    """Train and score every candidate on val tasks; returns the selection record (module docstring).
+    `quick`: the candidates override the --quick sizes (a smoke run)."""
+    start = time.perf_counter()
+    defaults = replace(defaults_for(env_name, quick), seed=seed)
+    configs = [apply_overrides(defaults, overrides) for overrides in candidates]  # every candidate checked first
+    scored = []
+    for index, (overrides, config) in enumerate(zip(candidates, configs, strict=True)):
+        if progress:
+            print(f"candidate {index}: {json.dumps(overrides)}", flush=True)
+        train_start = time.perf_counter()
+        world = trained_world(config, work_dir / f"candidate_{index}", progress)
+        record = {"overrides": overrides, "train_s": time.perf_counter() - train_start, **val_scores(world)}
+        scored.append(record)
+        if progress:
+            print(describe(record), flush=True)
+    chosen = choose(scored, by)
+    return {
+        "env_name": env_name,
+        "seed": seed,
+        "quick": quick,
+        "by": by,
+        "rule": RULE,
+        "defaults": defaults.to_dict(),
+        "chosen": chosen,
+        "candidates": scored,
+        "timing": {"total_s": time.perf_counter() - start},
+    }
+
+
+def describe(record: dict[str, Any]) -> str:
+    text = (
+        f"  {json.dumps(record['overrides'])}: val MAML k=1 {record['maml_mse']['mean']:.4f}, "
+        f"ERM k=1 {record['erm_mse']['mean']:.4f}"
+    )
+    if record["tta_return"] is not None:
+        text += f", tta return {record['tta_return']['mean']:.1f}"
+    return text + f", trained in {record['train_s']:.0f} s"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env_name", required=True, help="gymnasium id with a task family")
+    parser.add_argument(
+        "--candidate", action="append", type=json.loads, required=True, help="JSON overrides of the defaults"
+    )
+    parser.add_argument("--by", choices=("prediction", "control"), default="prediction", help="what the choice reads")
+    parser.add_argument("--seed", type=int, default=0, help="the seed every candidate is trained with")
+    parser.add_argument("--quick", action="store_true", help="candidates override the --quick sizes (a smoke run)")
+    parser.add_argument("--out", type=Path, required=True, help="where the selection JSON is written")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    parser.add_argument("--no_progress", action="store_true", help="hide progress output")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as work_dir:
+        record = select(
+            args.env_name, args.candidate, args.by, args.seed, Path(work_dir), not args.no_progress, args.quick
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2))
+    if not args.no_progress:
+        print(f"chosen: candidate {record['chosen']} {json.dumps(record['candidates'][record['chosen']]['overrides'])}")
+    return record
