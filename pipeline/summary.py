@@ -98,10 +98,31 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def _timing(runs: list[dict]) -> dict:
+    """Seconds: all seeds, each seed, and each stage's mean over seeds ("train", "control", "train ssm", ...)."""
+    stages = [_stage_seconds(run["timing"]) for run in runs]
     return {
         "total_s": sum(run["timing"]["total_s"] for run in runs),
         "per_seed_s": [run["timing"]["total_s"] for run in runs],
+        "mean_stage_s": {
+            name: sum(seed[name] for seed in stages) / len(stages)
+            for name in stages[0]
+            if all(name in seed for seed in stages)
+        },
     }
+
+
+def _stage_seconds(timing: dict) -> dict[str, float]:
+    """A run's stage times by name: `timing["stages"]` (the model-based pipeline) or the other `*_s` entries
+    (RL²), nested ones flattened ({"train_s": {"ssm": t}} -> "train ssm")."""
+    stages = timing.get("stages", {key: value for key, value in timing.items() if key != "total_s"})
+    seconds = {}
+    for key, value in stages.items():
+        name = key.removesuffix("_s")
+        if isinstance(value, dict):
+            seconds.update({f"{name} {part}": part_value for part, part_value in value.items()})
+        else:
+            seconds[name] = value
+    return seconds
 
 
 def _summarize_rl2(runs: list[dict]) -> dict:
@@ -161,6 +182,11 @@ def _interval(value: dict, digits: int) -> str:
 def summary_markdown(result: dict) -> str:
     """Markdown tables: prediction, control, paired differences, normalised scores."""
     lines = [f"#### {result['env_name']}: {result['n_seeds']} seeds ({', '.join(map(str, result['seeds']))})", ""]
+    if "timing" in result:
+        timing = result["timing"]
+        stages = ", ".join(f"{name} {value:.0f} s" for name, value in timing["mean_stage_s"].items())
+        per_seed = ", ".join(f"{value:.0f} s" for value in timing["per_seed_s"])
+        lines += [f"Time per seed: {per_seed} (mean by stage: {stages})", ""]
     for split, learners in result.get("prediction", {}).items():
         steps = list(next(iter(learners.values())))
         lines += [

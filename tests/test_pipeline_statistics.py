@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from pipeline.report import condition_summary, mean_and_ci95, paired_difference
-from pipeline.summary import summarize
+from pipeline.summary import _timing, summarize, summary_markdown
 
 
 def test_interval_of_the_mean_uses_student_t():
@@ -85,3 +85,16 @@ def test_committed_summaries_are_recomputed_from_the_committed_per_seed_metrics(
     runs = [json.loads((RESULTS / family / f"seed_{seed}_metrics.json").read_text()) for seed in summary["seeds"]]
     recomputed = json.loads(json.dumps(summarize(runs)))
     assert recomputed == summary
+
+
+def test_summary_times_every_seed_and_averages_each_stage():
+    pipeline_runs = [
+        {**_run(seed, [1.0], [1.0], [0.1], [0.1]), "timing": {"total_s": total, "stages": {"train_s": train}}}
+        for seed, total, train in ((0, 10.0, 4.0), (1, 20.0, 8.0))
+    ]
+    timing = summarize(pipeline_runs)["timing"]
+    assert timing["per_seed_s"] == [10.0, 20.0] and timing["total_s"] == 30.0
+    assert timing["mean_stage_s"] == {"train": 6.0}
+    assert "Time per seed: 10 s, 20 s (mean by stage: train 6 s)" in summary_markdown(summarize(pipeline_runs))
+    nested = [{"timing": {"total_s": 3.0, "train_s": {"ssm": 1.0, "gru": 2.0}, "evaluate_s": 0.5}}]
+    assert _timing(nested)["mean_stage_s"] == {"train ssm": 1.0, "train gru": 2.0, "evaluate": 0.5}
