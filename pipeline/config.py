@@ -221,14 +221,16 @@ _LOCOMOTION = {
     "control_episodes": 2,
     "planner": PlannerConfig(horizon=10, num_candidates=200, num_iterations=3),
 }
+
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # MuJoCo locomotion: 100-step control episodes (the environments' limit is 1000) and a shorter horizon keep a
     # single-seed run within 15 minutes on 2 CPU cores. The HalfCheetah rows add what val tasks chose
     # (experiments/select_defaults.py, records in docs/results/selection/): Meta-SGD, and longer training or
-    # more data per task, and (crippled cheetah: the only family whose planner was selected) 500 candidates;
-    # Hopper and Ant keep the shared row, which was not selected on their val tasks
+    # more data per task, and (crippled cheetah: the only family whose planner was selected) 500 candidates.
+    # Hopper's val tasks compared the shared row with the crippled cheetah's training settings only; the Ant
+    # keeps the shared row, which was not selected on its val tasks
     "HalfCheetah-v5": {**_LOCOMOTION, "learn_inner_lr": True, "iterations_per_epoch": 600, "steps_per_task": 1200},
-    "Hopper-v5": _LOCOMOTION,
+    "Hopper-v5": {**_LOCOMOTION, "learn_inner_lr": True, "iterations_per_epoch": 300, "steps_per_task": 2400},
     "HalfCheetahCrippled-v0": {
         **_LOCOMOTION,
         "learn_inner_lr": True,
