@@ -16,6 +16,7 @@ Meta-RL with a state space model, end to end:
     python main.py --env_name Pendulum-v1 --seeds 0 1 2      # one run per seed + the paired summary
     python main.py --quick                                   # seconds-long smoke run
     python main.py --out_dir runs/x --resume                 # continue a killed run
+    python main.py --threads 1 ...                           # one core: two runs side by side do not oversubscribe
 
 `--algo rl2` trains an RL² policy instead (PPO; its SSM or GRU memory adapts within a trial of several
 episodes), with an oracle and a random baseline, and reports the return of each episode of a trial:
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out_dir")
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration (tiny sizes)")
     parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch.set_num_threads (default: torch's own choice); 1 for runs that share the cores with others",
+    )
     return parser
 
 
@@ -84,6 +90,10 @@ def main(argv: list[str] | None = None) -> dict:
             f"{config.env_name} has no closed-form reward for the planner to score imagined trajectories: "
             "pass --no-control"
         )
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     seeds = args.seeds if args.seeds is not None else [config.seed]
     if any(seed < 0 for seed in seeds):
         parser.error(f"--seeds must be >= 0, got {seeds}")

@@ -202,6 +202,7 @@ def test_resume_of_a_corrupt_checkpoint_names_the_file_before_any_work(tmp_path,
         (["--adapt.window_state", "sometimes"], "invalid choice"),
         (["--planner.horizon", "0"], "horizon must be >= 1"),
         (["--env_name", "MountainCar-v0"], "pass --no-control"),
+        (["--threads", "0"], "--threads must be >= 1"),
     ],
 )
 def test_bad_flags_are_argparse_errors(flags, message, tmp_path, capsys):
@@ -209,6 +210,18 @@ def test_bad_flags_are_argparse_errors(flags, message, tmp_path, capsys):
         main.main([*QUICK, "--out_dir", str(tmp_path / "never"), *flags])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_threads_sets_torchs_thread_count_before_the_run(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(main, "run_seeds", lambda *args, **kwargs: seen.append(torch.get_num_threads()))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        main.main([*QUICK, "--out_dir", str(tmp_path), "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [1]
 
 
 def test_programmatic_config_is_validated_too():
