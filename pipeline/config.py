@@ -227,8 +227,7 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # single-seed run within 15 minutes on 2 CPU cores. The HalfCheetah rows add what val tasks chose
     # (experiments/select_defaults.py, records in docs/results/selection/): Meta-SGD, and longer training or
     # more data per task, and (crippled cheetah: the only family whose planner was selected) 500 candidates.
-    # Hopper's val tasks compared the shared row with the crippled cheetah's training settings only; the Ant
-    # keeps the shared row, which was not selected on its val tasks
+    # Hopper's and the Ant's val tasks compared the shared row with the crippled cheetah's training settings only
     "HalfCheetah-v5": {**_LOCOMOTION, "learn_inner_lr": True, "iterations_per_epoch": 600, "steps_per_task": 1200},
     "Hopper-v5": {**_LOCOMOTION, "learn_inner_lr": True, "iterations_per_epoch": 300, "steps_per_task": 2400},
     "HalfCheetahCrippled-v0": {
@@ -238,7 +237,7 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
         "steps_per_task": 2400,
         "planner": PlannerConfig(horizon=10, num_candidates=500, num_iterations=3),
     },
-    "AntCrippled-v0": _LOCOMOTION,
+    "AntCrippled-v0": {**_LOCOMOTION, "learn_inner_lr": True, "iterations_per_epoch": 300, "steps_per_task": 2400},
 }
 
 
