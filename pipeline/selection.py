@@ -19,7 +19,8 @@ offered should fit it.) The result goes to `--out` as JSON:
 
     {"env_name", "seed", "quick", "by", "rule", "defaults": {...}, "chosen": index,
      "candidates": [{"overrides": {...}, "train_s", "maml_mse": summary, "erm_mse": summary,
-                     "tta_return": summary | null, "versus_best": paired, "tied": bool}],
+                     "erm_fine_tuning": [optimizer, rate], "tta_return": summary | null,
+                     "versus_best": paired, "tied": bool}],
      "timing": {"total_s"}}
     summary = {"mean", "ci95": [lo, hi], "per_task": [...]}
     paired = {"mean", "ci95", "n", "wins", "losses"} of candidate - best (`pipeline.report.paired_difference`)
