@@ -248,6 +248,25 @@ def defaults_for(env_name: str, quick: bool = False) -> PipelineConfig:
     return replace(config, **QUICK_SIZES) if quick else config
 
 
+def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
+    """`config` with `overrides` as JSON gives them (field -> value, a nested group's as an object, a tuple as a
+    list); ValueError names an unknown field, and `__post_init__` checks the values."""
+    known = {item.name for item in fields(config)}
+    changes = {}
+    for name, value in overrides.items():
+        if name not in known:
+            raise ValueError(f"unknown setting {name!r} for {type(config).__name__}: expected one of {sorted(known)}")
+        current = getattr(config, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"{name} is a group of settings: expected a JSON object, got {value!r}")
+            value = apply_overrides(current, value)
+        elif isinstance(current, tuple):
+            value = tuple(value)
+        changes[name] = value
+    return replace(config, **changes)
+
+
 def with_overrides(config: PipelineConfig, **values: Any) -> PipelineConfig:
     """`config` with the given fields replaced; None values are ignored (flags not given)."""
     return replace(config, **{key: value for key, value in values.items() if value is not None})

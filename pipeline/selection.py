@@ -32,14 +32,14 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from adaptation.test_time_adaptation import AdaptationConfig, Adapter
-from pipeline.config import defaults_for
+from pipeline.config import apply_overrides, defaults_for
 from pipeline.prediction import fine_tuner, held_out_windows, select_erm_fine_tuning, window_errors
 from pipeline.report import paired_difference, summary
 from pipeline.test_compute import World, per_task_means, planner_rollouts, trained_world
@@ -49,24 +49,6 @@ RULE = (
     "lowest mean val MAML k=1 MSE (--by prediction) or highest mean val tta return (--by control); candidates "
     "whose paired difference with it over val tasks has a 95% interval containing 0 are marked tied"
 )
-
-
-def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
-    """`config` with `overrides` (field -> value, a nested group's as a dict); ValueError names an unknown field."""
-    known = {item.name for item in fields(config)}
-    changes = {}
-    for name, value in overrides.items():
-        if name not in known:
-            raise ValueError(f"unknown setting {name!r} for {type(config).__name__}: expected one of {sorted(known)}")
-        current = getattr(config, name)
-        if is_dataclass(current):
-            if not isinstance(value, dict):
-                raise ValueError(f"{name} is a group of settings: expected a JSON object, got {value!r}")
-            value = apply_overrides(current, value)
-        elif isinstance(current, tuple):
-            value = tuple(value)
-        changes[name] = value
-    return replace(config, **changes)
 
 
 def val_scores(world: World) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import torch
 
 from env_runner.tasks import TaskFamily
 from pipeline import selection
-from pipeline.config import defaults_for
+from pipeline.config import apply_overrides, defaults_for
 from planning.planner import PlannerConfig
 
 
@@ -91,15 +91,15 @@ def test_choice_by_control_maximises_the_return_and_needs_it():
 
 def test_overrides_name_an_unknown_setting_and_a_group_given_a_value():
     defaults = defaults_for("Pendulum-v1")
-    changed = selection.apply_overrides(defaults, {"hidden_dim": 32, "planner": {"horizon": 7}, "eval_steps": [0, 1]})
+    changed = apply_overrides(defaults, {"hidden_dim": 32, "planner": {"horizon": 7}, "eval_steps": [0, 1]})
     assert changed.hidden_dim == 32 and changed.planner == PlannerConfig(**{**vars(defaults.planner), "horizon": 7})
     assert changed.eval_steps == (0, 1)
     with pytest.raises(ValueError, match="unknown setting 'hiden_dim'"):
-        selection.apply_overrides(defaults, {"hiden_dim": 32})
+        apply_overrides(defaults, {"hiden_dim": 32})
     with pytest.raises(ValueError, match="planner is a group"):
-        selection.apply_overrides(defaults, {"planner": 7})
+        apply_overrides(defaults, {"planner": 7})
     with pytest.raises(ValueError, match="hidden_dim must be >= 1"):
-        selection.apply_overrides(defaults, {"hidden_dim": 0})
+        apply_overrides(defaults, {"hidden_dim": 0})
 
 
 def test_an_invalid_candidate_fails_before_any_training(tmp_path, monkeypatch):
