@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-import main
 from env_runner.environment import make_task_family
 from env_runner.tasks import TaskFamily
 from meta_rl import rl2
+from pipeline import cli as main
 from pipeline.config import PipelineConfig
 
 QUICK = ["--algo", "rl2", "--env_name", "PointNavigation-v0", "--quick", "--no_progress"]
