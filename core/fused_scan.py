@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch.autograd.function import FunctionCtx
 
 from core.scans import chunked_scan, chunked_scan_
+from core.torch_internals import outside_torch_func_transforms, silu_backward, softplus_backward
 
 
 def decay_and_input(
@@ -124,10 +125,10 @@ class GateScan(torch.autograd.Function):
         grad_h.mul_(z)  # dh * z
         grad_neg_delta.addcdiv_(grad_h, norm, value=-1.0).addcmul_(grad_h, norm)  # - dh z (1 / c - c)
         grad_A_log = (grad_neg_delta * neg_delta).sum((0, 1))  # (N)
-        grad_rate = torch.ops.aten.softplus_backward(grad_neg_delta, rate, 1.0, 20.0).mul_(-torch.exp(A_log))
+        grad_rate = softplus_backward(grad_neg_delta, rate).mul_(-torch.exp(A_log))
 
         p_grad = torch.addcmul(states, D, z, out=grad_neg_delta).mul_(grad_r)  # dr * p
-        grad_gate = torch.ops.aten.silu_backward(p_grad, gate)  # (B, T, N)
+        grad_gate = silu_backward(p_grad, gate)  # (B, T, N)
         return grad_rate, grad_z, grad_gate, grad_A_log, grad_D, None, grad_h0, None
 
 
@@ -148,7 +149,7 @@ def _recorded_backward(
 
 def applies() -> bool:
     """Whether `gate_scan` may run here: not inside a torch.func transform (vmap, grad, jacrev, ...)."""
-    return torch._C._functorch.peek_interpreter_stack() is None
+    return outside_torch_func_transforms()
 
 
 def gate_scan(

@@ -4,11 +4,12 @@
     dx = dy W,  dW = dy^T x,  db = sum dy
 
 PyTorch's CPU build ships two GEMM libraries: `F.linear` calls MKL, while nn.LSTM, convolutions and
-`torch.ops.mkldnn._linear_pointwise` call oneDNN. On CPUs where MKL falls back to a generic code path
-(AMD EPYC among them) oneDNN is about 2.5x faster on the SSM's (B*T, 128) x (128, 128) products, with
-the same float32 result. `linear` uses it for those three products where it applies and `F.linear`
-everywhere else. Its backward is differentiable (double backward runs `F.linear`-equivalent ops), so
-`create_graph=True` stays correct; under torch.func transforms callers use `F.linear` (`applies` says when).
+oneDNN's linear op (`core.torch_internals.onednn_linear`, a private op) call oneDNN. On CPUs where MKL
+falls back to a generic code path (AMD EPYC among them) oneDNN is about 2.5x faster on the SSM's
+(B*T, 128) x (128, 128) products, with the same float32 result. `linear` uses it for those three products
+where it applies and `F.linear` everywhere else. Its backward is differentiable (double backward runs
+`F.linear`-equivalent ops), so `create_graph=True` stays correct; under torch.func transforms callers use
+`F.linear` (`applies` says when).
 """
 
 from __future__ import annotations
@@ -17,10 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import FunctionCtx
 
-
-def _onednn_matmul_t(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """x (..., in) @ weight (out, in)^T + bias (out) -> (..., out), by oneDNN."""
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+from core.torch_internals import has_onednn_linear, onednn_linear, outside_torch_func_transforms
 
 
 class OneDNNLinear(torch.autograd.Function):
@@ -28,7 +26,7 @@ class OneDNNLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        return _onednn_matmul_t(x, weight, bias)
+        return onednn_linear(x, weight, bias)
 
     @staticmethod
     def setup_context(ctx: FunctionCtx, inputs: tuple, output: torch.Tensor) -> None:
@@ -48,30 +46,19 @@ class OneDNNLinear(torch.autograd.Function):
                 grad_weight = grad_y2d.T @ x2d
         else:
             if ctx.needs_input_grad[0]:
-                grad_x = _onednn_matmul_t(grad_y, weight.T.contiguous(), None)  # (..., in)
+                grad_x = onednn_linear(grad_y, weight.T.contiguous(), None)  # (..., in)
             if ctx.needs_input_grad[1]:
-                grad_weight = _onednn_matmul_t(grad_y2d.T, x2d.T, None)  # (out, in)
+                grad_weight = onednn_linear(grad_y2d.T, x2d.T, None)  # (out, in)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad_y2d.sum(0)
         return grad_x, grad_weight, grad_bias
 
 
-def _onednn_linear_available() -> bool:
-    """oneDNN is built in and this torch has its linear op (a private op: other builds may lack it)."""
-    try:
-        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._linear_pointwise is not None
-    except (AttributeError, RuntimeError):
-        return False
-
-
-ONEDNN_LINEAR = _onednn_linear_available()
-
-
 def applies(*tensors: torch.Tensor) -> bool:
     """Whether `OneDNNLinear` can run on these tensors: float32 CPU, oneDNN's op present, no torch.func transform."""
     return (
-        ONEDNN_LINEAR
-        and torch._C._functorch.peek_interpreter_stack() is None
+        has_onednn_linear()
+        and outside_torch_func_transforms()
         and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
     )
 
