@@ -1,9 +1,9 @@
 # Multi-stage image: build the wheel (the library packages and two console scripts), then install it with a
-# CPU torch into a slim runtime. The checkout's scripts (main.py, experiments/) are not part of the image.
+# CPU torch into a slim runtime, with main.py and the experiments' scripts in /app. No ENTRYPOINT.
 #   docker build -t ssm-metarl .
 #   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 -t ssm-metarl:cuda .
-#   docker run ssm-metarl ssm-metarl --env_name Pendulum-v1 --num_epochs 10
-#   docker run ssm-metarl ssm-metarl-bench [--section ssm] [--json /app/runs/bench.json]
+#   docker run ssm-metarl python main.py --env_name Pendulum-v1 --num_epochs 10     (or: ssm-metarl ...)
+#   docker run ssm-metarl python experiments/quick_benchmark.py [--section ssm]     (or: ssm-metarl-bench ...)
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS build
@@ -15,6 +15,7 @@ COPY adaptation adaptation
 COPY env_runner env_runner
 COPY planning planning
 COPY pipeline pipeline
+COPY experiments experiments
 COPY benchmarks benchmarks
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
@@ -26,4 +27,6 @@ RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 WORKDIR /app
+COPY main.py ./
+COPY experiments experiments
 CMD ["ssm-metarl", "--help"]

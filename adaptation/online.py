@@ -20,34 +20,55 @@ state; between updates the caller advances the state under the current weights (
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
-from adaptation.test_time_adaptation import AdaptationConfig
 from core.parameters import Params
+from core.settings import check_settings, integer, is_int, number, one_of, optional, setting
 from meta_rl.meta_maml import MetaMAML
+
+WINDOW_STATES = ("zero", "carried")
+
+
+@dataclass(frozen=True)
+class OnlineAdaptationConfig:
+    """Adapting while acting: MetaMAML's inner step (its learned rates, subset and clip) on the last `window`
+    transitions every `update_every` steps, restarting from theta*. The defaults are the pipeline's."""
+
+    num_steps: int = setting(1, "inner steps per test-time update (0: memory only)", integer(0))
+    window: int = setting(16, "transitions adapted on (the support size of meta-training by default)", integer(1))
+    update_every: int = setting(5, "environment steps between two updates", integer(1))
+    window_state: str = setting(
+        "zero", "state the window starts from: zero (as meta-trained) or carried", one_of(WINDOW_STATES)
+    )
+    max_loss_increase: float | None = setting(
+        1.0,
+        "roll back an update whose window loss exceeds this factor times the loss at theta* (none: off)",
+        optional(number(1)),
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 class OnlineAdapter:
     """Ring buffer of the last `window` transitions per episode and one adapted weight set per episode.
 
     Shapes (E = num_envs, W = window): `observe(x_t (E, D_in), y_t (E, D_out), episode_start (E,),
-    hidden_before (E, N))`. The model must be stateful (an SSM world model). `config.mode` must be
-    "restart"; its learning rate, subset and clip are MetaMAML's (`meta.learning_rates()`).
+    hidden_before (E, N))`. The model must be stateful (an SSM world model). The step size, the adapted
+    subset and the gradient clip are MetaMAML's (`meta.learning_rates()`).
     """
 
-    def __init__(self, meta: MetaMAML, config: AdaptationConfig, num_envs: int = 1) -> None:
-        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+    def __init__(self, meta: MetaMAML, config: OnlineAdaptationConfig | None = None, num_envs: int = 1) -> None:
+        if not is_int(num_envs) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if not meta.stateful:
             raise ValueError(f"OnlineAdapter needs a stateful model, {type(meta.model).__name__} has no init_hidden")
-        if config.mode != "restart":
-            raise ValueError(
-                f"OnlineAdapter adapts from theta* at every update: mode must be 'restart', got {config.mode!r}"
-            )
         self.meta = meta
-        self.config = config
+        self.config = config if config is not None else OnlineAdaptationConfig()
         self.num_envs = num_envs
         self.theta = {name: value.detach() for name, value in meta.params().items()}
         self._buffers = dict(meta.model.named_buffers())

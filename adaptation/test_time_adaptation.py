@@ -34,95 +34,54 @@ from core.parameters import (
     select_parameter_names,
     sgd_step,
 )
+from core.settings import Rule, check_settings, integer, number, one_of, optional, positive, setting
 
 if TYPE_CHECKING:
     from meta_rl.meta_maml import MetaMAML
 
 OPTIMIZERS = ("sgd", "adam")
 MODES = ("restart", "accumulate")
-WINDOW_STATES = ("carried", "zero")
 
 
-@dataclass
+def _parameter_selector(selector: ParamSelector) -> bool:
+    return (
+        selector is None
+        or callable(selector)
+        or (
+            isinstance(selector, Sequence)
+            and not isinstance(selector, str)
+            and len(selector) > 0
+            and all(isinstance(name, str) for name in selector)
+        )
+    )
+
+
+@dataclass(frozen=True)
 class AdaptationConfig:
-    """Settings of test-time adaptation.
+    """Settings of one `Adapter.update_step` (adapting while acting, window and schedule, is
+    `adaptation.online.OnlineAdaptationConfig`). A non-finite loss, gradient or weight always rolls the update
+    back; `max_loss_increase` also rejects an update that raised the batch loss by more than that factor."""
 
-    learning_rate:        optimizer step size (> 0).
-    num_steps:            optimizer steps per `update_step` (>= 0; 0 only evaluates and tracks the state).
-    grad_clip_norm:       clip the gradient's total norm to this value; None = no clipping.
-    optimizer:            "sgd" (plain, as in the MAML inner loop) or "adam".
-    window:               number of most recent transitions adapted on (used by `OnlineAdapter`).
-    update_every:         environment steps between two updates (used by `OnlineAdapter`).
-    mode:                 "restart" (from theta* at every update) or "accumulate" (from the current weights).
-    window_state:         state the window is adapted from (`OnlineAdapter`): "carried", the trajectory's state
-                          entering the window, or "zero", `init_hidden` (as MetaMAML's support windows start).
-    params_to_adapt:      None = all parameters, a list of parameter names, or a predicate name -> bool.
-    max_loss_increase:    reject an update whose loss_after > loss_before * max_loss_increase (>= 1); None = off.
-    A non-finite loss, gradient or weight always rolls the update back.
-    """
-
-    learning_rate: float = 0.01
-    num_steps: int = 1
-    grad_clip_norm: float | None = None
-    optimizer: str = "sgd"
-    window: int = 32
-    update_every: int = 1
-    mode: str = "restart"
-    window_state: str = "carried"
-    params_to_adapt: ParamSelector = None
-    max_loss_increase: float | None = None
+    learning_rate: float = setting(0.01, "optimizer step size (MetaMAML's inner_lr by default)", positive())
+    num_steps: int = setting(1, "optimizer steps per update (0 only evaluates and tracks the state)", integer(0))
+    grad_clip_norm: float | None = setting(
+        None, "clip the gradient's total norm to this (none: off)", optional(positive())
+    )
+    optimizer: str = setting("sgd", "sgd (plain, as in the MAML inner loop) or adam", one_of(OPTIMIZERS))
+    mode: str = setting(
+        "restart", "restart (from theta* at every update) or accumulate (from the current weights)", one_of(MODES)
+    )
+    params_to_adapt: ParamSelector = setting(
+        None,
+        "None = all parameters, a list of parameter names, or a predicate name -> bool",
+        Rule(_parameter_selector, "none, a non-empty list of parameter names or a predicate"),
+    )
+    max_loss_increase: float | None = setting(
+        None, "reject an update whose loss_after > loss_before * this (none: off)", optional(number(1))
+    )
 
     def __post_init__(self) -> None:
-        _require(
-            _is_real(self.learning_rate) and math.isfinite(self.learning_rate) and self.learning_rate > 0,
-            "learning_rate",
-            f"must be a finite number > 0, got {self.learning_rate!r}",
-        )
-        _require(
-            _is_int(self.num_steps) and self.num_steps >= 0, "num_steps", f"must be an int >= 0, got {self.num_steps!r}"
-        )
-        _require(
-            self.grad_clip_norm is None
-            or (_is_real(self.grad_clip_norm) and math.isfinite(self.grad_clip_norm) and self.grad_clip_norm > 0),
-            "grad_clip_norm",
-            f"must be None or a finite number > 0, got {self.grad_clip_norm!r}",
-        )
-        _require(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        _require(_is_int(self.window) and self.window >= 1, "window", f"must be an int >= 1, got {self.window!r}")
-        _require(
-            _is_int(self.update_every) and self.update_every >= 1,
-            "update_every",
-            f"must be an int >= 1, got {self.update_every!r}",
-        )
-        _require(self.mode in MODES, "mode", f"must be one of {MODES}, got {self.mode!r}")
-        _require(
-            self.window_state in WINDOW_STATES,
-            "window_state",
-            f"must be one of {WINDOW_STATES}, got {self.window_state!r}",
-        )
-        selector = self.params_to_adapt
-        _require(
-            selector is None
-            or callable(selector)
-            or (
-                isinstance(selector, Sequence)
-                and not isinstance(selector, str)
-                and len(selector) > 0
-                and all(isinstance(name, str) for name in selector)
-            ),
-            "params_to_adapt",
-            f"must be None, a non-empty list of parameter names or a predicate, got {selector!r}",
-        )
-        _require(
-            self.max_loss_increase is None
-            or (
-                _is_real(self.max_loss_increase)
-                and math.isfinite(self.max_loss_increase)
-                and self.max_loss_increase >= 1
-            ),
-            "max_loss_increase",
-            f"must be None or a finite number >= 1, got {self.max_loss_increase!r}",
-        )
+        check_settings(self)
 
 
 class Adapter:
@@ -176,8 +135,8 @@ class Adapter:
         """An Adapter of a copy of `meta.model` whose SGD step is exactly MetaMAML's inner step.
 
         The step size (learned per-parameter rates or `inner_lr`), the adapted subset and the gradient clip
-        come from `meta` and replace those fields of `config`; the schedule (num_steps, window,
-        update_every, mode, window_state, max_loss_increase) comes from `config`. With num_steps=1 in
+        come from `meta` and replace those fields of `config`; the rest (num_steps, mode, max_loss_increase)
+        comes from `config`. With num_steps=1 in
         restart mode, `update_step(x, y, h0)` leaves the weights `meta.adapt_task(x, y, h0)` returns.
         """
         config = replace(
@@ -378,16 +337,3 @@ class Adapter:
         with torch.no_grad():
             for param, value in zip(self._adapted, values, strict=True):
                 param.copy_(value)
-
-
-def _require(condition: bool, field: str, message: str) -> None:
-    if not condition:
-        raise ValueError(f"AdaptationConfig.{field} {message}")
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from adaptation import AdaptationConfig, Adapter, OnlineAdapter
+from adaptation import AdaptationConfig, Adapter, OnlineAdaptationConfig, OnlineAdapter
 from benchmarks.timing import format_table, time_interleaved
 from core.ssm import SSM
 from meta_rl.meta_maml import MetaMAML
@@ -49,12 +49,14 @@ def _check_same_weights(adapter: Adapter, model: SSM) -> None:
 
 def _cases(num_steps: int, x: torch.Tensor, y: torch.Tensor, transitions: torch.Tensor) -> dict:
     """Callables doing one update each: the Adapter, the plain loop, the online helper (on a full window)."""
-    config = AdaptationConfig(learning_rate=LEARNING_RATE, num_steps=num_steps, window=WINDOW)
-    adapter = Adapter(make_model(), config)
+    adapter = Adapter(make_model(), AdaptationConfig(learning_rate=LEARNING_RATE, num_steps=num_steps))
     plain_model = make_model()
     reference = {name: param.detach().clone() for name, param in plain_model.named_parameters()}
     hidden = plain_model.init_hidden(1)
-    online = OnlineAdapter(MetaMAML(make_model(), inner_lr=LEARNING_RATE), config)
+    every_step = OnlineAdaptationConfig(
+        num_steps=num_steps, window=WINDOW, update_every=1, window_state="carried", max_loss_increase=None
+    )
+    online = OnlineAdapter(MetaMAML(make_model(), inner_lr=LEARNING_RATE), every_step)
     not_a_start, entering = torch.zeros(1, dtype=torch.bool), online.meta.model.init_hidden(1)
 
     def observe(transition: torch.Tensor) -> None:

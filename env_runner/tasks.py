@@ -38,7 +38,6 @@ from env_runner.rewards import RewardFn
 
 Split = Literal["train", "val", "test", "ood"]
 SPLIT_IDS: dict[str, int] = {"train": 0, "val": 3, "test": 1, "ood": 2}
-IN_DISTRIBUTION_SPLITS = ("train", "val", "test")
 OOD_MARGIN = 0.1  # an OOD task lies outside the training box by at least this share of its width
 MAX_OOD_DRAWS = 10_000
 Range = tuple[float, float]

@@ -27,21 +27,22 @@ episodes), with an oracle and a random baseline, and reports the return of each 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-import torch
-
-from env_runner.environment import make_task_family
-from pipeline.config import PipelineConfig, add_config_arguments, config_from_args, defaults_for
+from core.settings import SettingError
+from pipeline.config import resolve_device
+from pipeline.executor import run_seeds
+from pipeline.flags import add_program_flags, add_setting_flags, config_from_flags, set_threads
 from pipeline.rl2_run import read_rl2_checkpoint
-from pipeline.run import run_seeds
 from pipeline.training import read_training_checkpoint
+from pipeline.world import family_and_config
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(parser)
+    add_setting_flags(parser)
     parser.add_argument(
         "--seeds",
         type=int,
@@ -50,53 +51,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out_dir", type=Path, help="output folder (default runs/<env>-<timestamp>)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out_dir")
-    parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration (tiny sizes)")
-    parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        help="torch.set_num_threads (default: torch's own choice); 1 for runs that share the cores with others",
-    )
+    add_program_flags(parser)
     return parser
-
-
-def resolve_device(name: str | None) -> str:
-    if name in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if torch.device(name).type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} asked for CUDA, but torch.cuda.is_available() is False")
-    return name
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse, check, run; returns the summary over seeds (summary.json)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    config = config_from_flags(parser, args)
     try:
-        base = defaults_for(args.env_name or PipelineConfig().env_name, args.quick)
-        args.device = resolve_device(args.device)
-        config = config_from_args(args, base)
-        family = make_task_family(config.env_name)
+        config = replace(config, device=resolve_device(config.device))
+        family_and_config(config)  # the family exists and agrees with the config and the machine, before any work
+    except SettingError as error:
+        parser.error(f"--{error}")
     except ValueError as error:
         parser.error(str(error))
-    width = family.model_input_dim
-    if config.input_dim not in (None, width):
-        parser.error(
-            f"--input_dim {config.input_dim} contradicts {config.env_name}: obs_dim {family.obs_dim} "
-            f"- {len(family.translation_invariant_obs)} position entries + action_dim {family.action_dim} = {width}"
-        )
-    if config.algo == "mbrl" and config.control and not family.has_reward_fn:
-        parser.error(
-            f"{config.env_name} has no closed-form reward for the planner to score imagined trajectories: "
-            "pass --no-control"
-        )
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    set_threads(parser, args)
     seeds = args.seeds if args.seeds is not None else [config.seed]
     if any(seed < 0 for seed in seeds):
-        parser.error(f"--seeds must be >= 0, got {seeds}")
+        parser.error(f"--seeds must be ints >= 0, got {seeds}")
     out_dir = args.out_dir or Path("runs") / f"{config.env_name}-{datetime.now():%Y%m%d-%H%M%S}"
     if args.resume:
         folders = [out_dir / f"seed_{seed}" for seed in seeds] if args.seeds is not None else [out_dir]

@@ -14,7 +14,7 @@ from env_runner.segments import SegmentBatch, WindowSource, sample_source_batche
 from env_runner.tasks import Task, TaskFamily, check_disjoint
 from meta_rl.distributed import all_gather_objects, shard
 from pipeline.config import PipelineConfig
-from pipeline.report import progress_bar
+from pipeline.progress import progress_bar
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ from core.seeding import derive_seed
 from env_runner.segments import Normalizer, SegmentBatch, sample_task_batches
 from env_runner.tasks import Task, TaskFamily
 from pipeline.config import PipelineConfig
-from pipeline.data import TaskContext, TaskSplits, collect_data, to_device
-from pipeline.report import summary
+from pipeline.data import collect_data, to_device
+from pipeline.models import WorldModels
+from pipeline.statistics import task_summary
+from pipeline.world import World
 
 ERM_CANDIDATES = (("sgd", 0.05), ("sgd", 0.01), ("sgd", 0.002), ("adam", 1e-2), ("adam", 1e-3), ("adam", 1e-4))
 
@@ -85,7 +87,7 @@ def fine_tuner(model: torch.nn.Module, optimizer: str, learning_rate: float, con
     return Adapter(copy.deepcopy(model), settings)
 
 
-def select_erm_fine_tuning(models, val_batch: SegmentBatch, config: PipelineConfig) -> tuple[str, float]:
+def select_erm_fine_tuning(models: WorldModels, val_batch: SegmentBatch, config: PipelineConfig) -> tuple[str, float]:
     """The (optimizer, rate) with the lowest mean val query MSE over the k > 0 of `eval_steps`."""
     adapted = tuple(k for k in config.eval_steps if k > 0)
     if not adapted:
@@ -100,37 +102,34 @@ def select_erm_fine_tuning(models, val_batch: SegmentBatch, config: PipelineConf
     return min(finite, key=finite.get)
 
 
-def evaluate_prediction(
-    family: TaskFamily,
-    splits: TaskSplits,
-    models,
-    normalizer: Normalizer,
-    context: TaskContext,
-    config: PipelineConfig,
-    progress: bool,
-) -> dict:
+def maml_adapter(world: World) -> Adapter:
+    """MetaMAML's inner step as an Adapter of a copy of the meta-learned model, one step per `update_step`."""
+    return Adapter.from_meta(world.models.learner, AdaptationConfig(num_steps=1, mode="accumulate"))
+
+
+def evaluate_prediction(world: World, progress: bool) -> dict:
     """Select ERM's fine-tuning on val tasks, then score every learner on test and OOD tasks (read once)."""
+    family, splits, models, config = world.family, world.splits, world.models, world.config
     steps = tuple(config.eval_steps)
     choice = ("sgd", config.inner_lr)
     if splits.val:
         choice = select_erm_fine_tuning(
-            models, held_out_windows(family, splits.val, "val", normalizer, config, progress), config
+            models, held_out_windows(family, splits.val, "val", world.normalizer, config, progress), config
         )
     sections = {}
     for name, tasks in (("in_distribution", splits.test), ("ood", splits.ood)):
         if not tasks:
             continue
-        batch = held_out_windows(family, tasks, tasks[0].split, normalizer, config, progress)
-        maml = Adapter.from_meta(models.learner, AdaptationConfig(num_steps=1, mode="accumulate"))
+        batch = held_out_windows(family, tasks, tasks[0].split, world.normalizer, config, progress)
         learners = {
-            "maml": window_errors(maml, batch, steps),
+            "maml": window_errors(maml_adapter(world), batch, steps),
             "erm": window_errors(fine_tuner(models.erm_model, *choice, config), batch, steps),
         }
         if models.oracle_model is not None:
             oracle = fine_tuner(models.oracle_model, *choice, config)
-            learners["oracle"] = window_errors(oracle, batch, steps, context(tasks).to(config.device))
+            learners["oracle"] = window_errors(oracle, batch, steps, world.context(tasks).to(config.device))
         sections[name] = {
-            learner: {k: summary(values) for k, values in by_k.items()} for learner, by_k in learners.items()
+            learner: {k: task_summary(values) for k, values in by_k.items()} for learner, by_k in learners.items()
         }
     settings = {
         "erm_optimizer": choice[0],

@@ -24,14 +24,10 @@ written before training (no policies yet) and again after each policy is trained
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import warnings
 from pathlib import Path
-
-import matplotlib
-import numpy as np
 
 from core.checkpoint import atomic_save, load_marked_checkpoint
 from core.seeding import derive_seed, seed_everything
@@ -39,12 +35,11 @@ from env_runner.environment import make_task_family
 from env_runner.tasks import Task, TaskFamily
 from meta_rl.rl2 import evaluate_rl2, random_policy_trial_returns, train_rl2
 from meta_rl.rl2_policy import RecurrentActorCritic
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, check_resumable
 from pipeline.data import sample_splits
-from pipeline.report import summary
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+from pipeline.plots import write_run_plots
+from pipeline.report import run_table
+from pipeline.statistics import task_summary
 
 RL2_CHECKPOINT_FORMAT = "ssm-metarl rl2 checkpoint 1"
 
@@ -67,7 +62,9 @@ def run_rl2(config: PipelineConfig, out_dir: Path, resume: bool = False, progres
     checkpoint_path = out_dir / "checkpoint.pt"
     names = (config.rl2_memory, "oracle")
     if resume:
-        _check_resumable(checkpoint_path, config)
+        check_resumable(
+            PipelineConfig.from_dict(read_rl2_checkpoint(checkpoint_path)["config"]), config, checkpoint_path
+        )
     else:  # a fresh run never picks up an earlier run's training state
         for name in names:
             (out_dir / f"train_{name}.pt").unlink(missing_ok=True)
@@ -115,19 +112,10 @@ def run_rl2(config: PipelineConfig, out_dir: Path, resume: bool = False, progres
         "evaluate_s": time.perf_counter() - started,
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _returns_plot(metrics, out_dir / "rl2_returns.png")
-    _training_plot(metrics, out_dir / "rl2_training.png")
+    write_run_plots(metrics, out_dir)
     if progress:
-        print(_table(metrics))
+        print(run_table(metrics))
     return metrics
-
-
-def _check_resumable(path: Path, config: PipelineConfig) -> None:
-    saved = PipelineConfig.from_dict(read_rl2_checkpoint(path)["config"])
-    if saved != config:
-        requested = config.to_dict()
-        changed = {key: (value, requested[key]) for key, value in saved.to_dict().items() if requested[key] != value}
-        raise ValueError(f"cannot resume {path}: the configuration differs (saved, requested): {changed}")
 
 
 def _save_checkpoint(path: Path, config: PipelineConfig, policies: dict[str, RecurrentActorCritic]) -> None:
@@ -159,60 +147,8 @@ def _evaluate(
     returns = {name: evaluate_rl2(policy, family, tasks, config.rl2, seed) for name, policy in policies.items()}
     returns["random"] = random_policy_trial_returns(family, tasks, config.rl2, seed)
     return {
-        name: {"episode_returns": [summary([row[e] for row in rows]) for e in range(config.rl2.episodes_per_trial)]}
+        name: {
+            "episode_returns": [task_summary([row[e] for row in rows]) for e in range(config.rl2.episodes_per_trial)]
+        }
         for name, rows in returns.items()
     }
-
-
-def _table(metrics: dict) -> str:
-    title = "RL² return per episode of a trial, mean [95% CI] over tasks"
-    lines = [f"{metrics['env_name']} (seed {metrics['seed']}): {title}"]
-    for split, by_policy in metrics["rl2"].items():
-        for name, value in by_policy.items():
-            cells = "  ".join(
-                f"ep{e + 1}: {r['mean']:.1f} [{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}]"
-                for e, r in enumerate(value["episode_returns"])
-            )
-            lines.append(f"  {split:<16}{name:<8}{cells}")
-    lines.append(f"total time: {metrics['timing']['total_s']:.0f} s")
-    return "\n".join(lines)
-
-
-def _returns_plot(metrics: dict, path: Path) -> None:
-    """Return against the episode index of a trial: each policy's mean with its interval, each task as a point."""
-    splits = list(metrics["rl2"])
-    if not splits:
-        return
-    figure, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4), squeeze=False)
-    for axis, split in zip(axes[0], splits, strict=True):
-        for offset, (name, value) in enumerate(metrics["rl2"][split].items()):
-            episodes = value["episode_returns"]
-            x = np.arange(1, len(episodes) + 1) + 0.08 * (offset - 1)
-            means = [r["mean"] for r in episodes]
-            errors = [
-                [r["mean"] - r["ci95"][0] if math.isfinite(r["ci95"][0]) else 0 for r in episodes],
-                [r["ci95"][1] - r["mean"] if math.isfinite(r["ci95"][1]) else 0 for r in episodes],
-            ]
-            line = axis.errorbar(x, means, yerr=errors, marker="o", capsize=3, label=name)
-            for position, r in zip(x, episodes, strict=True):
-                axis.scatter([position] * len(r["per_task"]), r["per_task"], s=6, alpha=0.4, color=line[0].get_color())
-        axis.set_xticks(np.arange(1, len(episodes) + 1))
-        axis.set(title=f"{metrics['env_name']}: {split}", xlabel="episode of the trial", ylabel="return")
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def _training_plot(metrics: dict, path: Path) -> None:
-    """Mean return of each episode index over an iteration's training trials, against environment steps."""
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for name, curve in metrics["rl2_training"].items():
-        steps = [row["env_steps"] for row in curve]
-        for episode, returns in enumerate(zip(*(row["episode_returns"] for row in curve), strict=True)):
-            axis.plot(steps, returns, label=f"{name} episode {episode + 1}")
-    axis.set(title=f"{metrics['env_name']}: RL² training trials", xlabel="environment steps", ylabel="return")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

@@ -13,7 +13,9 @@
       rl2_normalized_score.<split>.<policy>: last episode's (R - R_random) / (R_oracle - R_random)
 
 Every value is recomputed from the per-seed metrics.json (per_task lists), pooled over seeds x tasks; the
-intervals are Student-t over those pairs (`pipeline.report.mean_and_ci95`).
+intervals are Student-t over those pairs (`pipeline.statistics`).
+
+    python -m pipeline.summary README.md      regenerate the README's results blocks from docs/results/
 """
 
 from __future__ import annotations
@@ -23,35 +25,12 @@ import re
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
-
-from pipeline.report import mean_and_ci95, paired_difference, plot_interval  # noqa: E402
+from pipeline.plots import write_paired_plot
+from pipeline.report import format_interval
+from pipeline.statistics import normalized_scores, paired_pooled, pooled
 
 CONTROL_PAIRS = (("tta", "no_tta"), ("tta", "memory_only"), ("memory_only", "no_tta"), ("tta", "oracle"))
 PREDICTION_PAIRS = (("maml", "erm"), ("maml", "oracle"))
-
-
-def pooled(per_seed: list[list[float]]) -> dict:
-    values = [value for seed_values in per_seed for value in seed_values]
-    mean, ci95 = mean_and_ci95(values)
-    return {
-        "mean": mean,
-        "ci95": ci95,
-        "n": len(values),
-        "per_seed": [sum(seed_values) / len(seed_values) for seed_values in per_seed],
-    }
-
-
-def paired(per_seed_a: list[list[float]], per_seed_b: list[list[float]], higher_is_better: bool) -> dict:
-    a = [value for values in per_seed_a for value in values]
-    b = [value for values in per_seed_b for value in values]
-    result = paired_difference(a, b)
-    if not higher_is_better:
-        result["wins"], result["losses"] = result["losses"], result["wins"]
-    return result
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -68,7 +47,7 @@ def summarize(runs: list[dict]) -> dict:
         }
         result["prediction_paired"][split] = {
             f"{a}-{b}": {
-                k: paired(
+                k: paired_pooled(
                     [run["prediction"][split][a][k]["per_task"] for run in runs],
                     [run["prediction"][split][b][k]["per_task"] for run in runs],
                     False,
@@ -85,13 +64,13 @@ def summarize(runs: list[dict]) -> dict:
         per_task = {c: [run[key][c]["per_task"] for run in runs] for c in conditions}
         result[key] = {c: pooled(values) for c, values in per_task.items()}
         result[f"{key}_paired"] = {
-            f"{a}-{b}": paired(per_task[a], per_task[b], True)
+            f"{a}-{b}": paired_pooled(per_task[a], per_task[b], True)
             for a, b in CONTROL_PAIRS
             if a in conditions and b in conditions
         }
         if "true_dynamics" in conditions:
             result[score_key] = {
-                c: _normalized(per_task[c], per_task["random"], per_task["true_dynamics"]) for c in conditions
+                c: _pooled_normalized(per_task[c], per_task["random"], per_task["true_dynamics"]) for c in conditions
             }
     result["timing"] = _timing(runs)
     return result
@@ -141,26 +120,23 @@ def _summarize_rl2(runs: list[dict]) -> dict:
         }
         result["rl2_paired"][split] = {
             name: {
-                "episode_2-episode_1": paired(by_episode[1], by_episode[0], True),
-                "last-first": paired(by_episode[-1], by_episode[0], True),
+                "episode_2-episode_1": paired_pooled(by_episode[1], by_episode[0], True),
+                "last-first": paired_pooled(by_episode[-1], by_episode[0], True),
             }
             for name, by_episode in per_task.items()
             if len(by_episode) > 1
         }
         if "oracle" in per_task and "random" in per_task:
             result["rl2_normalized_score"][split] = {
-                name: _normalized(by_episode[-1], per_task["random"][-1], per_task["oracle"][-1])
+                name: _pooled_normalized(by_episode[-1], per_task["random"][-1], per_task["oracle"][-1])
                 for name, by_episode in per_task.items()
             }
     return result
 
 
-def _normalized(values: list[list[float]], random: list[list[float]], ceiling: list[list[float]]) -> dict:
-    scores = [
-        [(r - lo) / (hi - lo) for r, lo, hi in zip(v, rv, cv, strict=True)]
-        for v, rv, cv in zip(values, random, ceiling, strict=True)
-    ]
-    return pooled(scores)
+def _pooled_normalized(values: list[list[float]], random: list[list[float]], ceiling: list[list[float]]) -> dict:
+    """`pooled` over seeds of each (seed, task) pair's (R - R_random) / (R_ceiling - R_random)."""
+    return pooled([normalized_scores(*seed) for seed in zip(values, random, ceiling, strict=True)])
 
 
 def write_summary(runs: list[dict], out_dir: Path) -> dict:
@@ -169,14 +145,9 @@ def write_summary(runs: list[dict], out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(result, indent=2))
     (out_dir / "summary.md").write_text(summary_markdown(result))
-    _paired_plot(result, out_dir / "summary_paired.png")
+    write_paired_plot(result, out_dir / "summary_paired.png")
     print(summary_markdown(result))
     return result
-
-
-def _interval(value: dict, digits: int) -> str:
-    lo, hi = value["ci95"]
-    return f"{value['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def summary_markdown(result: dict) -> str:
@@ -196,13 +167,13 @@ def summary_markdown(result: dict) -> str:
             "|---|" + "---|" * len(steps),
         ]
         lines += [
-            f"| {learner} | " + " | ".join(_interval(by_k[k], 4) for k in steps) + " |"
+            f"| {learner} | " + " | ".join(format_interval(by_k[k], 4) for k in steps) + " |"
             for learner, by_k in learners.items()
         ]
         for pair, by_k in result["prediction_paired"][split].items():
             lines.append(
                 f"| {pair} (paired; wins/losses) | "
-                + " | ".join(f"{_interval(by_k[k], 4)} ({by_k[k]['wins']}/{by_k[k]['losses']})" for k in steps)
+                + " | ".join(f"{format_interval(by_k[k], 4)} ({by_k[k]['wins']}/{by_k[k]['losses']})" for k in steps)
                 + " |"
             )
         lines.append("")
@@ -213,10 +184,11 @@ def summary_markdown(result: dict) -> str:
         lines += [f"Control return, {title}", "", "| condition | return | normalized score |", "|---|---|---|"]
         for condition, value in result[key].items():
             score = result.get(score_key, {}).get(condition)
-            lines.append(f"| {condition} | {_interval(value, 1)} | {_interval(score, 2) if score else '-'} |")
+            score_cell = format_interval(score, 2) if score else "-"
+            lines.append(f"| {condition} | {format_interval(value, 1)} | {score_cell} |")
         lines += ["", "| paired difference | mean [95% CI] | n | wins | losses |", "|---|---|---|---|---|"]
         for pair, value in result[f"{key}_paired"].items():
-            lines.append(f"| {pair} | {_interval(value, 1)} | {value['n']} | {value['wins']} | {value['losses']} |")
+            lines.append(_paired_row(pair, value))
         lines.append("")
     for split, policies in result.get("rl2", {}).items():
         episodes = len(next(iter(policies.values()))["episode_returns"])
@@ -228,17 +200,19 @@ def summary_markdown(result: dict) -> str:
             "|---|" + "---|" * (episodes + 1),
         ]
         for name, value in policies.items():
-            score = _interval(scores[name], 2) if name in scores else "-"
-            cells = " | ".join(_interval(r, 1) for r in value["episode_returns"])
+            score = format_interval(scores[name], 2) if name in scores else "-"
+            cells = " | ".join(format_interval(r, 1) for r in value["episode_returns"])
             lines.append(f"| {name} | {cells} | {score} |")
         lines += ["", "| paired in-context gain | mean [95% CI] | n | wins | losses |", "|---|---|---|---|---|"]
         for name, pairs in result["rl2_paired"][split].items():
             for pair, value in pairs.items():
-                lines.append(
-                    f"| {name} {pair} | {_interval(value, 1)} | {value['n']} | {value['wins']} | {value['losses']} |"
-                )
+                lines.append(_paired_row(f"{name} {pair}", value))
         lines.append("")
     return "\n".join(lines)
+
+
+def _paired_row(label: str, value: dict) -> str:
+    return f"| {label} | {format_interval(value, 1)} | {value['n']} | {value['wins']} | {value['losses']} |"
 
 
 RESULTS_BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.DOTALL)
@@ -253,23 +227,6 @@ def refresh_results_blocks(text: str, root: Path) -> str:
         return f"{match[1]}{summary_markdown(summary_json)}\n{match[4]}"
 
     return RESULTS_BLOCK.sub(block, text)
-
-
-def _paired_plot(result: dict, path: Path) -> None:
-    keys = [key for key in ("control_paired", "control_ood_paired") if key in result]
-    if not keys:
-        return
-    figure, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4), squeeze=False)
-    for axis, key in zip(axes[0], keys, strict=True):
-        pairs = result[key]
-        for position, value in enumerate(pairs.values()):
-            plot_interval(axis, position, value)
-        axis.axhline(0.0, color="grey", linewidth=0.8)
-        axis.set_xticks(range(len(pairs)), list(pairs))
-        axis.set(title=f"{result['env_name']}: {key} (seed x task pairs)", ylabel="return difference")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 if __name__ == "__main__":  # python -m pipeline.summary README.md: regenerate its results tables in place

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adaptation import AdaptationConfig, Adapter, OnlineAdapter
+from adaptation import AdaptationConfig, Adapter, OnlineAdaptationConfig, OnlineAdapter
 from core.ssm import SSM
 from meta_rl.meta_maml import MetaMAML
 
@@ -341,7 +341,11 @@ def run_online(online: OnlineAdapter, model: SSM, x: torch.Tensor, y: torch.Tens
 
 
 def test_online_window_keeps_only_the_most_recent_transitions():
-    online = OnlineAdapter(MetaMAML(small_ssm()), AdaptationConfig(window=5, update_every=2), num_envs=2)
+    online = OnlineAdapter(
+        MetaMAML(small_ssm()),
+        OnlineAdaptationConfig(window=5, update_every=2, window_state="carried", max_loss_increase=None),
+        num_envs=2,
+    )
     generator = torch.Generator().manual_seed(3)
     x, y = torch.randn(2, 12, INPUT_DIM, generator=generator), torch.randn(2, 12, TARGET_DIM, generator=generator)
     starts = torch.zeros(2, 12, dtype=torch.bool)
@@ -359,7 +363,7 @@ def test_memory_only_state_equals_a_step_loop_over_the_window(update_every):
     model = small_ssm()
     online = OnlineAdapter(
         MetaMAML(model),
-        AdaptationConfig(num_steps=0, window=6, update_every=update_every, window_state="zero"),
+        OnlineAdaptationConfig(num_steps=0, window=6, update_every=update_every, window_state="zero"),
         num_envs=2,
     )
     generator = torch.Generator().manual_seed(4)
@@ -377,7 +381,9 @@ def test_memory_only_state_equals_a_step_loop_over_the_window(update_every):
 def test_online_update_is_meta_adapt_task_on_each_episodes_window():
     meta = MetaMAML(small_ssm(), inner_lr=0.05, learn_inner_lr=True, inner_grad_clip=1.0)
     online = OnlineAdapter(
-        meta, AdaptationConfig(num_steps=2, window=4, update_every=4, window_state="carried"), num_envs=3
+        meta,
+        OnlineAdaptationConfig(num_steps=2, window=4, update_every=4, window_state="carried", max_loss_increase=None),
+        num_envs=3,
     )
     generator = torch.Generator().manual_seed(5)
     x, y = torch.randn(3, 4, INPUT_DIM, generator=generator), torch.randn(3, 4, TARGET_DIM, generator=generator)
@@ -402,7 +408,9 @@ def test_online_update_is_meta_adapt_task_on_each_episodes_window():
 
 def test_online_adaptation_from_meta_learned_weights_lowers_held_out_loss(meta_trained):
     maml, _ = meta_trained
-    online = OnlineAdapter(maml, AdaptationConfig(window=32, update_every=40))
+    online = OnlineAdapter(
+        maml, OnlineAdaptationConfig(window=32, update_every=40, window_state="carried", max_loss_increase=None)
+    )
     generator = torch.Generator().manual_seed(9)
     task = sample_linear_tasks(1, generator)[0]
     x, y = rollout(task, 1, 40, generator)
@@ -420,7 +428,11 @@ def test_online_adaptation_from_meta_learned_weights_lowers_held_out_loss(meta_t
 
 def test_an_update_that_raises_the_window_loss_is_rolled_back_to_theta_star():
     meta = MetaMAML(small_ssm(), inner_lr=50.0)  # a step this large overshoots
-    online = OnlineAdapter(meta, AdaptationConfig(window=8, update_every=8, max_loss_increase=1.0), num_envs=2)
+    online = OnlineAdapter(
+        meta,
+        OnlineAdaptationConfig(window=8, update_every=8, window_state="carried", max_loss_increase=1.0),
+        num_envs=2,
+    )
     generator = torch.Generator().manual_seed(6)
     x, y = torch.randn(2, 8, INPUT_DIM, generator=generator), torch.randn(2, 8, TARGET_DIM, generator=generator)
     starts = torch.zeros(2, 8, dtype=torch.bool)
@@ -441,8 +453,6 @@ def test_an_update_that_raises_the_window_loss_is_rolled_back_to_theta_star():
         ("num_steps", 1.5),
         ("grad_clip_norm", 0.0),
         ("optimizer", "rmsprop"),
-        ("window", 0),
-        ("update_every", 0),
         ("mode", "online"),
         ("params_to_adapt", "out_proj.weight"),
         ("params_to_adapt", []),
@@ -450,8 +460,25 @@ def test_an_update_that_raises_the_window_loss_is_rolled_back_to_theta_star():
     ],
 )
 def test_bad_config_values_raise_value_error_naming_the_field(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ValueError, match=f"^{field} must be .*, got "):
         AdaptationConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("num_steps", -1),
+        ("window", 0),
+        ("update_every", 0),
+        ("update_every", 2.0),
+        ("window_state", "sometimes"),
+        ("max_loss_increase", 0.5),
+        ("max_loss_increase", float("inf")),
+    ],
+)
+def test_bad_online_settings_raise_value_error_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"^{field} must be .*, got "):
+        OnlineAdaptationConfig(**{field: value})
 
 
 def test_bad_arguments_raise_value_error(task_data):
@@ -465,7 +492,7 @@ def test_bad_arguments_raise_value_error(task_data):
         adapter.set_reference({"D": torch.ones(8)})
     with pytest.raises(ValueError, match="stateless"):
         Adapter(nn.Linear(3, 2)).update_step(support_x, support_y, hidden_state=torch.zeros(4, 8))
-    online = OnlineAdapter(MetaMAML(small_ssm()), AdaptationConfig(), num_envs=2)
+    online = OnlineAdapter(MetaMAML(small_ssm()), num_envs=2)
     with pytest.raises(ValueError, match=r"x_t \(E, D_in\)"):
         online.observe(torch.zeros(3), torch.zeros(2), torch.zeros(2, dtype=torch.bool), torch.zeros(2, 8))
     with pytest.raises(ValueError, match="non-finite"):
@@ -473,9 +500,7 @@ def test_bad_arguments_raise_value_error(task_data):
             torch.full((2, 3), float("nan")), torch.zeros(2, 2), torch.zeros(2, dtype=torch.bool), torch.zeros(2, 8)
         )
     with pytest.raises(ValueError, match="stateful"):
-        OnlineAdapter(MetaMAML(nn.Linear(3, 2)), AdaptationConfig())
-    with pytest.raises(ValueError, match="restart"):
-        OnlineAdapter(MetaMAML(small_ssm()), AdaptationConfig(mode="accumulate"))
+        OnlineAdapter(MetaMAML(nn.Linear(3, 2)))
 
 
 # ----------------------------------------------------------------------------- Adapter.from_meta

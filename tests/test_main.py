@@ -13,7 +13,7 @@ from core.ssm import SSM
 from env_runner.tasks import TaskFamily
 from meta_rl.meta_maml import MetaMAML
 from pipeline import cli as main
-from pipeline.training import WorldModels
+from pipeline.models import WorldModels
 
 QUICK = ["--quick", "--no_progress", "--seed", "3"]
 
@@ -171,17 +171,18 @@ def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, mo
     torch.testing.assert_close(resumed["dataset"]["obs"], uninterrupted["dataset"]["obs"], atol=0, rtol=0)
 
 
-def test_resume_with_other_flags_is_refused(tmp_path):
+def test_resume_with_other_flags_is_refused_naming_each_difference(tmp_path):
     main.main([*QUICK, "--no-control", "--num_epochs", "1", "--out_dir", str(tmp_path)])
-    with pytest.raises(ValueError, match="configuration differs"):
-        main.main(
-            [*QUICK, "--no-control", "--num_epochs", "1", "--inner_lr", "0.3", "--out_dir", str(tmp_path), "--resume"]
-        )
+    flags = ["--inner_lr", "0.3", "--planner.horizon", "4", "--out_dir", str(tmp_path), "--resume"]
+    with pytest.raises(ValueError, match="configuration differs") as refused:
+        main.main([*QUICK, "--no-control", "--num_epochs", "1", *flags])
+    assert "--inner_lr was 0.05, now 0.3" in str(refused.value)
+    assert "--planner.horizon was 5, now 4" in str(refused.value)
 
 
 def test_resume_of_a_corrupt_checkpoint_names_the_file_before_any_work(tmp_path, capsys, monkeypatch):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    monkeypatch.setattr("pipeline.run.collect_data", lambda *args: pytest.fail("collected data first"))
+    monkeypatch.setattr("pipeline.world.collect_data", lambda *args: pytest.fail("collected data first"))
     with pytest.raises(SystemExit):
         main.main([*QUICK, "--out_dir", str(tmp_path), "--resume"])
     error = capsys.readouterr().err
@@ -194,15 +195,15 @@ def test_resume_of_a_corrupt_checkpoint_names_the_file_before_any_work(tmp_path,
     [
         (["--input_dim", "7"], "--input_dim 7 contradicts Pendulum-v1"),
         (["--env_name", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
-        (["--num_epochs", "0"], "num_epochs must be >= 1"),
-        (["--inner_lr", "-1"], "must be positive"),
+        (["--num_epochs", "0"], "--num_epochs must be an int >= 1, got 0"),
+        (["--inner_lr", "-1"], "--inner_lr must be a finite number > 0, got -1.0"),
         (["--state_dim", "many"], "invalid int value"),
         (["--resume"], "--resume needs an existing checkpoint"),
-        (["--seed", "-1"], "seed must be >= 0"),
+        (["--seed", "-1"], "--seed must be an int >= 0, got -1"),
         (["--adapt.window_state", "sometimes"], "invalid choice"),
-        (["--planner.horizon", "0"], "horizon must be >= 1"),
+        (["--planner.horizon", "0"], "--planner.horizon must be an int >= 1, got 0"),
         (["--env_name", "MountainCar-v0"], "pass --no-control"),
-        (["--threads", "0"], "--threads must be >= 1"),
+        (["--threads", "0"], "--threads must be an int >= 1, got 0"),
     ],
 )
 def test_bad_flags_are_argparse_errors(flags, message, tmp_path, capsys):
@@ -227,7 +228,7 @@ def test_threads_sets_torchs_thread_count_before_the_run(tmp_path, monkeypatch):
 def test_programmatic_config_is_validated_too():
     from pipeline.config import PipelineConfig
 
-    with pytest.raises(ValueError, match="meta_batch_size must be >= 1"):
+    with pytest.raises(ValueError, match="meta_batch_size must be an int >= 1, got 0"):
         PipelineConfig(meta_batch_size=0)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pipeline.report import condition_summary, mean_and_ci95, paired_difference
+from pipeline.statistics import episode_summary, mean_and_ci95, paired_difference
 from pipeline.summary import _timing, summarize, summary_markdown
 
 
@@ -23,7 +23,7 @@ def test_interval_of_the_mean_uses_student_t():
 
 
 def test_control_per_task_values_average_a_tasks_episodes_first():
-    result = condition_summary([[1.0, 3.0], [10.0, 10.0]])
+    result = episode_summary([[1.0, 3.0], [10.0, 10.0]])
     assert result["per_task"] == [2.0, 10.0] and result["episodes"] == [[1.0, 3.0], [10.0, 10.0]]
     assert result["mean"] == pytest.approx(6.0)
 

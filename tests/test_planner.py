@@ -588,10 +588,12 @@ def test_bad_shapes_and_mismatches_raise_clear_errors(pendulum_world_model, pend
         MPPIPlanner(
             true_dynamics(cartpole, cartpole_tasks), cartpole.batch_reward_fn(cartpole_tasks), cartpole.action_space
         )
-    with pytest.raises(ValueError, match="elite_fraction"):
+    with pytest.raises(ValueError, match=r"^elite_fraction must be a finite number in \(0, 1\], got 0.0"):
         PlannerConfig(elite_fraction=0.0)
-    with pytest.raises(ValueError, match="horizon"):
+    with pytest.raises(ValueError, match="^horizon must be an int >= 1, got 0"):
         PlannerConfig(horizon=0)
+    with pytest.raises(ValueError, match="^init_std must be a finite number > 0, got nan"):
+        PlannerConfig(init_std=float("nan"))
 
     envs = [pendulum.make_env(task) for task in tasks]
     truth = make_planner(pendulum, tasks, true_dynamics(pendulum, tasks))

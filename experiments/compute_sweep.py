@@ -1,11 +1,11 @@
-"""The test-time compute curve: what more test-time compute buys the meta-learned world model in control.
+"""The test-time compute sweep: what more test-time compute buys the meta-learned world model in control.
 
-    python experiments/test_compute.py --env_name Pendulum-v1 --seeds 0 1 2 [--from_run RUN_DIR] [--out_dir DIR]
-    python experiments/test_compute.py --quick          # tiny model, two values per knob: a smoke run
+    python experiments/compute_sweep.py --env_name Pendulum-v1 --seeds 0 1 2 [--from_run RUN_DIR] [--out_dir DIR]
+    python experiments/compute_sweep.py --quick          # tiny model, two values per knob: a smoke run
 
-For every seed a trained world model comes from `--from_run RUN_DIR` (a finished `main.py` run:
+For every seed a trained world comes from `--from_run RUN_DIR` (a finished `main.py` run:
 `RUN_DIR/seed_<S>/checkpoint.pt` with its saved config; the task splits are re-sampled from it) or from the
-pipeline's own data and training stages (`pipeline.run.train_world`, checkpointed to `DIR/seed_<S>/`).
+pipeline's own data and training stages (`pipeline.world.train_world`, checkpointed to `DIR/seed_<S>/`).
 Then one knob at a time moves around the defaults, the others staying at theirs:
 
     adapt.num_steps         inner steps per test-time update     0, 1, 2, 5, 10
@@ -37,7 +37,7 @@ O output):
     observe     m                                              the real transition advances the state
     total       planner + adaptation + observe
 
-Outputs: `DIR/test_compute.json` (schema below) and `DIR/test_compute.png` (normalised score against MACs per
+Outputs: `DIR/compute_sweep.json` (schema below) and `DIR/compute_sweep.png` (normalised score against MACs per
 step, log x, one line per knob, val and test markers, defaults ringed, chosen values starred).
 
     {"env_name", "seeds", "quick", "from_run", "config": {...defaults (first seed's)},
@@ -59,33 +59,22 @@ import argparse
 import json
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-import matplotlib
-import torch
-
-from adaptation.test_time_adaptation import AdaptationConfig, Adapter
-from core.seeding import seed_everything
+from core.settings import override
 from core.ssm import SSM
-from env_runner.environment import make_task_family
-from env_runner.rollouts import Rollouts
-from env_runner.segments import Normalizer
-from env_runner.tasks import TaskFamily
 from pipeline.config import PipelineConfig, defaults_for
-from pipeline.data import TaskContext, TaskSplits, sample_splits
-from pipeline.evaluate_control import condition_rollouts, control_episodes
-from pipeline.prediction import held_out_windows, window_errors
-from pipeline.report import progress_bar
-from pipeline.run import train_world
-from pipeline.summary import pooled
-from pipeline.training import WorldModels, read_training_checkpoint
-from planning.episode import first_episode_returns, random_episode_returns
+from pipeline.control import condition_returns, planner_rollouts
+from pipeline.flags import add_program_flags, set_threads
+from pipeline.plots import write_compute_sweep_plot
+from pipeline.prediction import held_out_windows, maml_adapter, window_errors
+from pipeline.progress import progress_bar
+from pipeline.statistics import normalized_scores, per_task_means, pooled
+from pipeline.world import World, load_world, train_world
+from planning.episode import first_episode_returns
 from planning.true_dynamics import has_true_dynamics
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
 FULL_VALUES: dict[str, tuple[int, ...]] = {
     "adapt.num_steps": (0, 1, 2, 5, 10),
@@ -117,7 +106,7 @@ def knob_value(config: PipelineConfig, knob: str) -> int:
 def with_knob(config: PipelineConfig, knob: str, value: int) -> PipelineConfig:
     """`config` with `knob` set to `value`, every other setting unchanged."""
     group, name = knob.split(".")
-    return replace(config, **{group: replace(getattr(config, group), **{name: value})})
+    return override(config, {group: {name: value}})
 
 
 def setting_key(config: PipelineConfig) -> tuple[int, ...]:
@@ -146,75 +135,7 @@ def macs_per_step(model: SSM, config: PipelineConfig) -> dict[str, float]:
     return cost
 
 
-# ----------------------------------------------------------------------------- world models
-@dataclass(frozen=True)
-class World:
-    """One seed's trained world model and everything its evaluation needs."""
-
-    family: TaskFamily
-    config: PipelineConfig
-    splits: TaskSplits
-    normalizer: Normalizer
-    context: TaskContext
-    models: WorldModels
-
-
-def load_world(seed_dir: Path) -> World:
-    """The world model of a finished pipeline run's seed folder (`checkpoint.pt` and its saved config)."""
-    state = read_training_checkpoint(seed_dir / "checkpoint.pt")
-    config = PipelineConfig.from_dict(state["config"])
-    family = make_task_family(config.env_name)
-    splits = sample_splits(family, config)
-    context = TaskContext(family, splits.train)
-    models = WorldModels(config, config.input_dim, family.obs_dim, context.width)
-    models.load_state_dict(state["models"])
-    normalizer = Normalizer(family.obs_dim, family.action_dim, dropped_obs=family.translation_invariant_obs)
-    normalizer.load_state_dict(state["normalizer"])
-    return World(family, config, splits, normalizer, context, models)
-
-
-def trained_world(config: PipelineConfig, seed_dir: Path, progress: bool) -> World:
-    """Run the pipeline's data and training stages for `config` (checkpoint in `seed_dir`)."""
-    seed_everything(config.seed)
-    family = make_task_family(config.env_name)
-    if not family.has_reward_fn:
-        raise ValueError(f"{config.env_name} has no closed-form reward for the planner: no control to measure")
-    config = replace(config, input_dim=family.model_input_dim)
-    seed_dir.mkdir(parents=True, exist_ok=True)
-    (seed_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    splits = sample_splits(family, config)
-    trained = train_world(config, family, splits, family.obs_dim, seed_dir / "checkpoint.pt", progress=progress)
-    return World(family, config, splits, trained.normalizer, trained.context, trained.models)
-
-
 # ----------------------------------------------------------------------------- measurements
-def control_tasks(world: World, split: str) -> list:
-    return world.splits.as_dict()[split][: world.config.control_tasks]
-
-
-def per_task_means(returns: list[float], repeats: int) -> list[float]:
-    """Episode returns, task-major with `repeats` per task -> one mean per task."""
-    return [sum(returns[i : i + repeats]) / repeats for i in range(0, len(returns), repeats)]
-
-
-def planner_rollouts(world: World, config: PipelineConfig, split: str, condition: str) -> Rollouts:
-    """The planner of `condition` on the split's control tasks, with the pipeline's episodes and seeds."""
-    episode_tasks, seeds, planner_seed = control_episodes(control_tasks(world, split), split, config)
-    return condition_rollouts(
-        condition,
-        world.family,
-        episode_tasks,
-        seeds,
-        config.episode_steps,
-        world.models,
-        world.normalizer,
-        world.context,
-        config,
-        planner_seed,
-        until_first_done=True,
-    )
-
-
 def tta_returns(world: World, config: PipelineConfig, split: str) -> tuple[list[float], float]:
     """Per-task mean "tta" return on the split's control tasks under `config`, and seconds per environment step."""
     start = time.perf_counter()
@@ -226,14 +147,9 @@ def tta_returns(world: World, config: PipelineConfig, split: str) -> tuple[list[
 
 def reference_returns(world: World, split: str) -> dict[str, list[float]]:
     """Per-task mean return of random actions and (where available) of the planner on the true dynamics."""
-    config = world.config
-    episode_tasks, seeds, _ = control_episodes(control_tasks(world, split), split, config)
-    random = random_episode_returns(world.family, episode_tasks, seeds, config.episode_steps)
-    references = {"random": per_task_means(random, config.control_episodes)}
-    if has_true_dynamics(world.family):
-        rollouts = planner_rollouts(world, config, split, "true_dynamics")
-        references["true_dynamics"] = per_task_means(first_episode_returns(rollouts), config.control_episodes)
-    return references
+    conditions = ("random", "true_dynamics") if has_true_dynamics(world.family) else ("random",)
+    repeats = world.config.control_episodes
+    return {name: per_task_means(condition_returns(world, world.config, split, name), repeats) for name in conditions}
 
 
 def prediction_mse(world: World, config: PipelineConfig, split: str) -> list[float]:
@@ -242,9 +158,8 @@ def prediction_mse(world: World, config: PipelineConfig, split: str) -> list[flo
     windows_config = replace(config, support_len=config.adapt.window)
     tasks = world.splits.as_dict()[split]
     batch = held_out_windows(world.family, tasks, split, world.normalizer, windows_config, progress=False)
-    adapter = Adapter.from_meta(world.models.learner, AdaptationConfig(num_steps=1, mode="accumulate"))
     k = config.adapt.num_steps
-    return window_errors(adapter, batch, (k,))[str(k)]
+    return window_errors(maml_adapter(world), batch, (k,))[str(k)]
 
 
 def control_measurements(world: World, config: PipelineConfig) -> dict:
@@ -288,15 +203,8 @@ def sweep_seed(world: World, values: dict[str, list[int]], progress: bool) -> di
 
 # ----------------------------------------------------------------------------- results
 def pooled_pairs(per_seed: list[list[float]]) -> dict:
-    """`pipeline.summary.pooled` over (seed, task) pairs, with the pairs' values as "per_task"."""
+    """`pipeline.statistics.pooled` over (seed, task) pairs, with the pairs' values as "per_task"."""
     return {**pooled(per_seed), "per_task": [value for values in per_seed for value in values]}
-
-
-def normalized(returns: list[float], random: list[float], ceiling: list[float]) -> list[float]:
-    """(R - R_random) / (R_true - R_random) per task (nan where the two references coincide)."""
-    return [
-        (r - lo) / (hi - lo) if hi != lo else float("nan") for r, lo, hi in zip(returns, random, ceiling, strict=True)
-    ]
 
 
 def split_entry(per_seed: list[dict], references: list[dict], split: str) -> dict:
@@ -307,7 +215,7 @@ def split_entry(per_seed: list[dict], references: list[dict], split: str) -> dic
     if "true_dynamics" in references[0][split]:
         score = pooled_pairs(
             [
-                normalized(r, ref[split]["random"], ref[split]["true_dynamics"])
+                normalized_scores(r, ref[split]["random"], ref[split]["true_dynamics"])
                 for r, ref in zip(returns, references, strict=True)
             ]
         )
@@ -321,7 +229,7 @@ def split_entry(per_seed: list[dict], references: list[dict], split: str) -> dic
     }
 
 
-def choose(val: dict[str, dict], macs: dict[str, float]) -> str:
+def cheapest_tie(val: dict[str, dict], macs: dict[str, float]) -> str:
     """The chosen value (a key of `val`) from val summaries {"mean", "ci95"} and MACs per step alone.
 
     Best mean first; every value whose mean lies inside the best one's 95% interval ties with it, and the one
@@ -356,7 +264,7 @@ def knob_results(knob: str, seeds: list[dict], default: int, model: SSM, config:
             "macs": {part: cost[part] for part in ("planner", "adaptation", "observe")},
             **{split: split_entry(per_seed, references, split) for split in SPLITS},
         }
-    chosen = choose(
+    chosen = cheapest_tie(
         {key: selection_score(entry["val"]) for key, entry in values.items()},
         {key: entry["macs_per_step"] for key, entry in values.items()},
     )
@@ -396,44 +304,6 @@ def assemble(worlds: list[World], seeds: list[dict], args: argparse.Namespace, t
     }
 
 
-def write_plot(results: dict, path: Path) -> Path:
-    """Normalised score (or return) against MACs per step, log x: a line per knob, val solid, test dashed."""
-    figure, axis = plt.subplots(figsize=(8, 5))
-    for index, (knob, entry) in enumerate(results["knobs"].items()):
-        color = f"C{index}"
-        points = list(entry["values"].values())
-        macs = [point["macs_per_step"] for point in points]
-        for split, style, marker in (("val", "-", "o"), ("test", "--", "s")):
-            means = [selection_score(point[split])["mean"] for point in points]
-            label = f"{knob} ({split})"
-            axis.plot(macs, means, style, marker=marker, color=color, label=label, alpha=1.0 if split == "val" else 0.6)
-            for point, x, y in zip(points, macs, means, strict=True):
-                if point["default"]:
-                    axis.scatter([x], [y], s=160, facecolors="none", edgecolors="black", zorder=3)
-                if point["chosen"] and split == "val":
-                    axis.scatter([x], [y], s=160, marker="*", color=color, edgecolors="black", zorder=4)
-                if split == "val":
-                    axis.annotate(str(point["value"]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    has_score = any(
-        point["val"]["normalized_score"] is not None
-        for entry in results["knobs"].values()
-        for point in entry["values"].values()
-    )
-    axis.scatter([], [], s=160, facecolors="none", edgecolors="black", label="default")
-    axis.scatter([], [], s=160, marker="*", color="gray", edgecolors="black", label="chosen on val")
-    axis.set(
-        xscale="log",
-        xlabel="multiply-adds per environment step",
-        ylabel="normalised score (R - R_random) / (R_true - R_random)" if has_score else "episode return",
-        title=f"{results['env_name']}: test-time compute (seeds {results['seeds']})",
-    )
-    axis.legend(fontsize=7, ncol=2)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
 def print_table(results: dict) -> None:
     for knob, entry in results["knobs"].items():
         print(f"{knob} (default {entry['default']}, chosen on val {entry['chosen']})")
@@ -448,22 +318,20 @@ def print_table(results: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- command line
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env_name", default="Pendulum-v1", help="gymnasium id with a task family")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one world model per seed")
-    parser.add_argument("--quick", action="store_true", help="tiny model (QUICK_SIZES), two values per knob")
-    parser.add_argument("--out_dir", type=Path, help="output folder (default runs/test_compute-<env>-<timestamp>)")
+    parser.add_argument("--out_dir", type=Path, help="output folder (default runs/compute_sweep-<env>-<timestamp>)")
     parser.add_argument("--from_run", type=Path, help="a finished main.py run: RUN_DIR/seed_<S>/checkpoint.pt")
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
-    parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
-    return parser.parse_args(argv)
+    add_program_flags(parser, threads=1)  # --quick: the quick sizes and two values per knob
+    return parser
 
 
 def world_for_seed(args: argparse.Namespace, seed: int, out_dir: Path) -> World:
     if args.from_run is None:
         config = replace(defaults_for(args.env_name, args.quick), seed=seed)
-        return trained_world(config, out_dir / f"seed_{seed}", not args.no_progress)
+        return train_world(config, out_dir / f"seed_{seed}", progress=not args.no_progress)
     world = load_world(args.from_run / f"seed_{seed}")
     if world.config.env_name != args.env_name:
         raise ValueError(f"{args.from_run} is a run on {world.config.env_name}, not {args.env_name}")
@@ -471,11 +339,12 @@ def world_for_seed(args: argparse.Namespace, seed: int, out_dir: Path) -> World:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Sweep every knob for every seed; write test_compute.json and test_compute.png; returns the JSON's contents."""
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    """Sweep every knob for every seed; write compute_sweep.json and compute_sweep.png; returns the JSON's contents."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    set_threads(parser, args)
     start = time.perf_counter()
-    out_dir = args.out_dir or Path("runs") / f"test_compute-{args.env_name}-{datetime.now():%Y%m%d-%H%M%S}"
+    out_dir = args.out_dir or Path("runs") / f"compute_sweep-{args.env_name}-{datetime.now():%Y%m%d-%H%M%S}"
     out_dir.mkdir(parents=True, exist_ok=True)
     worlds, seeds = [], []
     for seed in args.seeds:
@@ -483,8 +352,12 @@ def main(argv: list[str] | None = None) -> dict:
         worlds.append(world)
         seeds.append(sweep_seed(world, sweep_values(world.config, args.quick), not args.no_progress))
     results = assemble(worlds, seeds, args, time.perf_counter() - start)
-    (out_dir / "test_compute.json").write_text(json.dumps(results, indent=2))
-    write_plot(results, out_dir / "test_compute.png")
+    (out_dir / "compute_sweep.json").write_text(json.dumps(results, indent=2))
+    write_compute_sweep_plot(results, out_dir / "compute_sweep.png", selection_score)
     if not args.no_progress:
         print_table(results)
     return results
+
+
+if __name__ == "__main__":
+    main()

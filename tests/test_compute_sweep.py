@@ -1,4 +1,4 @@
-"""pipeline.test_compute: the quick sweep's outputs and schema, val-only choices, the multiply-add count."""
+"""experiments/compute_sweep.py: the quick sweep's outputs and schema, val-only choices, the multiply-add count."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.ssm import SSM
-from pipeline import test_compute
+from experiments import compute_sweep
 from pipeline.config import defaults_for
 
 SPLIT_KEYS = {"return", "normalized_score", "mse", "seconds_per_step", "seconds_per_step_per_seed"}
@@ -19,9 +19,9 @@ SUMMARY_KEYS = {"mean", "ci95", "n", "per_seed", "per_task"}
 @pytest.fixture(scope="module")
 def quick_sweep(tmp_path_factory):
     """One quick sweep (seed 0), recording every call of the choice rule: (its inputs, its answer)."""
-    out_dir = tmp_path_factory.mktemp("test_compute")
+    out_dir = tmp_path_factory.mktemp("compute_sweep")
     choices = []
-    original = test_compute.choose
+    original = compute_sweep.cheapest_tie
 
     def recording_choose(val, macs):
         chosen = original(val, macs)
@@ -30,21 +30,21 @@ def quick_sweep(tmp_path_factory):
 
     torch_threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(test_compute, "choose", recording_choose)
-        results = test_compute.main(["--quick", "--no_progress", "--seeds", "0", "--out_dir", str(out_dir)])
+        patch.setattr(compute_sweep, "cheapest_tie", recording_choose)
+        results = compute_sweep.main(["--quick", "--no_progress", "--seeds", "0", "--out_dir", str(out_dir)])
     torch.set_num_threads(torch_threads)
     return out_dir, results, choices
 
 
 def test_quick_sweep_writes_the_json_with_the_schema_and_the_plot(quick_sweep):
     out_dir, results, _ = quick_sweep
-    assert (out_dir / "test_compute.png").stat().st_size > 0
-    written = json.loads((out_dir / "test_compute.json").read_text())
+    assert (out_dir / "compute_sweep.png").stat().st_size > 0
+    written = json.loads((out_dir / "compute_sweep.json").read_text())
     assert written == json.loads(json.dumps(results))
     assert {"env_name", "seeds", "quick", "config", "model", "reference", "selection", "knobs", "timing"} <= set(
         written
     )
-    assert set(written["knobs"]) == set(test_compute.QUICK_VALUES)
+    assert set(written["knobs"]) == set(compute_sweep.QUICK_VALUES)
     assert set(written["reference"]["val"]) == {"random", "true_dynamics"}
     control_tasks = written["config"]["control_tasks"]
     for knob, entry in written["knobs"].items():
@@ -60,7 +60,7 @@ def test_quick_sweep_writes_the_json_with_the_schema_and_the_plot(quick_sweep):
                 assert set(result["return"]) == SUMMARY_KEYS and len(result["return"]["per_task"]) == control_tasks
                 assert set(result["normalized_score"]) == SUMMARY_KEYS
                 assert result["seconds_per_step"] > 0
-                assert (result["mse"] is not None) == (knob in test_compute.ADAPTATION_KNOBS)
+                assert (result["mse"] is not None) == (knob in compute_sweep.ADAPTATION_KNOBS)
 
 
 def test_the_default_setting_gives_the_same_numbers_under_every_knob(quick_sweep):
@@ -95,17 +95,17 @@ def test_the_chosen_value_is_the_cheapest_inside_the_best_val_interval(quick_swe
 def test_choose_breaks_a_tie_inside_the_interval_toward_fewer_macs_and_keeps_a_clear_winner():
     macs = {"small": 1.0, "large": 2.0}
     tie = {"small": {"mean": 0.5, "ci95": [0.4, 0.8]}, "large": {"mean": 0.6, "ci95": [0.45, 0.75]}}
-    assert test_compute.choose(tie, macs) == "small"
+    assert compute_sweep.cheapest_tie(tie, macs) == "small"
     clear = {"small": {"mean": 0.3, "ci95": [0.2, 0.4]}, "large": {"mean": 0.6, "ci95": [0.55, 0.65]}}
-    assert test_compute.choose(clear, macs) == "large"
+    assert compute_sweep.cheapest_tie(clear, macs) == "large"
     no_interval = {"small": {"mean": 0.5, "ci95": [math.nan, math.nan]}, "large": {"mean": 0.6, "ci95": [math.nan] * 2}}
-    assert test_compute.choose(no_interval, macs) == "large"
+    assert compute_sweep.cheapest_tie(no_interval, macs) == "large"
 
 
 def test_a_sweep_from_a_finished_runs_checkpoints_repeats_the_trained_sweep(quick_sweep, tmp_path):
     run_dir, results, _ = quick_sweep
     argv = ["--quick", "--no_progress", "--seeds", "0", "--from_run", str(run_dir), "--out_dir", str(tmp_path)]
-    reloaded = test_compute.main(argv)
+    reloaded = compute_sweep.main(argv)
     assert reloaded["from_run"] == str(run_dir)
     for knob, entry in results["knobs"].items():
         for key, point in entry["values"].items():
@@ -121,21 +121,21 @@ def test_macs_per_step_grow_linearly_with_candidates_and_horizon(knob):
     model = SSM(config.state_dim, 4, 3, config.hidden_dim)
     values = (5, 10, 20, 40)
     totals = [
-        test_compute.macs_per_step(model, test_compute.with_knob(config, knob, value))["total"] for value in values
+        compute_sweep.macs_per_step(model, compute_sweep.with_knob(config, knob, value))["total"] for value in values
     ]
     slopes = [(b - a) / (vb - va) for a, b, va, vb in zip(totals, totals[1:], values, values[1:], strict=False)]
     assert slopes == pytest.approx([slopes[0]] * len(slopes))
     other = config.planner.horizon if knob == "planner.num_candidates" else config.planner.num_candidates
-    assert slopes[0] == pytest.approx(config.planner.num_iterations * other * test_compute.token_macs(model))
+    assert slopes[0] == pytest.approx(config.planner.num_iterations * other * compute_sweep.token_macs(model))
 
 
 def test_token_macs_count_every_projection_of_the_ssm():
     model = SSM(state_dim=8, input_dim=4, output_dim=3, hidden_dim=32)
     weights = sum(module.weight.numel() for module in model.modules() if isinstance(module, torch.nn.Linear))
-    assert test_compute.token_macs(model) == weights + 3 * model.state_dim
+    assert compute_sweep.token_macs(model) == weights + 3 * model.state_dim
 
 
 def test_every_knob_sweeps_its_default():
-    config = test_compute.with_knob(defaults_for("Pendulum-v1"), "planner.horizon", 12)
-    values = test_compute.sweep_values(config, quick=False)
+    config = compute_sweep.with_knob(defaults_for("Pendulum-v1"), "planner.horizon", 12)
+    values = compute_sweep.sweep_values(config, quick=False)
     assert 12 in values["planner.horizon"] and values["adapt.num_steps"] == [0, 1, 2, 5, 10]

@@ -1,4 +1,4 @@
-"""pipeline.selection: val tasks only, the paired choice rule, overrides checked before any training."""
+"""experiments/select_defaults.py: val tasks only, the paired choice rule, overrides checked before any training."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 
+from core.settings import override
 from env_runner.tasks import TaskFamily
-from pipeline import selection
-from pipeline.config import apply_overrides, defaults_for
+from experiments import select_defaults as selection
+from pipeline.config import defaults_for
 from planning.planner import PlannerConfig
 
 
@@ -77,32 +78,34 @@ def test_choice_takes_the_best_mean_and_marks_the_candidates_tied_with_it():
     tied = scored([1.2, 1.8, 3.3, 3.9], train_s=10.0)  # differences +-: interval contains 0
     worse = scored([1.5, 2.5, 3.5, 4.5], train_s=1.0)  # worse on every task by 0.5
     candidates = [tied, best, worse]
-    assert selection.choose(candidates, "prediction") == 1
+    assert selection.choose_candidate(candidates, "prediction") == 1
     assert [candidate["tied"] for candidate in candidates] == [True, True, False]
     assert worse["versus_best"]["mean"] == pytest.approx(0.5)
 
 
 def test_choice_by_control_maximises_the_return_and_needs_it():
     low, high = scored([1.0, 1.0], 1.0, tta=[-10.0, -11.0]), scored([1.0, 1.0], 2.0, tta=[-5.0, -6.0])
-    assert selection.choose([low, high], "control") == 1
+    assert selection.choose_candidate([low, high], "control") == 1
     with pytest.raises(ValueError, match="tta_return"):
-        selection.choose([scored([1.0], 1.0), scored([1.0], 1.0)], "control")
+        selection.choose_candidate([scored([1.0], 1.0), scored([1.0], 1.0)], "control")
 
 
 def test_overrides_name_an_unknown_setting_and_a_group_given_a_value():
     defaults = defaults_for("Pendulum-v1")
-    changed = apply_overrides(defaults, {"hidden_dim": 32, "planner": {"horizon": 7}, "eval_steps": [0, 1]})
+    changed = override(defaults, {"hidden_dim": 32, "planner": {"horizon": 7}, "eval_steps": [0, 1]})
     assert changed.hidden_dim == 32 and changed.planner == PlannerConfig(**{**vars(defaults.planner), "horizon": 7})
     assert changed.eval_steps == (0, 1)
-    with pytest.raises(ValueError, match="unknown setting 'hiden_dim'"):
-        apply_overrides(defaults, {"hiden_dim": 32})
-    with pytest.raises(ValueError, match="planner is a group"):
-        apply_overrides(defaults, {"planner": 7})
-    with pytest.raises(ValueError, match="hidden_dim must be >= 1"):
-        apply_overrides(defaults, {"hidden_dim": 0})
+    with pytest.raises(ValueError, match="'hiden_dim' is not a setting of PipelineConfig"):
+        override(defaults, {"hiden_dim": 32})
+    with pytest.raises(ValueError, match="^planner must be an object of its own settings"):
+        override(defaults, {"planner": 7})
+    with pytest.raises(ValueError, match="^hidden_dim must be an int >= 1, got 0"):
+        override(defaults, {"hidden_dim": 0})
+    with pytest.raises(ValueError, match="^planner.horizon must be an int >= 1, got 0"):
+        override(defaults, {"planner": {"horizon": 0}})
 
 
 def test_an_invalid_candidate_fails_before_any_training(tmp_path, monkeypatch):
-    monkeypatch.setattr(selection, "trained_world", lambda *args: pytest.fail("trained before checking"))
-    with pytest.raises(ValueError, match="unknown setting"):
+    monkeypatch.setattr(selection, "train_world", lambda *args, **kwargs: pytest.fail("trained before checking"))
+    with pytest.raises(ValueError, match="'nope' is not a setting"):
         selection.select("Pendulum-v1", [{}, {"nope": 1}], "prediction", 0, tmp_path, progress=False)

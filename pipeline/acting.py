@@ -1,8 +1,7 @@
-"""Acting with the world model: the planner in many environments at once, on-policy data, and the control
-evaluation on held-out tasks.
+"""Acting with the world models: the planner of each condition in many environments at once, the online
+adaptation that feeds it, and the on-policy data that training collects the same way.
 
-Conditions, each run for `control_episodes` episodes on every task, from the same env reset seeds and the
-same planner seed in every condition (so differences are paired per task):
+Planner conditions (`condition_rollouts`), each acting in one env per task:
 - "tta": CEM on the meta-learned SSM with online test-time adaptation (`OnlineAdapter`: MetaMAML's inner
   step on the recent window every `adapt.update_every` steps, from theta*, rolled back when it raises the
   window loss); the planner uses each episode's adapted weights and the state recomputed over the window;
@@ -11,8 +10,9 @@ same planner seed in every condition (so differences are paired per task):
 - "no_tta": the planner on theta*, its state carried over the whole episode (`memory_only - no_tta`
   isolates memory length);
 - "oracle": the planner on the oracle world model, given each task's true coefficients;
-- "random": uniformly random actions;
 - "true_dynamics": the planner on the task's true physics (the ceiling), where available.
+Training's on-policy rows act as "tta" does (GrBAL style); the control evaluation runs every condition
+(`pipeline.control`).
 """
 
 from __future__ import annotations
@@ -22,22 +22,21 @@ from dataclasses import replace
 
 import torch
 
-from adaptation.online import OnlineAdapter
-from adaptation.test_time_adaptation import AdaptationConfig
+from adaptation.online import OnlineAdaptationConfig, OnlineAdapter
 from core.seeding import derive_seed
 from env_runner.rollouts import Rollouts
 from env_runner.segments import Normalizer
 from env_runner.tasks import Task, TaskFamily
 from meta_rl.meta_maml import MetaMAML
-from pipeline.config import PipelineConfig, TestTimeConfig
+from pipeline.config import PipelineConfig
 from pipeline.data import TaskContext
-from pipeline.report import condition_summary, progress_bar
+from pipeline.models import WorldModels
 from planning.dynamics import Dynamics, LearnedDynamics
-from planning.episode import TransitionHook, first_episode_returns, random_episode_returns, run_episodes
+from planning.episode import TransitionHook, run_episodes
 from planning.planner import CEMPlanner
-from planning.true_dynamics import has_true_dynamics, true_dynamics
+from planning.true_dynamics import true_dynamics
 
-CONDITIONS = ("tta", "memory_only", "no_tta", "oracle", "random", "true_dynamics")
+PLANNER_CONDITIONS = ("tta", "memory_only", "no_tta", "oracle", "true_dynamics")
 
 
 def act(
@@ -70,20 +69,10 @@ def act(
 
 
 def online_adaptation_hook(
-    meta: MetaMAML, normalizer: Normalizer, settings: TestTimeConfig, num_envs: int
+    meta: MetaMAML, normalizer: Normalizer, settings: OnlineAdaptationConfig, num_envs: int
 ) -> TransitionHook:
     """Feed each real transition to an `OnlineAdapter`; hand its per-episode weights and states to the planner."""
-    online = OnlineAdapter(
-        meta,
-        AdaptationConfig(
-            num_steps=settings.num_steps,
-            window=settings.window,
-            update_every=settings.update_every,
-            window_state=settings.window_state,
-            max_loss_increase=settings.max_loss_increase,
-        ),
-        num_envs,
-    )
+    online = OnlineAdapter(meta, settings, num_envs)
 
     def on_transition(obs, action, next_obs, episode_start, hidden_before):
         log = online.observe(
@@ -100,7 +89,7 @@ def condition_rollouts(
     tasks: Sequence[Task],
     seeds: Sequence[int],
     steps: int,
-    models,
+    models: WorldModels,
     normalizer: Normalizer,
     context: TaskContext,
     config: PipelineConfig,
@@ -119,7 +108,7 @@ def condition_rollouts(
             settings = config.adapt if condition == "tta" else replace(config.adapt, num_steps=0)
             hook = online_adaptation_hook(models.learner, normalizer, settings, len(tasks))
     else:
-        raise ValueError(f"unknown control condition {condition!r}: expected one of {CONDITIONS}")
+        raise ValueError(f"unknown planner condition {condition!r}: expected one of {PLANNER_CONDITIONS}")
     return act(family, tasks, seeds, steps, dynamics, config, planner_seed, hook, until_first_done)
 
 
@@ -136,53 +125,10 @@ def control_episodes(tasks: Sequence[Task], split: str, config: PipelineConfig) 
     return episode_tasks, seeds, derive_seed(config.seed, f"planner-{split}")
 
 
-def evaluate_control(
-    family: TaskFamily,
-    tasks: list[Task],
-    split: str,
-    models,
-    normalizer: Normalizer,
-    context: TaskContext,
-    config: PipelineConfig,
-    progress: bool = True,
-) -> dict:
-    """Episode returns of every condition on the first `control_tasks` of `tasks`, `control_episodes` each.
-
-    Returns {condition: {"mean", "ci95": [lo, hi], "per_task": [...], "episodes": [[...] per task]}}; the
-    interval is Student-t over per-task means.
-    """
-    tasks = tasks[: config.control_tasks]
-    repeats = config.control_episodes
-    episode_tasks, seeds, planner_seed = control_episodes(tasks, split, config)
-    conditions = [c for c in CONDITIONS if c != "true_dynamics" or has_true_dynamics(family)]
-    results = {}
-    for condition in progress_bar(conditions, progress, f"control on {split} tasks"):
-        if condition == "random":
-            returns = random_episode_returns(family, episode_tasks, seeds, config.episode_steps)
-        else:
-            rollouts = condition_rollouts(
-                condition,
-                family,
-                episode_tasks,
-                seeds,
-                config.episode_steps,
-                models,
-                normalizer,
-                context,
-                config,
-                planner_seed,
-                until_first_done=True,
-            )
-            returns = first_episode_returns(rollouts)
-        episodes = [returns[i * repeats : (i + 1) * repeats] for i in range(len(tasks))]
-        results[condition] = condition_summary(episodes)
-    return results
-
-
 def collect_onpolicy(
     family: TaskFamily,
     tasks: list[Task],
-    models,
+    models: WorldModels,
     normalizer: Normalizer,
     context: TaskContext,
     config: PipelineConfig,

@@ -1,0 +1,73 @@
+"""Control on held-out tasks: every condition's episode returns on the first `control_tasks` tasks of a split,
+`control_episodes` episodes each, from the same env reset seeds and the same planner seed in every condition
+(so differences are paired per task).
+
+Conditions: the planner conditions of `pipeline.acting` ("tta", "memory_only", "no_tta", "oracle",
+"true_dynamics" where the family has its physics as a batched model) and "random" (uniformly random actions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from env_runner.rollouts import Rollouts
+from env_runner.tasks import Task
+from pipeline.acting import condition_rollouts, control_episodes
+from pipeline.config import PipelineConfig
+from pipeline.progress import progress_bar
+from pipeline.statistics import episode_summary
+from pipeline.world import World
+from planning.episode import first_episode_returns, random_episode_returns
+from planning.true_dynamics import has_true_dynamics
+
+CONDITIONS = ("tta", "memory_only", "no_tta", "oracle", "random", "true_dynamics")
+
+
+def control_tasks(world: World, split: str, config: PipelineConfig) -> list[Task]:
+    """The tasks of `split` that control runs on: its first `config.control_tasks`."""
+    return world.splits.as_dict()[split][: config.control_tasks]
+
+
+def planner_rollouts(world: World, config: PipelineConfig, split: str, condition: str) -> Rollouts:
+    """The planner of `condition` under `config` on the split's control episodes, each until its first end."""
+    episode_tasks, seeds, planner_seed = control_episodes(control_tasks(world, split, config), split, config)
+    return condition_rollouts(
+        condition,
+        world.family,
+        episode_tasks,
+        seeds,
+        config.episode_steps,
+        world.models,
+        world.normalizer,
+        world.context,
+        config,
+        planner_seed,
+        until_first_done=True,
+    )
+
+
+def condition_returns(world: World, config: PipelineConfig, split: str, condition: str) -> list[float]:
+    """The return of every control episode of `condition` on `split`, task-major (`control_episodes` per task)."""
+    if condition == "random":
+        episode_tasks, seeds, _ = control_episodes(control_tasks(world, split, config), split, config)
+        return random_episode_returns(world.family, episode_tasks, seeds, config.episode_steps)
+    return first_episode_returns(planner_rollouts(world, config, split, condition))
+
+
+def evaluate_control(world: World, split: str, progress: bool = True) -> dict:
+    """Episode returns of every condition on the split's control tasks.
+
+    Returns {condition: {"mean", "ci95": [lo, hi], "per_task": [...], "episodes": [[...] per task]}}; the
+    interval is Student-t over per-task means.
+    """
+    repeats = world.config.control_episodes
+    conditions = [c for c in CONDITIONS if c != "true_dynamics" or has_true_dynamics(world.family)]
+    results = {}
+    for condition in progress_bar(conditions, progress, f"control on {split} tasks"):
+        returns = condition_returns(world, world.config, split, condition)
+        results[condition] = episode_summary(_by_task(returns, repeats))
+    return results
+
+
+def _by_task(returns: Sequence[float], repeats: int) -> list[list[float]]:
+    return [list(returns[i : i + repeats]) for i in range(0, len(returns), repeats)]

@@ -1,0 +1,125 @@
+"""The command line, generated from the settings' fields: one flag per setting, `--group.name` inside a nested
+group, the help line and choices from the field, and the flags shared by every program that runs pipelines.
+
+    parser = argparse.ArgumentParser()
+    add_setting_flags(parser)                        # --env_name, --num_epochs, --planner.horizon, --adapt.window ...
+    add_program_flags(parser)                        # --quick, --threads, --no_progress
+    args = parser.parse_args(argv)
+    config = config_from_flags(parser, args)         # parser.error names a refused flag
+    set_threads(parser, args)
+
+A flag that is not given leaves the setting at its default for the family (`defaults_for`), so a family's row
+and the flags layer cleanly. This is our own small generator rather than `tyro`, which builds the same flags
+from nested dataclasses: the family's defaults are known only once `--env_name` and `--quick` are read, which
+tyro would need a second parse for, and tyro reports errors in wrapped panels, where ours stay the one line
+"--<flag> must be ..., got ..." that `core.settings` words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import fields
+from typing import Any
+
+import torch
+
+from core.settings import SettingError, override
+from pipeline.config import PipelineConfig, defaults_for
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, config_type: type = PipelineConfig, group: str = "") -> None:
+    """One flag per field of `config_type` (nested dataclasses as `--group.name`), default None = not given."""
+    hints = typing.get_type_hints(config_type)
+    defaults = config_type()
+    for item in fields(config_type):
+        kind, default, name = hints[item.name], getattr(defaults, item.name), f"{group}{item.name}"
+        if dataclasses.is_dataclass(kind):
+            add_setting_flags(parser, kind, f"{name}.")
+            continue
+        options: dict[str, Any] = {
+            "dest": name,
+            "default": None,
+            "help": f"{item.metadata['help']} (default {default})",
+        }
+        base, can_be_none = _base_type(kind)
+        if base is bool:
+            parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, **options)
+            continue
+        if typing.get_origin(base) is tuple:
+            options.update(nargs="+", type=typing.get_args(base)[0])
+        else:
+            options["type"] = _none_or(base) if can_be_none else base
+        rule = item.metadata.get("rule")
+        if rule is not None and rule.choices is not None:
+            options["choices"] = rule.choices
+        parser.add_argument(f"--{name}", **options)
+
+
+def add_program_flags(parser: argparse.ArgumentParser, threads: int | None = None) -> None:
+    """--quick, --threads (default `threads`: None leaves torch's choice) and --no_progress."""
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration (tiny sizes)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=threads,
+        help=f"torch.set_num_threads (default {threads or 'torch own choice'}); 1 for runs sharing the cores",
+    )
+    parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
+
+
+def given_settings(args: argparse.Namespace, config_type: type = PipelineConfig, group: str = "") -> dict[str, Any]:
+    """The settings whose flags were given, as `override` takes them: {"num_epochs": 3, "planner": {...}}."""
+    values = vars(args)
+    given: dict[str, Any] = {}
+    hints = typing.get_type_hints(config_type)
+    for item in fields(config_type):
+        name = f"{group}{item.name}"
+        if dataclasses.is_dataclass(hints[item.name]):
+            nested = given_settings(args, hints[item.name], f"{name}.")
+            if nested:
+                given[item.name] = nested
+        elif values.get(name) is not None:
+            value = values[name]
+            given[item.name] = None if value is _NONE else tuple(value) if isinstance(value, list) else value
+    return given
+
+
+def config_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> PipelineConfig:
+    """The family's defaults (`--quick` sizes when asked) with every given flag; a refused value is the parser's
+    error naming the flag."""
+    try:
+        return override(defaults_for(args.env_name or PipelineConfig().env_name, args.quick), given_settings(args))
+    except SettingError as error:
+        parser.error(f"--{error}")
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def set_threads(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """torch.set_num_threads(--threads) when it is given."""
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be an int >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+
+
+_NONE = object()  # "--flag none": the setting switched off, unlike a flag not given
+
+
+def _none_or(kind: type):
+    def parse(text: str):
+        return _NONE if text.lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in "invalid float value"
+    return parse
+
+
+def _base_type(kind: Any) -> tuple[Any, bool]:
+    """(type, whether None is allowed) of a field annotation such as `float | None`."""
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        members = [member for member in typing.get_args(kind) if member is not type(None)]
+        return members[0], True
+    return kind, False

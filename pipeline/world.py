@@ -1,0 +1,114 @@
+"""A trained world: what the data and training stages of one seed hand to everything that evaluates it (a run's
+prediction and control stages, the compute sweep, default selection), trained here or loaded from a run.
+
+    world = train_world(config, out_dir)         collect, fit the normaliser, train; checkpoint.pt in out_dir
+    world = load_world(run_dir)                  a finished run's checkpoint.pt and saved config
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from core.seeding import seed_everything
+from env_runner.environment import make_task_family
+from env_runner.rollouts import Rollouts
+from env_runner.segments import Normalizer
+from env_runner.tasks import TaskFamily
+from meta_rl.distributed import is_main_process
+from pipeline.config import PipelineConfig, resolve_device
+from pipeline.data import TaskContext, TaskSplits, collect_data, sample_splits, split_rows
+from pipeline.models import WorldModels
+from pipeline.training import read_training_checkpoint, train
+
+
+@dataclass(frozen=True)
+class World:
+    """One seed's trained world models and everything their evaluation needs."""
+
+    family: TaskFamily
+    config: PipelineConfig  # with the family's input width
+    splits: TaskSplits
+    normalizer: Normalizer  # fit on the train tasks' random-policy data only
+    context: TaskContext  # the oracle's input, standardised over the train tasks
+    models: WorldModels
+    dataset: Rollouts  # the final training set, random and on-policy rows
+    last_losses: dict[str, float] | None  # the last meta-batch's losses (None: loaded, or no epoch left to run)
+
+
+def family_and_config(config: PipelineConfig) -> tuple[TaskFamily, PipelineConfig]:
+    """The task family of `config.env_name` and `config` with the family's model input width and its device
+    resolved ("auto"); ValueError when `config` contradicts the family (input width, control without a
+    closed-form reward) or the machine (a device it lacks)."""
+    family = make_task_family(config.env_name)
+    width = family.model_input_dim
+    if config.input_dim not in (None, width):
+        raise ValueError(
+            f"--input_dim {config.input_dim} contradicts {config.env_name}: obs_dim {family.obs_dim} "
+            f"- {len(family.translation_invariant_obs)} position entries + action_dim {family.action_dim} = {width}"
+        )
+    if config.algo == "mbrl" and config.control and not family.has_reward_fn:
+        raise ValueError(
+            f"{config.env_name} has no closed-form reward for the planner to score imagined trajectories: "
+            "pass --no-control"
+        )
+    return family, replace(config, input_dim=width, device=resolve_device(config.device))
+
+
+def train_world(
+    config: PipelineConfig,
+    out_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    stages: dict[str, float] | None = None,
+) -> World:
+    """The data and training stages of one seed: tasks, random-policy data on the train tasks, the normaliser
+    (fit on that data only) and the world models, checkpointed to out_dir/checkpoint.pt after each epoch
+    (`resume`: continue from it). A fresh run writes out_dir/config.json first.
+
+    `stages` (when given) receives the seconds spent setting up ("setup_s"), collecting ("collect_s") and training
+    ("train_s").
+    """
+    stages = {} if stages is None else stages
+    start_time = time.perf_counter()
+    seed_everything(config.seed)
+    family, config = family_and_config(config)
+    if is_main_process() and not resume:  # a resumed run's config.json is the one it must match
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    splits = sample_splits(family, config)
+    stages["setup_s"] = time.perf_counter() - start_time
+    random_data = collect_data(family, splits.train, config.steps_per_task, config.seed, progress)
+    stages["collect_s"] = time.perf_counter() - start_time - stages["setup_s"]
+    normalizer = Normalizer.fit(random_data, dropped_obs=family.translation_invariant_obs)  # training data only
+    context = TaskContext(family, splits.train)
+    models = WorldModels(config, config.input_dim, family.obs_dim, context.width)
+    rows = split_rows(random_data, config.onpolicy_steps)
+    checkpoint = out_dir / "checkpoint.pt"
+    dataset, last_losses = train(
+        config, family, splits, models, normalizer, context, rows, checkpoint, resume, progress
+    )
+    stages["train_s"] = time.perf_counter() - start_time - stages["setup_s"] - stages["collect_s"]
+    return World(family, config, splits, normalizer, context, models, dataset, last_losses)
+
+
+def load_world(run_dir: Path) -> World:
+    """The world of a run folder whose training finished: its checkpoint.pt and the config saved in it (the task
+    splits are sampled again from that config)."""
+    state = read_training_checkpoint(run_dir / "checkpoint.pt")
+    family, config = family_and_config(PipelineConfig.from_dict(state["config"]))
+    if state["epoch"] != config.num_epochs:
+        raise ValueError(
+            f"{run_dir} holds a run stopped after epoch {state['epoch']} of {config.num_epochs}: "
+            "finish it with --resume first"
+        )
+    splits = sample_splits(family, config)
+    context = TaskContext(family, splits.train)
+    models = WorldModels(config, config.input_dim, family.obs_dim, context.width)
+    models.load_state_dict(state["models"])
+    normalizer = Normalizer(family.obs_dim, family.action_dim, dropped_obs=family.translation_invariant_obs)
+    normalizer.load_state_dict(state["normalizer"])
+    dataset = Rollouts(**state["dataset"], tasks=tuple(splits.train))
+    return World(family, config, splits, normalizer, context, models, dataset, None)
