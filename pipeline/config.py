@@ -170,9 +170,6 @@ QUICK_SIZES: dict[str, Any] = {
         "num_minibatches": 2,
         "update_epochs": 2,
         "hidden_dim": 16,
-        "learning_rate": 3e-4,
-        "ent_coef": 0.01,
-        "reward_scale": 1.0,
     },
 }
 
