@@ -192,6 +192,11 @@ class CrippledFamily(MujocoFamily):
     coefficient_ranges = {"crippled_scale": (0.0, 0.5)}
     ood_ranges = {"crippled_scale": (0.0, 0.5)}
 
+    @property
+    def categorical_coefficients(self) -> dict[str, tuple[int, ...]]:
+        """The crippled part, which takes every training and OOD part."""
+        return {self.part_name: tuple(sorted(self.training_parts + self.ood_parts))}
+
     def _sample_params(self, rng: np.random.Generator, split: str) -> dict[str, float]:
         if split == "ood":
             parts, ranges = self.ood_parts, self.ood_ranges

@@ -93,7 +93,8 @@ class TaskFamily:
     """Distribution of tasks over one gymnasium environment id (see the module docstring).
 
     Subclasses set `param_names` (the environment attributes a task sets), `coefficient_ranges` (training
-    box), `ood_ranges` (OOD proposal box) and `log_coefficients`, and implement `_params_from_coefficients`
+    box), `ood_ranges` (OOD proposal box), `log_coefficients` and `categorical_coefficients` (coefficients outside
+    the box that take one of a few values, with all of them), and implement `_params_from_coefficients`
     and `_coefficients`; they override `reward_fn` (setting `has_reward_fn`) where the reward has a closed
     form, `termination_fn` where episodes can terminate, and `_apply_params` where the environment caches
     derived quantities.
@@ -107,6 +108,8 @@ class TaskFamily:
     coefficient_ranges: ClassVar[Mapping[str, Range]] = {}
     ood_ranges: ClassVar[Mapping[str, Range]] = {}
     log_coefficients: ClassVar[frozenset[str]] = frozenset()
+    # coefficients that name one of several values (a crippled motor): every value it can take, OOD ones too
+    categorical_coefficients: ClassVar[Mapping[str, tuple[int, ...]]] = {}
     has_reward_fn: ClassVar[bool] = False
     # observation entries the dynamics do not depend on (absolute positions): world models predict their
     # change but do not take them as input

@@ -2,6 +2,7 @@
 
     python experiments/compute_sweep.py --env_name Pendulum-v1 --seeds 0 1 2 [--from_run RUN_DIR] [--out_dir DIR]
     python experiments/compute_sweep.py --quick          # tiny model, two values per knob: a smoke run
+    python experiments/compute_sweep.py --seeds 0 1 2 --jobs 2   # seeds at once (their timings then share the cores)
 
 For every seed a trained world comes from `--from_run RUN_DIR` (a finished `main.py` run:
 `RUN_DIR/seed_<S>/checkpoint.pt` with its saved config; the task splits are re-sampled from it) or from the
@@ -67,7 +68,7 @@ from core.settings import override
 from core.ssm import SSM
 from pipeline.config import PipelineConfig, defaults_for
 from pipeline.control import condition_returns, planner_rollouts
-from pipeline.flags import add_program_flags, set_threads
+from pipeline.flags import add_program_flags, executor_from_flags
 from pipeline.plots import write_compute_sweep_plot
 from pipeline.prediction import held_out_windows, maml_adapter, window_errors
 from pipeline.progress import progress_bar
@@ -273,9 +274,10 @@ def knob_results(knob: str, seeds: list[dict], default: int, model: SSM, config:
     return {"default": default, "chosen": values[chosen]["value"], "values": values}
 
 
-def assemble(worlds: list[World], seeds: list[dict], args: argparse.Namespace, total_s: float) -> dict:
-    """The contents of test_compute.json (module docstring)."""
-    config, model = worlds[0].config, worlds[0].models.maml_model
+def assemble(runs: list[dict], args: argparse.Namespace, total_s: float) -> dict:
+    """The contents of compute_sweep.json (module docstring) from every seed's `sweep_one_seed`."""
+    config, model = PipelineConfig.from_dict(runs[0]["config"]), SSM(**runs[0]["model_config"])
+    seeds = [run["sweep"] for run in runs]
     references = {
         split: {name: pooled_pairs([seed["reference"][split][name] for seed in seeds]) for name in names}
         for split in SPLITS
@@ -283,7 +285,7 @@ def assemble(worlds: list[World], seeds: list[dict], args: argparse.Namespace, t
     }
     return {
         "env_name": config.env_name,
-        "seeds": [world.config.seed for world in worlds],
+        "seeds": [run["config"]["seed"] for run in runs],
         "quick": args.quick,
         "from_run": None if args.from_run is None else str(args.from_run),
         "config": config.to_dict(),
@@ -328,30 +330,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def world_for_seed(args: argparse.Namespace, seed: int, out_dir: Path) -> World:
+def world_for_seed(args: argparse.Namespace, seed: int, out_dir: Path, progress: bool) -> World:
     if args.from_run is None:
         config = replace(defaults_for(args.env_name, args.quick), seed=seed)
-        return train_world(config, out_dir / f"seed_{seed}", progress=not args.no_progress)
+        return train_world(config, out_dir / f"seed_{seed}", progress=progress)
     world = load_world(args.from_run / f"seed_{seed}")
     if world.config.env_name != args.env_name:
         raise ValueError(f"{args.from_run} is a run on {world.config.env_name}, not {args.env_name}")
     return world
 
 
+def sweep_one_seed(args: argparse.Namespace, seed: int, out_dir: Path, progress: bool) -> dict:
+    """One seed: its world (trained, or loaded with --from_run) and every knob's measurements, as picklable data:
+    {"config", "model_config" (the SSM's constructor arguments), "sweep" (`sweep_seed`)}."""
+    world = world_for_seed(args, seed, out_dir, progress)
+    sweep = sweep_seed(world, sweep_values(world.config, args.quick), progress)
+    return {"config": world.config.to_dict(), "model_config": world.models.maml_model.config, "sweep": sweep}
+
+
 def main(argv: list[str] | None = None) -> dict:
-    """Sweep every knob for every seed; write compute_sweep.json and compute_sweep.png; returns the JSON's contents."""
+    """Sweep every knob for every seed (seeds at once with --jobs or --executor ray); write compute_sweep.json and
+    compute_sweep.png; returns the JSON's contents."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    set_threads(parser, args)
+    executor = executor_from_flags(parser, args)
     start = time.perf_counter()
     out_dir = args.out_dir or Path("runs") / f"compute_sweep-{args.env_name}-{datetime.now():%Y%m%d-%H%M%S}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    worlds, seeds = [], []
-    for seed in args.seeds:
-        world = world_for_seed(args, seed, out_dir)
-        worlds.append(world)
-        seeds.append(sweep_seed(world, sweep_values(world.config, args.quick), not args.no_progress))
-    results = assemble(worlds, seeds, args, time.perf_counter() - start)
+    progress = not args.no_progress and executor.in_process
+    runs = executor.map(
+        sweep_one_seed,
+        [(args, seed, out_dir, progress) for seed in args.seeds],
+        [f"seed {seed}" for seed in args.seeds],
+    )
+    results = assemble(runs, args, time.perf_counter() - start)
     (out_dir / "compute_sweep.json").write_text(json.dumps(results, indent=2))
     write_compute_sweep_plot(results, out_dir / "compute_sweep.png", selection_score)
     if not args.no_progress:

@@ -39,7 +39,8 @@ from typing import Any
 from core.settings import override
 from pipeline.config import PipelineConfig, defaults_for
 from pipeline.control import condition_returns
-from pipeline.flags import add_program_flags, set_threads
+from pipeline.executor import Executor
+from pipeline.flags import add_program_flags, executor_from_flags
 from pipeline.prediction import fine_tuner, held_out_windows, maml_adapter, select_erm_fine_tuning, window_errors
 from pipeline.statistics import paired_difference, per_task_means, task_summary
 from pipeline.world import World, train_world
@@ -93,6 +94,18 @@ def candidate_configs(
     return defaults, [override(defaults, overrides) for overrides in candidates]
 
 
+def score_candidate(overrides: dict[str, Any], config: PipelineConfig, work_dir: Path, progress: bool) -> dict:
+    """Train one candidate and score it on val tasks: its record (module docstring) without the choice's fields."""
+    if progress:
+        print(f"candidate {json.dumps(overrides)}", flush=True)
+    start = time.perf_counter()
+    world = train_world(config, work_dir, progress=progress)
+    record = {"overrides": overrides, "train_s": time.perf_counter() - start, **val_scores(world)}
+    if progress:
+        print(describe(record), flush=True)
+    return record
+
+
 def select(
     env_name: str,
     candidates: list[dict[str, Any]],
@@ -101,21 +114,18 @@ def select(
     work_dir: Path,
     progress: bool,
     quick: bool = False,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """Train and score every candidate on val tasks; returns the selection record (module docstring).
-    `quick`: the candidates override the --quick sizes (a smoke run)."""
+    """Train and score every candidate on val tasks (several at once through `executor`); returns the selection
+    record (module docstring). `quick`: the candidates override the --quick sizes (a smoke run)."""
     start = time.perf_counter()
+    executor = executor or Executor()
     defaults, configs = candidate_configs(env_name, candidates, seed, quick)  # every candidate checked first
-    scored = []
-    for index, (overrides, config) in enumerate(zip(candidates, configs, strict=True)):
-        if progress:
-            print(f"candidate {index}: {json.dumps(overrides)}", flush=True)
-        train_start = time.perf_counter()
-        world = train_world(config, work_dir / f"candidate_{index}", progress=progress)
-        record = {"overrides": overrides, "train_s": time.perf_counter() - train_start, **val_scores(world)}
-        scored.append(record)
-        if progress:
-            print(describe(record), flush=True)
+    arguments = [
+        (overrides, config, work_dir / f"candidate_{index}", progress and executor.in_process)
+        for index, (overrides, config) in enumerate(zip(candidates, configs, strict=True))
+    ]
+    scored = executor.map(score_candidate, arguments, [f"candidate {index}" for index in range(len(candidates))])
     chosen = choose_candidate(scored, by)
     return {
         "env_name": env_name,
@@ -156,14 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    set_threads(parser, args)
+    executor = executor_from_flags(parser, args)
     try:
         candidate_configs(args.env_name, args.candidate, args.seed, args.quick)
     except ValueError as error:
         parser.error(f"--candidate: {error}")
     with tempfile.TemporaryDirectory() as work_dir:
         record = select(
-            args.env_name, args.candidate, args.by, args.seed, Path(work_dir), not args.no_progress, args.quick
+            args.env_name,
+            args.candidate,
+            args.by,
+            args.seed,
+            Path(work_dir),
+            not args.no_progress,
+            args.quick,
+            executor,
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))

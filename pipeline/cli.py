@@ -17,6 +17,8 @@ Meta-RL with a state space model, end to end:
     python main.py --quick                                   # seconds-long smoke run
     python main.py --out_dir runs/x --resume                 # continue a killed run
     python main.py --threads 1 ...                           # one core: two runs side by side do not oversubscribe
+    python main.py --seeds 0 1 2 3 --jobs 2                  # two seeds at once in local worker processes
+    python main.py --seeds 0 1 2 3 --executor ray --ray_address auto   # each seed a Ray task on a cluster
 
 `--algo rl2` trains an RL² policy instead (PPO; its SSM or GRU memory adapts within a trial of several
 episodes), with an oracle and a random baseline, and reports the return of each episode of a trial:
@@ -27,15 +29,17 @@ episodes), with an oracle and a random baseline, and reports the return of each 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from core.settings import SettingError
 from pipeline.config import resolve_device
-from pipeline.executor import run_seeds
-from pipeline.flags import add_program_flags, add_setting_flags, config_from_flags, set_threads
+from pipeline.flags import add_program_flags, add_setting_flags, config_from_flags, executor_from_flags
+from pipeline.provenance import command_line
 from pipeline.rl2_run import read_rl2_checkpoint
+from pipeline.seeds import run_seeds
 from pipeline.training import read_training_checkpoint
 from pipeline.world import family_and_config
 
@@ -67,7 +71,9 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--{error}")
     except ValueError as error:
         parser.error(str(error))
-    set_threads(parser, args)
+    executor = executor_from_flags(parser, args)
+    if not executor.in_process and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        parser.error("under torchrun every process trains the same run: leave --jobs at 1 and --executor local")
     seeds = args.seeds if args.seeds is not None else [config.seed]
     if any(seed < 0 for seed in seeds):
         parser.error(f"--seeds must be ints >= 0, got {seeds}")
@@ -85,7 +91,14 @@ def main(argv: list[str] | None = None) -> dict:
                 except ValueError as error:
                     parser.error(str(error))
     return run_seeds(
-        config, seeds, out_dir, resume=args.resume, progress=not args.no_progress, per_seed_dirs=args.seeds is not None
+        config,
+        seeds,
+        out_dir,
+        resume=args.resume,
+        progress=not args.no_progress,
+        per_seed_dirs=args.seeds is not None,
+        executor=executor,
+        argv=command_line(),
     )
 
 

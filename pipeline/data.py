@@ -69,30 +69,43 @@ def collect_data(family: TaskFamily, tasks: list[Task], steps: int, seed: int, p
 
 
 class TaskContext:
-    """The oracle's extra input: a task's coefficients (log for log coefficients), standardised over the
-    training tasks -> (K,) float32. Fit on training tasks only."""
+    """The oracle's extra input, what the task is: its continuous coefficients (log for log coefficients),
+    standardised over the training tasks, then each categorical coefficient one-hot over every value it takes
+    (a crippled motor: OOD motors included) -> (K,) float32. Fit on training tasks only."""
 
     def __init__(self, family: TaskFamily, train_tasks: list[Task]) -> None:
         self.family = family
         self.names = tuple(family.coefficient_ranges)
-        raw = torch.tensor([self._raw(task) for task in train_tasks], dtype=torch.float64)
-        raw = raw.reshape(len(train_tasks), self.width)
+        self.categories = dict(family.categorical_coefficients)
+        raw = self._continuous(train_tasks)
         self.mean = raw.mean(0)
-        spread = len(train_tasks) > 1 and self.width > 0
-        self.std = raw.std(0).clamp_min(1e-6) if spread else torch.ones(self.width, dtype=torch.float64)
+        spread = len(train_tasks) > 1 and len(self.names) > 0
+        self.std = raw.std(0).clamp_min(1e-6) if spread else torch.ones(len(self.names), dtype=torch.float64)
 
     @property
     def width(self) -> int:
-        return len(self.names)
+        return len(self.names) + sum(len(values) for values in self.categories.values())
 
-    def _raw(self, task: Task) -> list[float]:
-        values = self.family.coefficients(task)
-        return [math.log(values[name]) if name in self.family.log_coefficients else values[name] for name in self.names]
+    def _continuous(self, tasks: list[Task]) -> torch.Tensor:
+        """(len(tasks), C) float64: each continuous coefficient (its log for a log coefficient)."""
+        rows = []
+        for task in tasks:
+            values = self.family.coefficients(task)
+            rows.append([math.log(values[n]) if n in self.family.log_coefficients else values[n] for n in self.names])
+        return torch.tensor(rows, dtype=torch.float64).reshape(len(tasks), len(self.names))
+
+    def _one_hot(self, tasks: list[Task]) -> torch.Tensor:
+        """(len(tasks), sum of the categories' sizes): a 1 at each categorical coefficient's value."""
+        columns = []
+        for name, values in self.categories.items():
+            index = torch.tensor([values.index(int(self.family.coefficients(task)[name])) for task in tasks])
+            columns.append(torch.nn.functional.one_hot(index, len(values)).float())
+        return torch.cat(columns, dim=1) if columns else torch.zeros(len(tasks), 0)
 
     def __call__(self, tasks: list[Task]) -> torch.Tensor:
-        """(len(tasks), K) standardised coefficients."""
-        raw = torch.tensor([self._raw(task) for task in tasks], dtype=torch.float64).reshape(len(tasks), self.width)
-        return ((raw - self.mean) / self.std).float()
+        """(len(tasks), K) standardised continuous coefficients, then the one-hot categories."""
+        continuous = ((self._continuous(tasks) - self.mean) / self.std).float()
+        return torch.cat([continuous, self._one_hot(tasks)], dim=1)
 
 
 def split_rows(rollouts: Rollouts, length: int) -> Rollouts:

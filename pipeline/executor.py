@@ -1,45 +1,109 @@
-"""Many runs: one complete run per seed, then the summary over them.
+"""Many independent runs: one after another in this process, at once in local worker processes, or as Ray tasks
+on a cluster. Every program that runs several runs (`--seeds`, the compute sweep, default selection) goes
+through `Executor.map` (`pipeline.seeds.run_seeds` for `--seeds`).
 
-run_seeds(config, seeds, out_dir)        <out_dir>/seed_<S>/ per seed (each resumable), summary.json/.md beside
-run_seeds(config, [S], out_dir, per_seed_dirs=False)      one seed written into <out_dir> itself
+    executor = Executor(jobs=2)                                  # --jobs 2
+    executor = Executor("ray", ray_address="auto")               # --executor ray --ray_address auto
+    results = executor.map(function, [(arg, ...), ...])          # function(*args) each, results in that order
+
+`function` must be a module-level function (a worker imports it by name), its arguments and result picklable.
+A run's numbers depend on its seed and its torch thread count, not on where it ran: every run in a worker gets
+`threads` torch threads (default max(1, cores // jobs) locally, 1 on Ray), and a run in this process with the
+same thread count writes the same metrics.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
-from pathlib import Path
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
-from pipeline.config import PipelineConfig, check_resumable
-from pipeline.run import run
-from pipeline.summary import write_summary
+import torch
+
+from core.settings import check_settings, integer, one_of, optional, setting
+
+RAY_EXTRA = 'pip install -e ".[ray]"'
 
 
-def run_seeds(
-    config: PipelineConfig,
-    seeds: list[int],
-    out_dir: Path,
-    resume: bool = False,
-    progress: bool = True,
-    per_seed_dirs: bool = True,
-) -> dict:
-    """One complete run per seed in <out_dir>/seed_<S>/ (each resumable), then summary.json and summary.md.
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-    `per_seed_dirs=False` (one seed, `--seed S`): the run writes into `out_dir` itself, summary beside it.
-    """
-    if not per_seed_dirs and len(seeds) != 1:
-        raise ValueError(f"a run without per-seed folders has one seed, got {seeds}")
-    per_seed = []
-    for seed in seeds:
-        seed_dir = out_dir / f"seed_{seed}" if per_seed_dirs else out_dir
-        if resume and (seed_dir / "metrics.json").is_file():  # a finished seed is read back, not rerun
-            finished = json.loads((seed_dir / "metrics.json").read_text())
-            saved = PipelineConfig.from_dict(finished["config"])
-            check_resumable(saved, replace(config, seed=seed, input_dim=saved.input_dim), seed_dir)
-            per_seed.append(finished)
-            continue
-        resume_seed = resume and (seed_dir / "checkpoint.pt").is_file()
-        per_seed.append(run(replace(config, seed=seed), seed_dir, resume=resume_seed, progress=progress))
-    if any(metrics is None for metrics in per_seed):  # a torchrun rank other than 0: rank 0 writes the summary
-        return {}
-    return write_summary(per_seed, out_dir)
+
+@dataclass(frozen=True)
+class Executor:
+    """Where the runs of `map` run: "local" (this process with jobs=1, else that many worker processes) or "ray"."""
+
+    kind: str = setting("local", "local processes or a Ray cluster", one_of(("local", "ray")))
+    jobs: int = setting(1, "runs at once on this machine (local)", integer(1))
+    threads: int | None = setting(None, "torch threads per run in a worker", optional(integer(1)))
+    ray_address: str | None = setting(None, "Ray cluster to join (none: start a local Ray instance)")
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+    @property
+    def in_process(self) -> bool:
+        return self.kind == "local" and self.jobs == 1
+
+    def worker_threads(self) -> int:
+        if self.threads is not None:
+            return self.threads
+        return max(1, available_cores() // self.jobs) if self.kind == "local" else 1
+
+    def map(self, function: Callable[..., Any], arguments: Sequence[tuple], labels: Sequence[str] = ()) -> list:
+        """function(*args) for every tuple of `arguments`, results in their order. A failed run does not stop the
+        others; once all have ended, RuntimeError names the failed ones (`labels`, default their positions)."""
+        labels = list(labels) or [f"run {index}" for index in range(len(arguments))]
+        if self.in_process:
+            return [function(*args) for args in arguments]
+        if self.kind == "ray":
+            return self._map_ray(function, arguments, labels)
+        return self._map_processes(function, arguments, labels)
+
+    def _map_processes(self, function: Callable[..., Any], arguments: Sequence[tuple], labels: list[str]) -> list:
+        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
+        threads = self.worker_threads()
+        with ProcessPoolExecutor(self.jobs, context, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+            futures = [pool.submit(function, *args) for args in arguments]
+            try:
+                outcomes = [_outcome(future.result) for future in futures]
+            except KeyboardInterrupt:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        return _results(outcomes, labels)
+
+    def _map_ray(self, function: Callable[..., Any], arguments: Sequence[tuple], labels: list[str]) -> list:
+        try:
+            import ray
+        except ImportError as error:
+            raise RuntimeError(f"--executor ray needs Ray: {RAY_EXTRA}") from error
+        if not ray.is_initialized():
+            ray.init(address=self.ray_address, include_dashboard=False, log_to_driver=True)
+        threads = self.worker_threads()
+        remote = ray.remote(num_cpus=threads)(_in_worker)
+        references = [remote.remote(function, args, threads) for args in arguments]
+        return _results([_outcome(lambda reference=reference: ray.get(reference)) for reference in references], labels)
+
+
+def _in_worker(function: Callable[..., Any], args: tuple, threads: int) -> Any:
+    torch.set_num_threads(threads)
+    return function(*args)
+
+
+def _outcome(result: Callable[[], Any]) -> tuple[Any, BaseException | None]:
+    try:
+        return result(), None
+    except Exception as error:  # kept, and raised once every run has ended
+        return None, error
+
+
+def _results(outcomes: list[tuple[Any, BaseException | None]], labels: list[str]) -> list:
+    failed = [(label, error) for label, (_, error) in zip(labels, outcomes, strict=True) if error is not None]
+    if failed:
+        listed = "; ".join(f"{label}: {type(error).__name__}: {error}" for label, error in failed)
+        raise RuntimeError(f"{len(failed)} of {len(outcomes)} runs failed ({listed})") from failed[0][1]
+    return [result for result, _ in outcomes]

@@ -3,10 +3,10 @@ group, the help line and choices from the field, and the flags shared by every p
 
     parser = argparse.ArgumentParser()
     add_setting_flags(parser)                        # --env_name, --num_epochs, --planner.horizon, --adapt.window ...
-    add_program_flags(parser)                        # --quick, --threads, --no_progress
+    add_program_flags(parser)                        # --quick, --no_progress, --threads, --jobs, --executor ...
     args = parser.parse_args(argv)
     config = config_from_flags(parser, args)         # parser.error names a refused flag
-    set_threads(parser, args)
+    executor = executor_from_flags(parser, args)
 
 A flag that is not given leaves the setting at its default for the family (`defaults_for`), so a family's row
 and the flags layer cleanly. This is our own small generator rather than `tyro`, which builds the same flags
@@ -28,6 +28,7 @@ import torch
 
 from core.settings import SettingError, override
 from pipeline.config import PipelineConfig, defaults_for
+from pipeline.executor import Executor
 
 
 def add_setting_flags(parser: argparse.ArgumentParser, config_type: type = PipelineConfig, group: str = "") -> None:
@@ -59,15 +60,21 @@ def add_setting_flags(parser: argparse.ArgumentParser, config_type: type = Pipel
 
 
 def add_program_flags(parser: argparse.ArgumentParser, threads: int | None = None) -> None:
-    """--quick, --threads (default `threads`: None leaves torch's choice) and --no_progress."""
+    """--quick, --no_progress, --threads (default `threads`: None leaves torch's choice in this process and
+    max(1, cores // jobs) in workers) and the executor's --jobs, --executor and --ray_address."""
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration (tiny sizes)")
+    parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
     parser.add_argument(
         "--threads",
         type=int,
         default=threads,
-        help=f"torch.set_num_threads (default {threads or 'torch own choice'}); 1 for runs sharing the cores",
+        help=f"torch threads per run (default {threads or 'torch own choice; max(1, cores // jobs) with --jobs'})",
     )
-    parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once in local worker processes (default 1)")
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="local processes, or Ray tasks (the ray extra)"
+    )
+    parser.add_argument("--ray_address", help="the Ray cluster to join, e.g. auto (default: a local Ray instance)")
 
 
 def given_settings(args: argparse.Namespace, config_type: type = PipelineConfig, group: str = "") -> dict[str, Any]:
@@ -98,12 +105,15 @@ def config_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(str(error))
 
 
-def set_threads(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """torch.set_num_threads(--threads) when it is given."""
+def executor_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Executor:
+    """The executor the flags ask for; sets this process's torch threads (--threads) for runs it runs itself."""
+    try:
+        executor = Executor(args.executor, args.jobs, args.threads, args.ray_address)
+    except SettingError as error:
+        parser.error(f"--{error}")
     if args.threads is not None:
-        if args.threads < 1:
-            parser.error(f"--threads must be an int >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
+    return executor
 
 
 _NONE = object()  # "--flag none": the setting switched off, unlike a flag not given

@@ -115,17 +115,27 @@ def _rl2_training_plot(metrics: dict, path: Path) -> Path:
 
 # ----------------------------------------------------------------------------- several runs
 def write_paired_plot(summary: dict, path: Path) -> Path | None:
-    """The paired control differences of a summary over seeds (None when it has no control section)."""
+    """The paired control differences of a summary: each pair's mean over seeds with its interval over seeds, each
+    seed's mean as a point, and (faint, to the right) the interval over (seed, task) pairs. None without control."""
     keys = [key for key in ("control_paired", "control_ood_paired") if key in summary]
     if not keys:
         return None
     figure, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4), squeeze=False)
     for axis, key in zip(axes[0], keys, strict=True):
         pairs = summary[key]
-        interval_bars(axis, range(len(pairs)), list(pairs.values()), fmt="o")
+        for position, value in enumerate(pairs.values()):
+            seeds = value["over_seeds"]
+            ci95 = seeds["ci95"] or [math.nan, math.nan]
+            interval_bars(axis, [position], [{"mean": seeds["mean"], "ci95": ci95}], fmt="o", color="C0")
+            _points(axis, position, seeds["per_seed"], "C0")
+            interval_bars(axis, [position + 0.2], [value], fmt=".", color="grey", alpha=0.5)
         axis.axhline(0.0, color="grey", linewidth=0.8)
         axis.set_xticks(range(len(pairs)), list(pairs))
-        axis.set(title=f"{summary['env_name']}: {key} (seed x task pairs)", ylabel="return difference")
+        split = "test" if key == "control_paired" else "OOD"
+        axis.set(title=f"{summary['env_name']}: {split} tasks, {summary['n_seeds']} seeds", ylabel="return difference")
+    figure.suptitle(
+        "blue: mean and 95% CI over seeds, a point per seed; grey: 95% CI over (seed, task) pairs", fontsize=9
+    )
     return _save(figure, path)
 
 

@@ -12,7 +12,7 @@ Stages, in the order they run:
                reset seeds and tasks: val first, then test and OOD
 4. outputs     config.json, metrics.json, checkpoint.pt, rl2_returns.png, rl2_training.png
 
-metrics.json, besides env_name, seed, algo, config, tasks and timing:
+metrics.json, besides env_name, seed, algo, config, provenance, tasks and timing:
     rl2.<split>.<policy>.episode_returns   list over the episodes of a trial of {"mean", "ci95", "per_task"}
                                            split: in_distribution | ood; policy: ssm | gru, oracle, random
     rl2_val.<policy>.episode_returns       the same on val tasks
@@ -38,6 +38,7 @@ from meta_rl.rl2_policy import RecurrentActorCritic
 from pipeline.config import PipelineConfig, check_resumable
 from pipeline.data import sample_splits
 from pipeline.plots import write_run_plots
+from pipeline.provenance import command_line, provenance
 from pipeline.report import run_table
 from pipeline.statistics import task_summary
 
@@ -49,8 +50,11 @@ def read_rl2_checkpoint(path: Path) -> dict:
     return load_marked_checkpoint(path, RL2_CHECKPOINT_FORMAT, "ssm-metarl RL² checkpoint")
 
 
-def run_rl2(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train, evaluate and report one seed; returns the metrics written to <out_dir>/metrics.json."""
+def run_rl2(
+    config: PipelineConfig, out_dir: Path, resume: bool = False, progress: bool = True, argv: list[str] | None = None
+) -> dict:
+    """Train, evaluate and report one seed; returns the metrics written to <out_dir>/metrics.json. `argv`: the
+    command line the provenance records (default: this process's)."""
     start_time = time.perf_counter()
     if int(os.environ.get("WORLD_SIZE", "1")) != 1:
         raise ValueError("--algo rl2 runs in a single process: launch it without torchrun")
@@ -94,6 +98,7 @@ def run_rl2(config: PipelineConfig, out_dir: Path, resume: bool = False, progres
         "seed": config.seed,
         "algo": "rl2",
         "config": config.to_dict(),
+        "provenance": provenance(command_line() if argv is None else argv, config.device),
         "task_distribution": family.has_task_distribution,
         "tasks": {
             split: [{"params": task.params, "coefficients": family.coefficients(task)} for task in tasks]

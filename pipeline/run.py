@@ -26,6 +26,7 @@ from pipeline.config import PipelineConfig, resolve_device
 from pipeline.control import evaluate_control
 from pipeline.plots import write_run_plots
 from pipeline.prediction import evaluate_prediction
+from pipeline.provenance import command_line, provenance
 from pipeline.report import run_table
 from pipeline.rl2_run import run_rl2
 from pipeline.world import train_world
@@ -50,12 +51,19 @@ def setup_distributed(config: PipelineConfig) -> PipelineConfig:
     return config
 
 
-def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: bool = True) -> dict | None:
+def run(
+    config: PipelineConfig,
+    out_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    argv: list[str] | None = None,
+) -> dict | None:
     """The whole pipeline for one seed; returns the metrics written to <out_dir>/metrics.json (None on ranks
-    other than 0)."""
+    other than 0). `argv`: the command line the provenance records (default: this process's)."""
     config = replace(config, device=resolve_device(config.device))
+    argv = command_line() if argv is None else argv
     if config.algo == "rl2":
-        return run_rl2(config, out_dir, resume, progress)
+        return run_rl2(config, out_dir, resume, progress, argv)
     start_time = time.perf_counter()
     config = setup_distributed(config)
     main_process, world_size = is_main_process(), rank_and_world_size()[1]
@@ -72,6 +80,7 @@ def run(config: PipelineConfig, out_dir: Path, resume: bool = False, progress: b
         "env_name": config.env_name,
         "seed": config.seed,
         "config": config.to_dict(),
+        "provenance": provenance(argv, config.device),
         "task_distribution": family.has_task_distribution,
         "tasks": {
             split: [{"params": task.params, "coefficients": family.coefficients(task)} for task in tasks]

@@ -1,14 +1,20 @@
 """Every statistic the pipeline reports: means with Student-t 95% intervals, paired differences, normalised scores.
 
+One run, over its tasks (a task's windows or episodes are averaged first: they are not independent):
     mean_and_ci95(values)                 -> (mean, [lo, hi])
-    task_summary(per_task)                -> {"mean", "ci95", "per_task"}          one run: over its tasks
+    task_summary(per_task)                -> {"mean", "ci95", "per_task"}
     episode_summary(episodes)             -> task_summary of each task's mean episode return, plus "episodes"
     paired_difference(a, b)               -> {"mean", "ci95", "n", "wins", "losses"} of a - b over the same units
-    pooled(per_seed)                      -> {"mean", "ci95", "n", "per_seed"}     over (seed, task) pairs
-    paired_pooled(per_seed_a, per_seed_b) -> paired_difference over (seed, task) pairs, wins counted by `better`
+Several seeds, `per_seed` = one list of per-task values per seed:
+    pooled(per_seed)                      -> over the (seed, task) pairs, conditional on the trained models:
+                                             {"mean", "ci95", "n", "per_seed", "over_seeds", "bootstrap_ci95"}
+    paired_pooled(per_seed_a, per_seed_b) -> the same for a - b, with wins and losses (pairs, and seeds)
+    over_seeds(per_seed)                  -> the training run as the unit: a Student-t interval over the seed means
+    bootstrap_ci95(per_seed)              -> two-level percentile bootstrap: seeds, then tasks within each seed
     normalized_scores(values, low, high)  -> (R - R_low) / (R_high - R_low) per unit
 
-A task's values (its windows, its episodes) are averaged before any interval: they are not independent.
+A seed's tasks share its trained model, so claims rest on `over_seeds`; the pooled interval says how precisely
+the trained models were measured, not how another training run would do.
 """
 
 from __future__ import annotations
@@ -63,8 +69,48 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict:
     }
 
 
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+BOOTSTRAP = (
+    f"two-level percentile bootstrap of the mean of seed means, {BOOTSTRAP_RESAMPLES} resamples (generator seed "
+    f"{BOOTSTRAP_SEED}): seeds drawn with replacement, then each drawn seed's tasks drawn with replacement"
+)
+
+
+def over_seeds(per_seed: Sequence[Sequence[float]]) -> dict:
+    """The training run as the unit: {"mean", "ci95" (Student-t over the n seed means, n - 1 degrees of freedom;
+    None for one seed), "n" (seeds), "per_seed" (each seed's mean over its tasks)}."""
+    means = [float(np.mean(values)) for values in per_seed]
+    mean, ci95 = mean_and_ci95(means)
+    return {"mean": mean, "ci95": ci95 if len(means) > 1 else None, "n": len(means), "per_seed": means}
+
+
+def bootstrap_ci95(per_seed: Sequence[Sequence[float]]) -> list[float] | None:
+    """The 95% percentile interval of the mean of seed means under the two-level bootstrap (`BOOTSTRAP`); None for
+    one seed, where the seed level cannot be resampled. Seeds may hold different numbers of tasks.
+
+    No library we depend on resamples two levels (scipy.stats.bootstrap and rliable resample one), hence the few
+    lines below; the percentile interval is scipy's `method="percentile"`.
+    """
+    if len(per_seed) < 2:
+        return None
+    counts = np.array([len(values) for values in per_seed])  # (S,)
+    padded = np.zeros((len(per_seed), counts.max()))  # (S, T_max)
+    for row, values in enumerate(per_seed):
+        padded[row, : len(values)] = values
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    seeds = rng.integers(0, len(per_seed), size=(BOOTSTRAP_RESAMPLES, len(per_seed)))  # (R, S)
+    drawn_counts = counts[seeds]  # (R, S)
+    tasks = np.floor(rng.random((*seeds.shape, counts.max())) * drawn_counts[..., None]).astype(int)  # (R, S, T_max)
+    values = padded[seeds[..., None], tasks]  # (R, S, T_max)
+    used = np.arange(counts.max()) < drawn_counts[..., None]  # a seed with fewer tasks draws fewer
+    seed_means = np.where(used, values, 0.0).sum(-1) / drawn_counts  # (R, S)
+    low, high = np.percentile(seed_means.mean(-1), [2.5, 97.5])
+    return [float(low), float(high)]
+
+
 def pooled(per_seed: Sequence[Sequence[float]]) -> dict:
-    """Over (seed, task) pairs: {"mean", "ci95", "n", "per_seed": [mean of each seed's tasks]}."""
+    """Over (seed, task) pairs: {"mean", "ci95", "n", "per_seed"}, plus "over_seeds" and "bootstrap_ci95"."""
     values = [value for seed_values in per_seed for value in seed_values]
     mean, ci95 = mean_and_ci95(values)
     return {
@@ -72,19 +118,30 @@ def pooled(per_seed: Sequence[Sequence[float]]) -> dict:
         "ci95": ci95,
         "n": len(values),
         "per_seed": [sum(seed_values) / len(seed_values) for seed_values in per_seed],
+        "over_seeds": over_seeds(per_seed),
+        "bootstrap_ci95": bootstrap_ci95(per_seed),
     }
 
 
 def paired_pooled(
     per_seed_a: Sequence[Sequence[float]], per_seed_b: Sequence[Sequence[float]], higher_is_better: bool
 ) -> dict:
-    """`paired_difference` of a - b over (seed, task) pairs; a win is a pair where a is better."""
+    """`paired_difference` of a - b over (seed, task) pairs, plus "over_seeds" (with the seeds won and lost) and
+    "bootstrap_ci95"; a win is a pair (a seed) where a is better."""
+    differences = [
+        [x - y for x, y in zip(seed_a, seed_b, strict=True)]
+        for seed_a, seed_b in zip(per_seed_a, per_seed_b, strict=True)
+    ]
     a = [value for values in per_seed_a for value in values]
     b = [value for values in per_seed_b for value in values]
     result = paired_difference(a, b)
+    seeds = over_seeds(differences)
+    seeds["wins"] = sum(mean > 0 for mean in seeds["per_seed"])
+    seeds["losses"] = sum(mean < 0 for mean in seeds["per_seed"])
     if not higher_is_better:
         result["wins"], result["losses"] = result["losses"], result["wins"]
-    return result
+        seeds["wins"], seeds["losses"] = seeds["losses"], seeds["wins"]
+    return {**result, "over_seeds": seeds, "bootstrap_ci95": bootstrap_ci95(differences)}
 
 
 def normalized_scores(values: Sequence[float], low: Sequence[float], high: Sequence[float]) -> list[float]:

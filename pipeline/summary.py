@@ -1,42 +1,61 @@
-"""The multi-seed summary: pooled statistics over (seed, task) pairs, paired differences, normalised scores.
+"""The summary over seeds: every statistic with the training run (the seed) as the unit, beside the pooled one.
 
     summary.json
       prediction.<split>.<learner>.<k>, control.<condition>, control_ood.<condition>:
-          {"mean", "ci95": [lo, hi], "n", "per_seed": [mean of each seed]}
+          {"mean", "ci95": [lo, hi], "n", "per_seed"}       pooled over (seed, task) pairs: conditional on the models
+          "over_seeds": {"mean", "ci95" | null, "n", "per_seed"}    Student-t over the seed means: claims rest on it
+          "bootstrap_ci95": [lo, hi] | null                          seeds, then tasks within each seed
       prediction_paired.<split>."maml-erm"|"maml-oracle".<k>, control_paired / control_ood_paired
           ."tta-no_tta"|"tta-memory_only"|"memory_only-no_tta"|"tta-oracle":
-          {"mean", "ci95", "n", "wins", "losses"}   (a win: the first is better: lower MSE, higher return)
-      normalized_score / normalized_score_ood.<condition>: mean over pairs of (R - R_random) / (R_true - R_random)
+          the same, with "wins" and "losses" (pairs) and over_seeds."wins"/"losses" (seeds); a win: the first is
+          better (lower MSE, higher return)
+      normalized_score / normalized_score_ood.<condition>: (R - R_random) / (R_true - R_random) per pair, pooled;
+          "excluded_pairs" counts the pairs whose two references tie (no range: left out)
     --algo rl2, instead of prediction and control (split: in_distribution | ood; policy: ssm | gru, oracle, random):
-      rl2.<split>.<policy>.episode_returns: [{"mean", "ci95", "n", "per_seed"} for each episode of a trial]
+      rl2.<split>.<policy>.episode_returns: [pooled statistics for each episode of a trial]
       rl2_paired.<split>.<policy>."episode_2-episode_1"|"last-first": the in-context gain, paired per (seed, task)
       rl2_normalized_score.<split>.<policy>: last episode's (R - R_random) / (R_oracle - R_random)
+    env_name, seeds, n_seeds, bootstrap (its method), commits (of the runs; "unknown" where a run recorded
+    none), mixed_commits (a warning, when the runs come from several commits), timing
 
-Every value is recomputed from the per-seed metrics.json (per_task lists), pooled over seeds x tasks; the
-intervals are Student-t over those pairs (`pipeline.statistics`).
+Every value is recomputed from the per-seed metrics.json (per_task lists), `pipeline.statistics` computes them.
+Runs whose configs differ in anything but the seed are refused.
 
-    python -m pipeline.summary README.md      regenerate the README's results blocks from docs/results/
+    python -m pipeline.summary --recompute docs/results/*/    summary.json of each from its seed_<S>_metrics.json
+    python -m pipeline.summary --readme README.md             the README's results blocks from those summaries
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import re
 import sys
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
+from core.settings import differences
+from pipeline.config import PipelineConfig
 from pipeline.plots import write_paired_plot
-from pipeline.report import format_interval
-from pipeline.statistics import normalized_scores, paired_pooled, pooled
+from pipeline.statistics import BOOTSTRAP, normalized_scores, paired_pooled, pooled
 
 CONTROL_PAIRS = (("tta", "no_tta"), ("tta", "memory_only"), ("memory_only", "no_tta"), ("tta", "oracle"))
 PREDICTION_PAIRS = (("maml", "erm"), ("maml", "oracle"))
 
 
 def summarize(runs: list[dict]) -> dict:
-    """The summary of per-seed metrics (same env and config but the seed)."""
+    """The summary of per-seed metrics: runs of one config but the seed (ValueError otherwise)."""
+    check_poolable(runs)
     first = runs[0]
-    result: dict = {"env_name": first["env_name"], "seeds": [run["seed"] for run in runs], "n_seeds": len(runs)}
+    result: dict = {
+        "env_name": first["env_name"],
+        "seeds": [run["seed"] for run in runs],
+        "n_seeds": len(runs),
+        "bootstrap": BOOTSTRAP,
+        **_commits(runs),
+    }
     if first.get("algo") == "rl2":
         return result | _summarize_rl2(runs) | {"timing": _timing(runs)}
     result["prediction"], result["prediction_paired"] = {}, {}
@@ -73,6 +92,38 @@ def summarize(runs: list[dict]) -> dict:
                 c: _pooled_normalized(per_task[c], per_task["random"], per_task["true_dynamics"]) for c in conditions
             }
     result["timing"] = _timing(runs)
+    return result
+
+
+def check_poolable(runs: list[dict]) -> None:
+    """ValueError naming every setting in which a run's config differs from the first's, the seed aside."""
+    if not runs:
+        raise ValueError("a summary needs at least one run")
+    first = PipelineConfig.from_dict(runs[0]["config"])
+    for run in runs[1:]:
+        config = replace(PipelineConfig.from_dict(run["config"]), seed=first.seed)
+        changed = differences(first, config)
+        if changed:
+            listed = "; ".join(
+                f"{name}: {before!r} in seed {runs[0]['seed']}, {after!r}" for name, before, after in changed
+            )
+            raise ValueError(
+                f"cannot pool seed {run['seed']} with seed {runs[0]['seed']}: their configs differ ({listed})"
+            )
+
+
+def _commits(runs: list[dict]) -> dict:
+    """The commits the runs came from ("<hash>", "<hash>-dirty", "unknown"); a warning when there are several."""
+    commits = []
+    for run in runs:
+        provenance = run.get("provenance", {})
+        commit = provenance.get("git_commit", "unknown")
+        commits.append(f"{commit}-dirty" if provenance.get("git_dirty") else commit)
+    distinct = sorted(set(commits))
+    result: dict = {"commits": distinct}
+    if len(distinct) > 1:
+        result["mixed_commits"] = f"the runs come from {len(distinct)} commits: {', '.join(distinct)}"
+        warnings.warn(f"pooling runs of several commits: {result['mixed_commits']}", stacklevel=3)
     return result
 
 
@@ -135,8 +186,14 @@ def _summarize_rl2(runs: list[dict]) -> dict:
 
 
 def _pooled_normalized(values: list[list[float]], random: list[list[float]], ceiling: list[list[float]]) -> dict:
-    """`pooled` over seeds of each (seed, task) pair's (R - R_random) / (R_ceiling - R_random)."""
-    return pooled([normalized_scores(*seed) for seed in zip(values, random, ceiling, strict=True)])
+    """`pooled` over seeds of each (seed, task) pair's (R - R_random) / (R_ceiling - R_random); pairs whose two
+    references tie have no score and are left out, counted in "excluded_pairs" (a seed left without any pair too)."""
+    scores = [normalized_scores(*seed) for seed in zip(values, random, ceiling, strict=True)]
+    defined = [[score for score in seed if math.isfinite(score)] for seed in scores]
+    excluded = sum(len(seed) for seed in scores) - sum(len(seed) for seed in defined)
+    kept = [seed for seed in defined if seed]
+    result = pooled(kept) if kept else {"mean": math.nan, "ci95": [math.nan, math.nan], "n": 0, "per_seed": []}
+    return {**result, "excluded_pairs": excluded}
 
 
 def write_summary(runs: list[dict], out_dir: Path) -> dict:
@@ -151,68 +208,115 @@ def write_summary(runs: list[dict], out_dir: Path) -> dict:
 
 
 def summary_markdown(result: dict) -> str:
-    """Markdown tables: prediction, control, paired differences, normalised scores."""
-    lines = [f"#### {result['env_name']}: {result['n_seeds']} seeds ({', '.join(map(str, result['seeds']))})", ""]
+    """Markdown tables, every value first over seeds (mean [95% CI] of the seed means), then its pooled interval."""
+    n_seeds = result["n_seeds"]
+    lines = [f"#### {result['env_name']}: {n_seeds} seeds ({', '.join(map(str, result['seeds']))})", ""]
+    commits = result.get("commits", ["unknown"])
+    if commits == ["unknown"]:
+        lines += ["Code: not recorded (these runs predate the provenance in metrics.json)", ""]
+    else:
+        lines += [f"Code: commit {', '.join(commits)}", ""]
     if "timing" in result:
         timing = result["timing"]
         stages = ", ".join(f"{name} {value:.0f} s" for name, value in timing["mean_stage_s"].items())
         per_seed = ", ".join(f"{value:.0f} s" for value in timing["per_seed_s"])
         lines += [f"Time per seed: {per_seed} (mean by stage: {stages})", ""]
+    lines += [
+        f"Mean [95% CI] over the {n_seeds} seeds: the mean of each seed's tasks is one value (a seed's tasks share "
+        "its trained model). Paired differences also give the seeds won/lost, each seed's mean, the two-level "
+        'bootstrap interval and, as "pairs", the interval over (seed, task) pairs, which holds the trained models '
+        "fixed.",
+        "",
+    ]
     for split, learners in result.get("prediction", {}).items():
         steps = list(next(iter(learners.values())))
         lines += [
-            f"Prediction MSE, {split} (mean [95% CI] over seed x task pairs)",
+            f"Prediction MSE, {split}",
             "",
             "| learner | " + " | ".join(f"k={k}" for k in steps) + " |",
             "|---|" + "---|" * len(steps),
         ]
         lines += [
-            f"| {learner} | " + " | ".join(format_interval(by_k[k], 4) for k in steps) + " |"
+            f"| {learner} | " + " | ".join(_over_seeds(by_k[k], 4) for k in steps) + " |"
             for learner, by_k in learners.items()
         ]
         for pair, by_k in result["prediction_paired"][split].items():
-            lines.append(
-                f"| {pair} (paired; wins/losses) | "
-                + " | ".join(f"{format_interval(by_k[k], 4)} ({by_k[k]['wins']}/{by_k[k]['losses']})" for k in steps)
-                + " |"
-            )
+            cells = " | ".join(f"{_over_seeds(by_k[k], 4)} ({_seeds_won(by_k[k])})" for k in steps)
+            lines.append(f"| {pair} (seeds won/lost) | {cells} |")
         lines.append("")
     for key, title in (("control", "test tasks"), ("control_ood", "OOD tasks")):
         if key not in result:
             continue
-        score_key = "normalized_score" if key == "control" else "normalized_score_ood"
+        scores = result.get("normalized_score" if key == "control" else "normalized_score_ood", {})
         lines += [f"Control return, {title}", "", "| condition | return | normalized score |", "|---|---|---|"]
         for condition, value in result[key].items():
-            score = result.get(score_key, {}).get(condition)
-            score_cell = format_interval(score, 2) if score else "-"
-            lines.append(f"| {condition} | {format_interval(value, 1)} | {score_cell} |")
-        lines += ["", "| paired difference | mean [95% CI] | n | wins | losses |", "|---|---|---|---|---|"]
-        for pair, value in result[f"{key}_paired"].items():
-            lines.append(_paired_row(pair, value))
-        lines.append("")
+            lines.append(f"| {condition} | {_over_seeds(value, 1)} | {_score_cell(scores.get(condition))} |")
+        lines += ["", *_paired_table("paired difference", result[f"{key}_paired"].items()), ""]
     for split, policies in result.get("rl2", {}).items():
         episodes = len(next(iter(policies.values()))["episode_returns"])
         scores = result["rl2_normalized_score"].get(split, {})
         lines += [
-            f"RL² return of each episode of a trial, {split} (mean [95% CI] over seed x task pairs)",
+            f"RL² return of each episode of a trial, {split}",
             "",
             "| policy | " + " | ".join(f"episode {e + 1}" for e in range(episodes)) + " | normalized score (last) |",
             "|---|" + "---|" * (episodes + 1),
         ]
         for name, value in policies.items():
-            score = format_interval(scores[name], 2) if name in scores else "-"
-            cells = " | ".join(format_interval(r, 1) for r in value["episode_returns"])
-            lines.append(f"| {name} | {cells} | {score} |")
-        lines += ["", "| paired in-context gain | mean [95% CI] | n | wins | losses |", "|---|---|---|---|---|"]
-        for name, pairs in result["rl2_paired"][split].items():
-            for pair, value in pairs.items():
-                lines.append(_paired_row(f"{name} {pair}", value))
-        lines.append("")
+            cells = " | ".join(_over_seeds(r, 1) for r in value["episode_returns"])
+            lines.append(f"| {name} | {cells} | {_score_cell(scores.get(name))} |")
+        gains = [
+            (f"{name} {pair}", value)
+            for name, pairs in result["rl2_paired"][split].items()
+            for pair, value in pairs.items()
+        ]
+        lines += ["", *_paired_table("paired in-context gain", gains), ""]
     return "\n".join(lines)
 
 
-def _paired_row(label: str, value: dict) -> str:
-    return f"| {label} | {format_interval(value, 1)} | {value['n']} | {value['wins']} | {value['losses']} |"
+def _number(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}"
+
+
+def _interval(bounds: list[float] | None, digits: int) -> str:
+    return "-" if bounds is None else f"[{_number(bounds[0], digits)}, {_number(bounds[1], digits)}]"
+
+
+def _over_seeds(value: dict, digits: int) -> str:
+    """'mean [lo, hi]' of the seed means ('mean (1 seed)' without an interval)."""
+    seeds = value["over_seeds"]
+    if seeds["ci95"] is None:
+        return f"{_number(seeds['mean'], digits)} (1 seed)"
+    return f"{_number(seeds['mean'], digits)} {_interval(seeds['ci95'], digits)}"
+
+
+def _seeds_won(value: dict) -> str:
+    return f"{value['over_seeds']['wins']}/{value['over_seeds']['losses']}"
+
+
+def _score_cell(score: dict | None) -> str:
+    if score is None:
+        return "-"
+    if score["n"] == 0:
+        return f"- (no pair has a range; {score['excluded_pairs']} excluded)"
+    excluded = score["excluded_pairs"]
+    return _over_seeds(score, 2) + (f" ({excluded} pairs without a range excluded)" if excluded else "")
+
+
+def _paired_table(title: str, rows) -> list[str]:
+    lines = [
+        f"| {title} | mean [95% CI] over seeds | seeds won/lost | per seed | bootstrap 95% | "
+        "pairs: mean [95% CI] (won/lost of n) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, value in rows:
+        per_seed = ", ".join(_number(mean, 1) for mean in value["over_seeds"]["per_seed"])
+        won = f"{value['wins']}/{value['losses']} of {value['n']}"
+        pairs = f"{_number(value['mean'], 1)} {_interval(value['ci95'], 1)} ({won})"
+        lines.append(
+            f"| {label} | {_over_seeds(value, 1)} | {_seeds_won(value)} | {per_seed} | "
+            f"{_interval(value['bootstrap_ci95'], 1)} | {pairs} |"
+        )
+    return lines
 
 
 RESULTS_BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.DOTALL)
@@ -229,6 +333,32 @@ def refresh_results_blocks(text: str, root: Path) -> str:
     return RESULTS_BLOCK.sub(block, text)
 
 
-if __name__ == "__main__":  # python -m pipeline.summary README.md: regenerate its results tables in place
-    readme = Path(sys.argv[1])
-    readme.write_text(refresh_results_blocks(readme.read_text(), readme.parent))
+def recompute_published(folder: Path) -> dict:
+    """summary.json and summary_paired.png of a published results folder (docs/results/<family>/), recomputed from
+    the per-seed metrics committed there as seed_<S>_metrics.json."""
+    paths = sorted(folder.glob("seed_*_metrics.json"), key=lambda path: int(path.name.split("_")[1]))
+    if not paths:
+        raise ValueError(f"{folder} holds no seed_<S>_metrics.json")
+    result = summarize([json.loads(path.read_text()) for path in paths])
+    (folder / "summary.json").write_text(json.dumps(result, indent=2))
+    write_paired_plot(result, folder / "summary_paired.png")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Recompute published summaries from their per-seed metrics, or regenerate README results blocks."
+    )
+    parser.add_argument("--recompute", type=Path, nargs="+", default=[], help="docs/results/<family> folders")
+    parser.add_argument("--readme", type=Path, help="a README whose results blocks are regenerated in place")
+    args = parser.parse_args(argv)
+    if not args.recompute and args.readme is None:
+        parser.error("give --recompute FOLDER ... and/or --readme README.md")
+    for folder in args.recompute:
+        recompute_published(folder)
+    if args.readme is not None:
+        args.readme.write_text(refresh_results_blocks(args.readme.read_text(), args.readme.parent))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from pipeline import statistics
 from pipeline.statistics import episode_summary, mean_and_ci95, paired_difference
 from pipeline.summary import _timing, summarize, summary_markdown
 
@@ -50,6 +51,7 @@ def _run(seed: int, tta: list[float], no_tta: list[float], maml: list[float], er
     return {
         "env_name": "Toy-v0",
         "seed": seed,
+        "config": {"seed": seed},
         "timing": {"total_s": 1.0},
         "prediction": {"in_distribution": {"maml": {"1": section(maml)}, "erm": {"1": section(erm)}}},
         "control": control,
@@ -98,3 +100,79 @@ def test_summary_times_every_seed_and_averages_each_stage():
     assert "Time per seed: 10 s, 20 s (mean by stage: train 6 s)" in summary_markdown(summarize(pipeline_runs))
     nested = [{"timing": {"total_s": 3.0, "train_s": {"ssm": 1.0, "gru": 2.0}, "evaluate_s": 0.5}}]
     assert _timing(nested)["mean_stage_s"] == {"train ssm": 1.0, "train gru": 2.0, "evaluate": 0.5}
+
+
+# ----------------------------------------------------------------------------- the training run as the unit
+def test_over_seeds_is_a_student_t_interval_over_the_seed_means():
+    per_seed = [[1.0, 3.0], [2.0, 6.0, 7.0], [10.0]]
+    result = statistics.over_seeds(per_seed)
+    means = [2.0, 5.0, 10.0]
+    half = stats.t.ppf(0.975, 2) * np.std(means, ddof=1) / math.sqrt(3)
+    assert result["per_seed"] == pytest.approx(means) and result["n"] == 3
+    assert result["mean"] == pytest.approx(np.mean(means))
+    assert result["ci95"] == pytest.approx([np.mean(means) - half, np.mean(means) + half])
+    assert statistics.over_seeds([[1.0, 2.0, 3.0]])["ci95"] is None  # one seed: no interval
+
+
+def naive_two_level_bootstrap(per_seed, resamples, rng):
+    means = []
+    for _ in range(resamples):
+        seeds = rng.integers(0, len(per_seed), len(per_seed))
+        means.append(np.mean([np.mean(rng.choice(per_seed[s], len(per_seed[s]))) for s in seeds]))
+    return np.percentile(means, [2.5, 97.5])
+
+
+def test_the_two_level_bootstrap_matches_a_plain_loop_over_seeds_then_tasks():
+    rng = np.random.default_rng(1)
+    per_seed = [list(rng.normal(mu, 3.0, size)) for mu, size in ((0.0, 10), (5.0, 10), (2.0, 7), (-1.0, 12))]
+    low, high = statistics.bootstrap_ci95(per_seed)
+    reference = naive_two_level_bootstrap(per_seed, 4000, np.random.default_rng(7))
+    assert low == pytest.approx(reference[0], abs=0.35) and high == pytest.approx(reference[1], abs=0.35)
+    assert statistics.bootstrap_ci95(per_seed[:1]) is None
+
+
+def test_the_bootstrap_keeps_the_seed_level_variation_that_pooled_pairs_lose():
+    # three seeds far apart, tasks within a seed alike: pairs look precise, seeds do not
+    per_seed = [[0.0 + 0.01 * t for t in range(10)], [10.0 + 0.01 * t for t in range(10)], [20.0] * 10]
+    pooled = statistics.pooled(per_seed)
+    assert pooled["ci95"][1] - pooled["ci95"][0] < pooled["over_seeds"]["ci95"][1] - pooled["over_seeds"]["ci95"][0]
+    low, high = pooled["bootstrap_ci95"]
+    assert low < 5.0 and high > 15.0
+
+
+def test_paired_differences_count_the_seeds_won_and_lost():
+    a = [[5.0, 0.0], [8.0, 2.0], [0.0, 0.0]]
+    b = [[1.0, 0.0], [2.0, 4.0], [1.0, 1.0]]
+    result = statistics.paired_pooled(a, b, higher_is_better=True)
+    assert result["over_seeds"]["per_seed"] == pytest.approx([2.0, 2.0, -1.0])
+    assert (result["over_seeds"]["wins"], result["over_seeds"]["losses"]) == (2, 1)
+    lower = statistics.paired_pooled(a, b, higher_is_better=False)
+    assert (lower["over_seeds"]["wins"], lower["over_seeds"]["losses"]) == (1, 2)
+
+
+def test_summary_refuses_runs_whose_configs_differ_beyond_the_seed():
+    runs = [_run(0, [1.0], [1.0], [0.1], [0.1]), _run(1, [1.0], [1.0], [0.1], [0.1])]
+    runs[0]["config"] = {"seed": 0}
+    runs[1]["config"] = {"seed": 1, "inner_lr": 0.3}
+    with pytest.raises(ValueError, match=r"cannot pool seed 1 with seed 0: their configs differ \(inner_lr: 0.05"):
+        summarize(runs)
+    runs[1]["config"] = {"seed": 1}
+    assert summarize(runs)["commits"] == ["unknown"]
+
+
+def test_summary_records_the_commits_and_warns_when_they_differ():
+    runs = [_run(seed, [1.0], [1.0], [0.1], [0.1]) for seed in (0, 1)]
+    runs[0]["provenance"] = {"git_commit": "abc", "git_dirty": False}
+    runs[1]["provenance"] = {"git_commit": "def", "git_dirty": True}
+    with pytest.warns(UserWarning, match="several commits"):
+        result = summarize(runs)
+    assert result["commits"] == ["abc", "def-dirty"] and "2 commits" in result["mixed_commits"]
+
+
+def test_normalized_scores_leave_out_pairs_whose_references_tie_and_count_them():
+    run = _run(0, [5.0, 0.0], [1.0, 0.0], [0.1, 0.2], [0.3, 0.1])
+    run["control"]["true_dynamics"]["per_task"] = [10.0, -10.0]  # the second task: random == true dynamics
+    result = summarize([run])
+    assert result["normalized_score"]["tta"]["n"] == 1 and result["normalized_score"]["tta"]["excluded_pairs"] == 1
+    assert result["normalized_score"]["tta"]["mean"] == pytest.approx(0.75)
+    assert "1 pairs without a range excluded" in summary_markdown(result)

@@ -24,4 +24,4 @@ def test_readme_results_tables_are_the_committed_summaries():
 
     text = README.read_text()
     assert len(RESULTS_BLOCK.findall(text)) >= 1
-    assert refresh_results_blocks(text, README.parent) == text, "run: python -m pipeline.summary README.md"
+    assert refresh_results_blocks(text, README.parent) == text, "run: python -m pipeline.summary --readme README.md"
