@@ -51,7 +51,8 @@ step, log x, one line per knob, val and test markers, defaults ringed, chosen va
          "val"|"test": {"return": summary, "normalized_score": summary | null, "mse": summary | null,
                         "seconds_per_step": mean over seeds, "seconds_per_step_per_seed": [...]}}}}},
      "timing": {"total_s"}}
-    summary = {"mean", "ci95": [lo, hi], "n", "per_seed": [mean of each seed], "per_task": [one per (seed, task)]}
+    summary = {"mean", "ci95": [lo, hi], "n", "per_seed": [mean of each seed], "per_task": [one per (seed, task)],
+               "over_seeds", "bootstrap_ci95"}      (`pipeline.statistics.pooled`)
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from experiments import compute_sweep
 from pipeline.config import defaults_for
 
 SPLIT_KEYS = {"return", "normalized_score", "mse", "seconds_per_step", "seconds_per_step_per_seed"}
-SUMMARY_KEYS = {"mean", "ci95", "n", "per_seed", "per_task"}
+SUMMARY_KEYS = {"mean", "ci95", "n", "per_seed", "per_task", "over_seeds", "bootstrap_ci95"}
 
 
 @pytest.fixture(scope="module")

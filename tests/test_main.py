@@ -203,7 +203,8 @@ def test_resume_of_a_corrupt_checkpoint_names_the_file_before_any_work(tmp_path,
         (["--adapt.window_state", "sometimes"], "invalid choice"),
         (["--planner.horizon", "0"], "--planner.horizon must be an int >= 1, got 0"),
         (["--env_name", "MountainCar-v0"], "pass --no-control"),
-        (["--threads", "0"], "--threads must be an int >= 1, got 0"),
+        (["--threads", "0"], "--threads must be none or an int >= 1, got 0"),
+        (["--jobs", "0"], "--jobs must be an int >= 1, got 0"),
     ],
 )
 def test_bad_flags_are_argparse_errors(flags, message, tmp_path, capsys):
