@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
         progress=not args.no_progress,
         per_seed_dirs=args.seeds is not None,
         executor=executor,
-        argv=command_line(),
+        argv=command_line(argv),
     )
 
 

@@ -59,7 +59,7 @@ class Executor:
         others; once all have ended, RuntimeError names the failed ones (`labels`, default their positions)."""
         labels = list(labels) or [f"run {index}" for index in range(len(arguments))]
         if self.in_process:
-            return [function(*args) for args in arguments]
+            return _results([_outcome(lambda args=args: function(*args)) for args in arguments], labels)
         if self.kind == "ray":
             return self._map_ray(function, arguments, labels)
         return self._map_processes(function, arguments, labels)
@@ -76,11 +76,18 @@ class Executor:
                 raise
         return _results(outcomes, labels)
 
+    def check_available(self) -> None:
+        """RuntimeError naming the extra to install when the executor needs Ray and it is missing."""
+        if self.kind == "ray":
+            try:
+                import ray  # noqa: F401
+            except ImportError as error:
+                raise RuntimeError(f"--executor ray needs Ray, which is not installed: {RAY_EXTRA}") from error
+
     def _map_ray(self, function: Callable[..., Any], arguments: Sequence[tuple], labels: list[str]) -> list:
-        try:
-            import ray
-        except ImportError as error:
-            raise RuntimeError(f"--executor ray needs Ray: {RAY_EXTRA}") from error
+        self.check_available()
+        import ray
+
         if not ray.is_initialized():
             ray.init(address=self.ray_address, include_dashboard=False, log_to_driver=True)
         threads = self.worker_threads()

@@ -109,8 +109,11 @@ def executor_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespac
     """The executor the flags ask for; sets this process's torch threads (--threads) for runs it runs itself."""
     try:
         executor = Executor(args.executor, args.jobs, args.threads, args.ray_address)
+        executor.check_available()
     except SettingError as error:
         parser.error(f"--{error}")
+    except RuntimeError as error:
+        parser.error(str(error))
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     return executor

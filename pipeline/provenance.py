@@ -71,6 +71,6 @@ def provenance(argv: list[str], device: str) -> dict:
     }
 
 
-def command_line() -> list[str]:
-    """This process's command line, as the run records it."""
-    return [Path(sys.argv[0]).name, *sys.argv[1:]]
+def command_line(arguments: list[str] | None = None) -> list[str]:
+    """The command line a run records: the program's name and `arguments` (default: this process's)."""
+    return [Path(sys.argv[0]).name, *(sys.argv[1:] if arguments is None else arguments)]

@@ -42,9 +42,9 @@ def train(
     test-time adaptation on training tasks (GrBAL style). Returns the final training set and the last losses.
     """
     generator = torch.Generator().manual_seed(config.seed)
-    first_epoch = 0
+    first_epoch, last_losses = 0, None
     if resume:
-        first_epoch, dataset = load_training_checkpoint(
+        first_epoch, dataset, last_losses = load_training_checkpoint(
             checkpoint_path, config, models, normalizer, splits.train, generator
         )
         if progress:
@@ -52,7 +52,6 @@ def train(
     train_context = context(splits.train).to(config.device) if models.oracle_model is not None else None
     position = {task: index for index, task in enumerate(splits.train)}
     onpolicy_from = config.num_epochs - config.onpolicy_rounds if config.control else config.num_epochs
-    last_losses = None
     source = WindowSource.of(dataset, normalizer)  # normalised once per dataset, not once per meta-batch
     for epoch in range(first_epoch, config.num_epochs):
         if epoch >= onpolicy_from:
@@ -68,7 +67,9 @@ def train(
         if progress and last_losses:
             print("  losses: " + ", ".join(f"{name} {value:.4f}" for name, value in last_losses.items()), flush=True)
         if is_main_process():
-            save_training_checkpoint(checkpoint_path, config, epoch + 1, models, normalizer, dataset, generator)
+            save_training_checkpoint(
+                checkpoint_path, config, epoch + 1, models, normalizer, dataset, generator, last_losses
+            )
     return dataset, last_losses
 
 
@@ -80,6 +81,7 @@ def save_training_checkpoint(
     normalizer: Normalizer,
     dataset: Rollouts,
     generator: torch.Generator,
+    last_losses: dict[str, float] | None,
 ) -> None:
     """Write atomically: key "model" is the meta-learned SSM's state dict (with "model_config")."""
     atomic_save(
@@ -93,6 +95,7 @@ def save_training_checkpoint(
             "generator": generator.get_state(),
             "config": config.to_dict(),
             "epoch": epoch,
+            "last_losses": last_losses,
         },
         path,
     )
@@ -113,11 +116,13 @@ def load_training_checkpoint(
     normalizer: Normalizer,
     tasks: list[Task],
     generator: torch.Generator,
-) -> tuple[int, Rollouts]:
-    """Restore models, normaliser and generator in place; return (completed epochs, training dataset)."""
+) -> tuple[int, Rollouts, dict[str, float] | None]:
+    """Restore models, normaliser and generator in place; return (completed epochs, training dataset, the last
+    meta-batch's losses: None in a checkpoint written before they were kept)."""
     state = read_training_checkpoint(path)
     check_resumable(PipelineConfig.from_dict(state["config"]), config, path)
     models.load_state_dict(state["models"])
     normalizer.load_state_dict(state["normalizer"])
     generator.set_state(state["generator"])
-    return int(state["epoch"]), Rollouts(**state["dataset"], tasks=tuple(tasks))
+    dataset = Rollouts(**state["dataset"], tasks=tuple(tasks))
+    return int(state["epoch"]), dataset, state.get("last_losses")

@@ -35,7 +35,7 @@ class World:
     context: TaskContext  # the oracle's input, standardised over the train tasks
     models: WorldModels
     dataset: Rollouts  # the final training set, random and on-policy rows
-    last_losses: dict[str, float] | None  # the last meta-batch's losses (None: loaded, or no epoch left to run)
+    last_losses: dict[str, float] | None  # the last meta-batch's losses (None from a checkpoint that predates them)
 
 
 def family_and_config(config: PipelineConfig) -> tuple[TaskFamily, PipelineConfig]:
@@ -111,4 +111,4 @@ def load_world(run_dir: Path) -> World:
     normalizer = Normalizer(family.obs_dim, family.action_dim, dropped_obs=family.translation_invariant_obs)
     normalizer.load_state_dict(state["normalizer"])
     dataset = Rollouts(**state["dataset"], tasks=tuple(splits.train))
-    return World(family, config, splits, normalizer, context, models, dataset, None)
+    return World(family, config, splits, normalizer, context, models, dataset, state.get("last_losses"))

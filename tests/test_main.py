@@ -261,3 +261,28 @@ def test_help_explains_every_flag(capsys):
         "--adapt.window",
     ):
         assert flag in text
+
+
+def test_metrics_record_where_their_numbers_came_from(quick_run):
+    import subprocess
+
+    provenance = quick_run[1]["provenance"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    assert provenance["git_commit"] == (head or "unknown") and isinstance(provenance["git_dirty"], bool | None)
+    assert provenance["versions"]["torch"] == torch.__version__ and set(provenance["versions"]) == {
+        "python",
+        "torch",
+        "gymnasium",
+        "mujoco",
+        "numpy",
+    }
+    assert provenance["argv"][1:] == [*QUICK, "--out_dir", str(quick_run[0]), "--state_dim", "12"]
+    assert provenance["threads"] == torch.get_num_threads() and provenance["device"] == "cpu" and provenance["cpu"]
+
+
+def test_outside_a_checkout_the_commit_is_unknown(tmp_path, monkeypatch):
+    from pipeline import provenance
+
+    monkeypatch.setattr(provenance, "CODE_ROOT", tmp_path)
+    record = provenance.provenance(["main.py"], "cpu")
+    assert record["git_commit"] == "unknown" and record["git_dirty"] is None

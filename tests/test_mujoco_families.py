@@ -322,3 +322,20 @@ def test_quick_pipeline_runs_end_to_end_on_every_mujoco_family(env_id, tmp_path)
     assert {"maml", "erm", "oracle"} <= metrics["prediction"]["ood"].keys()
     assert {"tta", "memory_only", "no_tta", "oracle", "random"} <= metrics["control_ood"].keys()
     assert all(np.isfinite(value["mean"]) for value in metrics["control"].values())
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetahCrippled-v0", "AntCrippled-v0"])
+def test_the_oracle_is_told_which_part_is_crippled(env_id):
+    from env_runner.tasks import Task
+    from pipeline.data import TaskContext
+
+    family = make_task_family(env_id)
+    train = family.sample(12, seed=0)
+    context = TaskContext(family, train)
+    part = family.part_name
+    same_scale = [Task(env_id, "test", 0, {part: float(p), "crippled_scale": 0.25}) for p in family.training_parts[:2]]
+    rows = context(same_scale)  # two tasks that differ only in the crippled part
+    assert not torch.equal(rows[0], rows[1])
+    assert context.width == 1 + len(family.training_parts) + len(family.ood_parts)
+    ood = Task(env_id, "ood", 0, {part: float(family.ood_parts[0]), "crippled_scale": 0.25})
+    assert context([ood])[0, 1:].sum() == 1.0  # a part never crippled in training has its own column

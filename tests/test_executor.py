@@ -1,0 +1,98 @@
+"""pipeline.executor: runs in worker processes or Ray tasks give exactly the serial run's metrics, failures are
+collected, and a multi-seed run resumes keeping its finished seeds."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+import torch
+
+from pipeline import cli
+from pipeline.executor import Executor
+
+QUICK = ["--quick", "--no_progress", "--num_epochs", "1"]
+NOT_RESULTS = ("timing", "provenance")  # wall-clock seconds and where/how the run ran
+
+
+def results(path) -> dict:
+    metrics = json.loads(path.read_text())
+    return {key: value for key, value in metrics.items() if key not in NOT_RESULTS}
+
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory):
+    """Seeds 0 and 1 one after another in this process, one torch thread."""
+    out_dir = tmp_path_factory.mktemp("serial")
+    threads = torch.get_num_threads()
+    try:
+        summary = cli.main([*QUICK, "--seeds", "0", "1", "--threads", "1", "--out_dir", str(out_dir)])
+    finally:
+        torch.set_num_threads(threads)
+    return out_dir, summary
+
+
+def test_two_worker_processes_write_the_serial_runs_metrics(serial_run, tmp_path):
+    serial_dir, serial_summary = serial_run
+    summary = cli.main([*QUICK, "--seeds", "0", "1", "--jobs", "2", "--out_dir", str(tmp_path)])  # 2 cores: 1 thread
+    for seed in (0, 1):
+        parallel = json.loads((tmp_path / f"seed_{seed}" / "metrics.json").read_text())
+        assert parallel["provenance"]["threads"] == 1
+        assert results(tmp_path / f"seed_{seed}" / "metrics.json") == results(
+            serial_dir / f"seed_{seed}" / "metrics.json"
+        )
+    assert summary["control_paired"] == serial_summary["control_paired"]
+
+
+def test_ray_tasks_write_the_serial_runs_metrics(serial_run, tmp_path):
+    import ray
+
+    serial_dir, _ = serial_run
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        cli.main([*QUICK, "--seeds", "0", "1", "--executor", "ray", "--threads", "1", "--out_dir", str(tmp_path)])
+    finally:
+        ray.shutdown()
+    for seed in (0, 1):
+        assert results(tmp_path / f"seed_{seed}" / "metrics.json") == results(
+            serial_dir / f"seed_{seed}" / "metrics.json"
+        )
+
+
+def test_without_ray_the_executor_names_the_extra_before_any_work(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(SystemExit):
+        cli.main([*QUICK, "--executor", "ray", "--out_dir", str(tmp_path / "never")])
+    assert 'needs Ray, which is not installed: pip install -e ".[ray]"' in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("executor", [Executor(), Executor(jobs=2)], ids=["in process", "2 processes"])
+def test_a_failed_run_does_not_stop_the_others_and_is_named(executor):
+    with pytest.raises(RuntimeError, match=r"1 of 3 runs failed \(seed 1: ValueError: math domain error\)"):
+        executor.map(math.sqrt, [(4.0,), (-1.0,), (9.0,)], ["seed 0", "seed 1", "seed 2"])
+    assert executor.map(math.sqrt, [(4.0,), (9.0,)]) == [2.0, 3.0]
+
+
+def test_worker_threads_share_the_cores():
+    assert Executor(jobs=2, threads=3).worker_threads() == 3
+    assert Executor(jobs=1000).worker_threads() == 1
+    assert Executor("ray").worker_threads() == 1
+
+
+def test_a_multi_seed_run_resumes_keeping_its_finished_seeds(serial_run, tmp_path):
+    serial_dir, _ = serial_run
+    flags = [*QUICK, "--seeds", "0", "1", "--threads", "1", "--out_dir", str(tmp_path)]
+    cli.main(flags)
+    (tmp_path / "seed_1" / "metrics.json").unlink()  # seed 1 stopped after training (its checkpoint is complete)
+    finished = (tmp_path / "seed_0" / "metrics.json").read_bytes()
+    threads = torch.get_num_threads()
+    try:
+        summary = cli.main([*flags, "--resume"])
+    finally:
+        torch.set_num_threads(threads)
+    assert (tmp_path / "seed_0" / "metrics.json").read_bytes() == finished  # read back, not rerun
+    assert results(tmp_path / "seed_1" / "metrics.json") == results(serial_dir / "seed_1" / "metrics.json")
+    assert summary["seeds"] == [0, 1]
