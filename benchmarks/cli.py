@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 SECTIONS = ("ssm", "maml", "env", "adapt", "planner", "rl2", "pipeline")  # default run
-EXTRA_SECTIONS = ("gpu",)  # CUDA only
+EXTRA_SECTIONS = ("gpu", "shared")  # CUDA only; whole runs beside a busy neighbour (minutes)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
