@@ -23,10 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
-from core.parameters import Params
+from core.parameters import Params, mse_loss
 from core.settings import check_settings, integer, is_int, number, one_of, optional, setting
 from meta_rl.meta_maml import MetaMAML
 
@@ -139,7 +138,7 @@ class OnlineAdapter:
     def _adapt_one(self, x: torch.Tensor, y: torch.Tensor, start: torch.Tensor, reset: torch.Tensor) -> Params:
         """One episode's window (T, ·) -> its adapted weights (the MetaMAML inner loop, from theta*)."""
         fast = self.meta.inner_loop(
-            self.theta, x[None], y[None], start[None], reset[None], F.mse_loss, self.config.num_steps
+            self.theta, x[None], y[None], start[None], reset[None], mse_loss, self.config.num_steps
         )
         return {name: value.detach() for name, value in fast.items()}
 
@@ -147,7 +146,7 @@ class OnlineAdapter:
         return functional_call(self.meta.model, (params, self._buffers), (x[None], start[None]), {"reset": reset[None]})
 
     def _window_loss(self, params: Params, x, y, start, reset) -> torch.Tensor:
-        return F.mse_loss(self._run(params, x, start, reset)[0][0], y)
+        return mse_loss(self._run(params, x, start, reset)[0][0], y)
 
     def _final_state(self, params: Params, x, start, reset) -> torch.Tensor:
         return self._run(params, x, start, reset)[1][0]

@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import get_total_norm
 
@@ -31,6 +30,7 @@ from core.parameters import (
     ParamSelector,
     clip_by_total_norm,
     is_stateful,
+    mse_loss,
     select_parameter_names,
     sgd_step,
 )
@@ -108,7 +108,7 @@ class Adapter:
     ) -> None:
         self.config = config if config is not None else AdaptationConfig()
         self.model = model if device is None else model.to(device)
-        self.loss_fn = loss_fn or F.mse_loss
+        self.loss_fn = loss_fn or mse_loss
         self.stateful = is_stateful(model)
         named = dict(model.named_parameters())
         if not named:

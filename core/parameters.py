@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 
 Params = dict[str, torch.Tensor]  # a model's weights by parameter name
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (prediction, target) -> scalar loss
@@ -56,3 +57,13 @@ def clip_by_total_norm(grads: Params, max_norm: float | None) -> Params:
 def sgd_step(params: Params, grads: Params, learning_rates: Mapping[str, torch.Tensor | float]) -> Params:
     """theta_i - alpha_i * g_i for every parameter in `grads` (alpha a float or a tensor of the parameter's shape)."""
     return {name: params[name] - learning_rates[name] * grads[name] for name in grads}
+
+
+def mse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The default loss: `F.mse_loss`, but a target of another shape is an error, not a broadcast."""
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"the model's output has shape {tuple(prediction.shape)} and the targets {tuple(target.shape)}: "
+            "they must match (is the target width the model's output_dim?)"
+        )
+    return F.mse_loss(prediction, target)

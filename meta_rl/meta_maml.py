@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
@@ -32,9 +31,11 @@ from core.parameters import (
     ParamSelector,
     clip_by_total_norm,
     is_stateful,
+    mse_loss,
     select_parameter_names,
     sgd_step,
 )
+from core.settings import is_int, is_number, require
 from meta_rl.distributed import sharded_backward
 
 
@@ -54,18 +55,17 @@ class MetaMAML:
         grad_clip_norm: float | None = None,
         inner_grad_clip: float | None = None,
     ) -> None:
-        if inner_lr <= 0 or outer_lr <= 0:
-            raise ValueError(f"learning rates must be positive, got inner_lr={inner_lr}, outer_lr={outer_lr}")
-        if num_inner_steps < 1:
-            raise ValueError(f"num_inner_steps must be >= 1, got {num_inner_steps}")
+        require(is_number(inner_lr) and inner_lr > 0, "inner_lr", "a finite number > 0", inner_lr)
+        require(is_number(outer_lr) and outer_lr > 0, "outer_lr", "a finite number > 0", outer_lr)
+        require(is_int(num_inner_steps) and num_inner_steps >= 1, "num_inner_steps", "an int >= 1", num_inner_steps)
         self.model = model
         self.inner_lr = float(inner_lr)
         self.outer_lr = float(outer_lr)
         self.first_order = first_order
         self.num_inner_steps = num_inner_steps
         self.grad_clip_norm = grad_clip_norm
-        if inner_grad_clip is not None and inner_grad_clip <= 0:
-            raise ValueError(f"inner_grad_clip must be positive or None, got {inner_grad_clip}")
+        for name, clip in (("grad_clip_norm", grad_clip_norm), ("inner_grad_clip", inner_grad_clip)):
+            require(clip is None or (is_number(clip) and clip > 0), name, "none or a finite number > 0", clip)
         self.inner_grad_clip = inner_grad_clip
         self.stateful = is_stateful(model)
         self.skipped_updates = 0  # meta-updates refused because the meta-gradient was not finite
@@ -171,8 +171,9 @@ class MetaMAML:
         `first_order`.
         """
         _check_pair(support_x, support_y, "support")
+        require(is_int(num_steps) and num_steps >= 0, "num_steps", "an int >= 0", num_steps)
         hidden = self._initial_hidden(initial_hidden_state, support_x)
-        return self.inner_loop(self.params(), support_x, support_y, hidden, reset, loss_fn or F.mse_loss, num_steps)
+        return self.inner_loop(self.params(), support_x, support_y, hidden, reset, loss_fn or mse_loss, num_steps)
 
     def meta_loss(
         self,
@@ -186,7 +187,7 @@ class MetaMAML:
     def _summed_task_losses(
         self, tasks: Sequence[tuple[torch.Tensor, ...]], initial_hidden_state, loss_fn: LossFn | None
     ) -> torch.Tensor:
-        loss_fn = loss_fn or F.mse_loss
+        loss_fn = loss_fn or mse_loss
         params = self.params()
         total = torch.zeros((), device=next(iter(params.values())).device)
         for group in _group_by_shape(tasks):

@@ -325,3 +325,16 @@ def test_meta_update_refuses_a_non_finite_meta_gradient():
         meta.meta_update([(x, bad, x, bad)])
     assert meta.skipped_updates == 1
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_settings_and_targets_it_cannot_use_are_refused():
+    for name, value in (("inner_lr", float("nan")), ("outer_lr", float("inf")), ("inner_lr", -0.1)):
+        with pytest.raises(ValueError, match=f"^{name} must be a finite number > 0, got {value}"):
+            MetaMAML(tiny_ssm(), **{name: value})
+    learner = MetaMAML(tiny_ssm())
+    support_x, support_y = sequence_tasks(1)[0][:2]
+    with pytest.raises(ValueError, match="^num_steps must be an int >= 0, got -3"):
+        learner.adapt_task(support_x, support_y, num_steps=-3)
+    wider = torch.randn(*support_y.shape[:-1], support_y.shape[-1] + 1)
+    with pytest.raises(ValueError, match=r"the model's output has shape .* and the targets .*: they must match"):
+        learner.adapt_task(support_x, wider)

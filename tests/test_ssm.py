@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch.func import functional_call, stack_module_state, vmap
@@ -392,3 +393,31 @@ def test_bad_constructor_arguments():
         SSM(state_dim=4, input_dim=3, output_dim=2, chunk_size=0)
     with pytest.raises(ValueError, match="scan must be one of"):
         SSM(state_dim=4, input_dim=3, output_dim=2, scan="parallel")
+
+
+def test_inputs_of_another_type_or_dtype_are_named():
+    model = make_model()  # float32
+    with pytest.raises(TypeError, match="x as a torch.Tensor, got ndarray"):
+        model(np.zeros((4, 5), dtype=np.float32), model.init_hidden(4))
+    for dtype in (torch.float64, torch.float16, torch.int64):
+        with pytest.raises(ValueError, match=rf"x of dtype torch.float32 \(its parameters' dtype\), got {dtype}"):
+            model(torch.zeros(4, 5, dtype=dtype), model.init_hidden(4))
+    with pytest.raises(ValueError, match="hidden_state of dtype torch.float32, got torch.float64"):
+        model(torch.zeros(4, 5), model.init_hidden(4).double())
+
+
+def test_a_single_sequence_given_without_its_batch_dimension_is_explained():
+    model = make_model()
+    with pytest.raises(ValueError, match=r"x \(20, 5\) is one step of 20 sequences; a single sequence .* x\[None\]"):
+        model(torch.randn(20, 5), model.init_hidden(1))
+
+
+def test_reset_flags_are_bools_or_zeros_and_ones():
+    model = make_model()
+    with pytest.raises(ValueError, match="reset as bools or 0/1 flags"):
+        model(torch.randn(2, 4, 5), model.init_hidden(2), torch.full((2, 4), 0.5))
+    flags = torch.tensor([[0.0, 1.0, 0.0, 0.0]] * 2)
+    torch.testing.assert_close(
+        model(torch.randn(2, 4, 5, generator=torch.Generator().manual_seed(0)), model.init_hidden(2), flags)[0],
+        model(torch.randn(2, 4, 5, generator=torch.Generator().manual_seed(0)), model.init_hidden(2), flags.bool())[0],
+    )
