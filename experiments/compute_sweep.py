@@ -65,6 +65,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from core.progress import progress_bar
 from core.settings import override
 from core.ssm import SSM
 from pipeline.config import PipelineConfig, defaults_for
@@ -72,7 +73,6 @@ from pipeline.control import condition_returns, planner_rollouts
 from pipeline.flags import add_program_flags, executor_from_flags
 from pipeline.plots import write_compute_sweep_plot
 from pipeline.prediction import held_out_windows, maml_adapter, window_errors
-from pipeline.progress import progress_bar
 from pipeline.statistics import normalized_scores, per_task_means, pooled
 from pipeline.world import World, load_world, train_world
 from planning.episode import first_episode_returns

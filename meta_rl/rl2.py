@@ -30,9 +30,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-from tqdm import trange
 
 from core.checkpoint import atomic_save, load_checkpoint
+from core.progress import progress_bar
 from core.seeding import derive_seed
 from core.settings import check_settings, integer, number, positive, require, setting
 from env_runner.actions import action_dim
@@ -300,8 +300,8 @@ def train_rl2(
     first_iteration, curve = 0, []
     if checkpoint_path is not None and Path(checkpoint_path).is_file():
         first_iteration, curve = _load_training_state(Path(checkpoint_path), policy, optimizer, identity)
-    bar = trange(
-        first_iteration, config.iterations, desc=f"rl2 {memory}{' oracle' if oracle else ''}", disable=not progress
+    bar = progress_bar(
+        range(first_iteration, config.iterations), progress, f"train rl2 {memory}{' oracle' if oracle else ''}"
     )
     for iteration in bar:
         if config.anneal_lr:

@@ -30,16 +30,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+import gymnasium as gym
+
 from core.settings import SettingError
-from pipeline.config import resolve_device
+from pipeline.config import PipelineConfig, check_resumable, resolve_device
 from pipeline.flags import add_program_flags, add_setting_flags, config_from_flags, executor_from_flags
 from pipeline.provenance import command_line
 from pipeline.rl2_run import read_rl2_checkpoint
+from pipeline.run_folder import check_writable, clear_run, holds_a_run
 from pipeline.seeds import run_seeds
+from pipeline.summary import summary_markdown
 from pipeline.training import read_training_checkpoint
 from pipeline.world import family_and_config
 
@@ -54,13 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="several seeds: one run each in <out_dir>/seed_<S>/ (--seed: the run in <out_dir> itself)",
     )
     parser.add_argument("--out_dir", type=Path, help="output folder (default runs/<env>-<timestamp>)")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out_dir")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out_dir from its checkpoints")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="remove the run already in --out_dir first (its files only)"
+    )
     add_program_flags(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Parse, check, run; returns the summary over seeds (summary.json)."""
+    """Parse and check everything, then run; returns the summary over seeds (summary.json). Nothing is written
+    before every check has passed. Ctrl-C ends with one line that says how to continue, and exit status 130."""
     parser = build_parser()
     args = parser.parse_args(argv)
     config = config_from_flags(parser, args)
@@ -69,37 +78,87 @@ def main(argv: list[str] | None = None) -> dict:
         family_and_config(config)  # the family exists and agrees with the config and the machine, before any work
     except SettingError as error:
         parser.error(f"--{error}")
-    except ValueError as error:
+    except (ValueError, gym.error.Error) as error:
         parser.error(str(error))
     executor = executor_from_flags(parser, args)
-    if not executor.in_process and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        parser.error("under torchrun every process trains the same run: leave --jobs at 1 and --executor local")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if not executor.in_process:
+            parser.error("under torchrun every process trains the same run: leave --jobs at 1 and --executor local")
+        if args.overwrite:
+            parser.error(
+                "under torchrun the processes would clear the folder while others write: remove the old run first"
+            )
     seeds = args.seeds if args.seeds is not None else [config.seed]
-    if any(seed < 0 for seed in seeds):
-        parser.error(f"--seeds must be ints >= 0, got {seeds}")
+    if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+        parser.error(f"--seeds must be distinct ints >= 0, got {' '.join(map(str, seeds))}")
     out_dir = args.out_dir or Path("runs") / f"{config.env_name}-{datetime.now():%Y%m%d-%H%M%S}"
-    if args.resume:
-        folders = [out_dir / f"seed_{seed}" for seed in seeds] if args.seeds is not None else [out_dir]
-        checkpoints = [folder / "checkpoint.pt" for folder in folders]
-        if not any(path.is_file() for path in checkpoints):
-            parser.error(f"--resume needs an existing checkpoint, none of {[str(p) for p in checkpoints]} exists")
-        read_checkpoint = read_rl2_checkpoint if config.algo == "rl2" else read_training_checkpoint
-        for path in checkpoints:
-            if path.is_file():
-                try:
-                    read_checkpoint(path)
-                except ValueError as error:
-                    parser.error(str(error))
-    return run_seeds(
-        config,
-        seeds,
-        out_dir,
-        resume=args.resume,
-        progress=not args.no_progress,
-        per_seed_dirs=args.seeds is not None,
-        executor=executor,
-        argv=command_line(argv),
-    )
+    folders = {seed: out_dir / f"seed_{seed}" if args.seeds is not None else out_dir for seed in seeds}
+    check_out_dir(parser, args, config, out_dir, folders)
+    progress = not args.no_progress and int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 speaks
+    if progress:
+        print(f"output folder: {out_dir}", flush=True)
+    if args.overwrite:
+        clear_run(out_dir)
+    try:
+        summary = run_seeds(
+            config,
+            seeds,
+            out_dir,
+            resume=args.resume,
+            progress=progress,
+            per_seed_dirs=args.seeds is not None,
+            executor=executor,
+            argv=command_line(argv),
+        )
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {out_dir} keeps every finished epoch; continue with: {resume_command(argv, out_dir)}")
+        raise SystemExit(130) from None
+    if progress and summary:
+        print(summary_markdown(summary), f"\noutput folder: {out_dir}", sep="\n", flush=True)
+    return summary
+
+
+def check_out_dir(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, config, out_dir: Path, folders: dict[int, Path]
+) -> None:
+    """The output folder can take this run: writable; without --resume, no earlier run in it (unless --overwrite);
+    with --resume, a checkpoint whose config is this one. Every refusal is the parser's error, before any write."""
+    try:
+        check_writable(out_dir)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.resume and args.overwrite:
+        parser.error("--resume continues the run in --out_dir and --overwrite removes it: give one of them")
+    if not args.resume:
+        if holds_a_run(out_dir) and not args.overwrite:
+            parser.error(
+                f"--out_dir {out_dir} already holds a run: continue it with --resume, or replace it with --overwrite"
+            )
+        return
+    checkpoints = {seed: folder / "checkpoint.pt" for seed, folder in folders.items()}
+    if not any(path.is_file() for path in checkpoints.values()):
+        parser.error(f"--resume needs an existing checkpoint, none of {[str(p) for p in checkpoints.values()]} exists")
+    read_checkpoint = read_rl2_checkpoint if config.algo == "rl2" else read_training_checkpoint
+    for seed, path in checkpoints.items():
+        if path.is_file():
+            try:
+                saved = PipelineConfig.from_dict(read_checkpoint(path)["config"])
+                requested = family_and_config(replace(config, seed=seed))[1] if config.algo == "mbrl" else config
+                check_resumable(saved, replace(requested, seed=seed), path)
+            except ValueError as error:
+                parser.error(str(error))
+
+
+def resume_command(argv: list[str] | None, out_dir: Path) -> str:
+    """The command line that continues this run: the same flags, --out_dir named, --resume, no --overwrite."""
+    program, *flags = command_line(argv)
+    flags = [flag for flag in flags if flag != "--overwrite"]
+    if "--out_dir" not in flags:
+        flags += ["--out_dir", str(out_dir)]
+    if "--resume" not in flags:
+        flags.append("--resume")
+    prefix = f"python {program}" if program.endswith(".py") else program
+    return shlex.join([*prefix.split(), *flags])
 
 
 if __name__ == "__main__":

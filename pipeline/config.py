@@ -70,7 +70,11 @@ class PipelineConfig:
     )
     # tasks and data
     num_train_tasks: int = setting(40, "meta-training tasks", integer(1))
-    num_val_tasks: int = setting(10, "validation tasks: every selection the pipeline makes uses these", integer(0))
+    num_val_tasks: int = setting(
+        10,
+        "validation tasks: every selection the pipeline makes uses these (0: ERM fine-tunes as MAML adapts)",
+        integer(0),
+    )
     num_test_tasks: int = setting(10, "held-out test tasks inside the training coefficient box", integer(0))
     num_ood_tasks: int = setting(10, "tasks outside the training coefficient box", integer(0))
     steps_per_task: int = setting(400, "random-policy steps collected on each task", integer(1))
@@ -122,13 +126,13 @@ class PipelineConfig:
         require(
             self.support_len + self.query_len <= self.onpolicy_steps,
             "support_len",
-            f"at most onpolicy_steps - query_len = {self.onpolicy_steps - self.query_len} (a window fits in a row)",
+            f"at most --onpolicy_steps - --query_len = {self.onpolicy_steps - self.query_len} (a window fits in a row)",
             self.support_len,
         )
         require(
             self.steps_per_task % self.onpolicy_steps == 0,
             "steps_per_task",
-            f"a multiple of onpolicy_steps ({self.onpolicy_steps})",
+            f"a multiple of --onpolicy_steps ({self.onpolicy_steps})",
             self.steps_per_task,
         )
 

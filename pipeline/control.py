@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from core.progress import progress_bar
 from env_runner.rollouts import Rollouts
 from env_runner.tasks import Task
 from pipeline.acting import condition_rollouts, control_episodes
 from pipeline.config import PipelineConfig
-from pipeline.progress import progress_bar
 from pipeline.statistics import episode_summary
 from pipeline.world import World
 from planning.episode import first_episode_returns, random_episode_returns

@@ -8,13 +8,13 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
+from core.progress import progress_bar
 from core.seeding import derive_seed
 from env_runner.rollouts import Rollouts, collect
 from env_runner.segments import SegmentBatch, WindowSource, sample_source_batches
 from env_runner.tasks import Task, TaskFamily, check_disjoint
 from meta_rl.distributed import all_gather_objects, shard
 from pipeline.config import PipelineConfig
-from pipeline.progress import progress_bar
 
 
 @dataclass(frozen=True)

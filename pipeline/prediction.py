@@ -134,7 +134,7 @@ def evaluate_prediction(world: World, progress: bool) -> dict:
     settings = {
         "erm_optimizer": choice[0],
         "erm_learning_rate": choice[1],
-        "selected_on": "val",
+        "selected_on": "val" if splits.val else "nothing: no val tasks, so MetaMAML's inner step (SGD at inner_lr)",
         "windows_per_task": config.eval_windows_per_task,
     }
     return {"prediction": sections, "prediction_settings": settings}

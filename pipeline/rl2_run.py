@@ -39,7 +39,6 @@ from pipeline.config import PipelineConfig, check_resumable
 from pipeline.data import sample_splits
 from pipeline.plots import write_run_plots
 from pipeline.provenance import command_line, provenance
-from pipeline.report import run_table
 from pipeline.statistics import task_summary
 
 RL2_CHECKPOINT_FORMAT = "ssm-metarl rl2 checkpoint 1"
@@ -118,8 +117,6 @@ def run_rl2(
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_run_plots(metrics, out_dir)
-    if progress:
-        print(run_table(metrics))
     return metrics
 
 

@@ -3,7 +3,8 @@
     world       tasks, random-policy data, the world models trained (`pipeline.world.train_world`)
     prediction  ERM's fine-tuning selected on val tasks, then query MSE on test and OOD tasks
     control     every condition on the test tasks, then on the OOD tasks
-    outputs     metrics.json, the plots and the console table (config.json and checkpoint.pt come with training)
+    outputs     metrics.json and the plots (config.json and checkpoint.pt come with training); until the run
+                ends, metrics.partial.json holds the stages finished so far
 
     metrics = run(config, out_dir)       `config.algo == "rl2"` runs `pipeline.rl2_run.run_rl2` instead
 
@@ -27,7 +28,6 @@ from pipeline.control import evaluate_control
 from pipeline.plots import write_run_plots
 from pipeline.prediction import evaluate_prediction
 from pipeline.provenance import command_line, provenance
-from pipeline.report import run_table
 from pipeline.rl2_run import run_rl2
 from pipeline.world import train_world
 
@@ -89,11 +89,13 @@ def run(
     }
     metrics.update(evaluate_prediction(world, progress))
     stages["prediction_s"] = time.perf_counter() - start_time - sum(stages.values())
+    _write_json(out_dir / "metrics.partial.json", metrics)  # a stage's results are kept before the next can fail
     if config.control:
         for key, split in (("control", "test"), ("control_ood", "ood")):
             if world.splits.as_dict()[split]:
                 metrics[key] = evaluate_control(world, split, progress)
                 stages[f"{key}_s"] = time.perf_counter() - start_time - sum(stages.values())
+                _write_json(out_dir / "metrics.partial.json", metrics)
     metrics["training"] = {
         "final_losses": world.last_losses,
         "world_size": world_size,
@@ -101,8 +103,14 @@ def run(
         "transitions": world.dataset.num_envs * world.dataset.steps,
     }
     metrics["timing"] = {"total_s": time.perf_counter() - start_time, "stages": stages}
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _write_json(out_dir / "metrics.json", metrics)
+    (out_dir / "metrics.partial.json").unlink(missing_ok=True)
     write_run_plots(metrics, out_dir)
-    if progress:
-        print(run_table(metrics))
     return metrics
+
+
+def _write_json(path: Path, values: dict) -> None:
+    """Write atomically: a reader never sees half a file (a temporary file beside it, then `os.replace`)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(values, indent=2))
+    os.replace(temporary, path)

@@ -54,6 +54,7 @@ def summarize(runs: list[dict]) -> dict:
         "seeds": [run["seed"] for run in runs],
         "n_seeds": len(runs),
         "bootstrap": BOOTSTRAP,
+        "task_distribution": first.get("task_distribution", True),
         **_commits(runs),
     }
     if first.get("algo") == "rl2":
@@ -203,7 +204,6 @@ def write_summary(runs: list[dict], out_dir: Path) -> dict:
     (out_dir / "summary.json").write_text(json.dumps(result, indent=2))
     (out_dir / "summary.md").write_text(summary_markdown(result))
     write_paired_plot(result, out_dir / "summary_paired.png")
-    print(summary_markdown(result))
     return result
 
 
@@ -216,6 +216,8 @@ def summary_markdown(result: dict) -> str:
         lines += ["Code: not recorded (these runs predate the provenance in metrics.json)", ""]
     else:
         lines += [f"Code: commit {', '.join(commits)}", ""]
+    if not result.get("task_distribution", True):
+        lines += ["Warning: a single-task family: the held-out tasks have the training physics (new episodes only)", ""]
     if "timing" in result:
         timing = result["timing"]
         stages = ", ".join(f"{name} {value:.0f} s" for name, value in timing["mean_stage_s"].items())

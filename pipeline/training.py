@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from core.checkpoint import atomic_save, load_marked_checkpoint
+from core.progress import progress_bar
 from env_runner.rollouts import Rollouts
 from env_runner.segments import Normalizer, WindowSource
 from env_runner.tasks import Task, TaskFamily
@@ -19,7 +20,6 @@ from pipeline.acting import collect_onpolicy
 from pipeline.config import PipelineConfig, check_resumable
 from pipeline.data import TaskContext, TaskSplits, concat_rollouts, sample_meta_batch, split_rows, to_device
 from pipeline.models import WorldModels
-from pipeline.progress import progress_bar
 
 TENSOR_FIELDS = tuple(field.name for field in fields(Rollouts) if field.name != "tasks")
 

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import gymnasium as gym
+
 from core.seeding import seed_everything
 from env_runner.environment import make_task_family
 from env_runner.rollouts import Rollouts
@@ -42,7 +44,12 @@ def family_and_config(config: PipelineConfig) -> tuple[TaskFamily, PipelineConfi
     """The task family of `config.env_name` and `config` with the family's model input width and its device
     resolved ("auto"); ValueError when `config` contradicts the family (input width, control without a
     closed-form reward) or the machine (a device it lacks)."""
-    family = make_task_family(config.env_name)
+    try:
+        family = make_task_family(config.env_name)
+    except gym.error.Error as error:  # a registered environment whose dependency is missing (Box2D, MuJoCo)
+        raise ValueError(f"--env_name {config.env_name} cannot be made here: {error}") from error
+    except ValueError as error:
+        raise ValueError(f"--env_name {config.env_name}: {error}") from error
     width = family.model_input_dim
     if config.input_dim not in (None, width):
         raise ValueError(

@@ -116,12 +116,14 @@ def test_resume_of_an_interrupted_rl2_run_ends_with_the_same_weights(quick_runs,
         return original(*args, **kwargs)
 
     monkeypatch.setattr(rl2, "ppo_update", killed_in_the_oracles_second_iteration)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as stopped:  # Ctrl-C: one line, exit status 130
         main.main([*QUICK, "--seed", "0", "--out_dir", str(tmp_path)])
+    assert stopped.value.code == 130
     monkeypatch.setattr(rl2, "ppo_update", original)
     assert set(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["policies"]) == {"ssm"}
-    with pytest.raises(ValueError, match="configuration differs"):
+    with pytest.raises(SystemExit) as refused:  # before any work, naming the setting
         main.main([*QUICK, "--seed", "0", "--rl2.ent_coef", "0.1", "--out_dir", str(tmp_path), "--resume"])
+    assert refused.value.code == 2
     main.main([*QUICK, "--seed", "0", "--out_dir", str(tmp_path), "--resume"])
     resumed = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["policies"]
     for name in ("ssm", "oracle"):
