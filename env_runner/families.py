@@ -24,13 +24,16 @@ import torch
 from env_runner import rewards
 from env_runner.locomotion import (
     ANT_CRIPPLED_ID,
+    ANT_MASS_ID,
     HALF_CHEETAH_CRIPPLED_ID,
     AntCrippledFamily,
+    AntMassFamily,
     HalfCheetahCrippledFamily,
     HalfCheetahFamily,
     HopperFamily,
 )
 from env_runner.navigation import POINT_NAVIGATION_ID
+from env_runner.protocols import COEFFICIENTS
 from env_runner.rewards import RewardFn
 from env_runner.tasks import Task, TaskFamily, TerminationFn
 
@@ -248,17 +251,20 @@ TASK_FAMILIES: dict[str, type[TaskFamily]] = {
     "Hopper-v5": HopperFamily,
     HALF_CHEETAH_CRIPPLED_ID: HalfCheetahCrippledFamily,
     ANT_CRIPPLED_ID: AntCrippledFamily,
+    ANT_MASS_ID: AntMassFamily,
 }
 
 
-def make_task_family(env_name: str, **make_kwargs: Any) -> TaskFamily:
-    """The task family of `env_name`; any other registered gymnasium id gets a single-task family
-    (with a warning that it offers no task distribution).
+def make_task_family(env_name: str, protocol: str = COEFFICIENTS, **make_kwargs: Any) -> TaskFamily:
+    """The task family of `env_name` under `protocol` (`env_runner.protocols`; default our coefficient-space
+    splits); any other registered gymnasium id gets a single-task family (with a warning that it offers no task
+    distribution).
 
-    `make_kwargs` go to `gymnasium.make`. An id gymnasium does not know raises ValueError naming it.
+    `make_kwargs` go to `gymnasium.make`. An id gymnasium does not know, or a protocol without a table for it,
+    raises ValueError naming it.
     """
     if env_name in TASK_FAMILIES:
-        return TASK_FAMILIES[env_name](**make_kwargs)
+        return TASK_FAMILIES[env_name](protocol=protocol, **make_kwargs)
     if env_name not in gym.registry:
         raise ValueError(
             f"unknown environment id {env_name!r}: it is neither a task family "
@@ -269,4 +275,4 @@ def make_task_family(env_name: str, **make_kwargs: Any) -> TaskFamily:
         "environment's own physics",
         stacklevel=2,
     )
-    return TaskFamily(env_name, **make_kwargs)
+    return TaskFamily(env_name, protocol=protocol, **make_kwargs)

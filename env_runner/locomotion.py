@@ -10,6 +10,8 @@
   3 fthigh, 4 fshin); OOD tasks cripple a motor never crippled in training (2 bfoot or 5 ffoot).
 - `AntCrippled-v0` (GrBAL): the same for one of the Ant's four legs (hip and ankle motors); training
   legs 0, 1, 2, OOD leg 3. Made without contact forces in the observation and without contact cost.
+- `AntMass-v0` (CaDM's Ant): Ant-v5 (made as `AntCrippled-v0`, nothing crippled) with CaDM's mass and damping
+  change and reward weights (`AntMassFamily`), in the boxes of `HalfCheetah-v5`.
 
 Every environment is made with `exclude_current_positions_from_observation=False`, so the root's x
 position is obs[0] and the reward is a function of (obs, action, next_obs) (`env_runner.locomotion_rewards`):
@@ -33,20 +35,22 @@ import numpy as np
 
 from env_runner import locomotion_rewards
 from env_runner.rewards import RewardFn
-from env_runner.tasks import Task, TaskFamily, TaskInfo, TerminationFn
+from env_runner.tasks import Task, TaskFamily, TerminationFn
 
 HALF_CHEETAH_CRIPPLED_ID = "HalfCheetahCrippled-v0"
 ANT_CRIPPLED_ID = "AntCrippled-v0"
+ANT_MASS_ID = "AntMass-v0"
 MAX_EPISODE_STEPS = 1000  # as HalfCheetah-v5 and Ant-v5
 MUJOCO_INSTALL_HINT = 'install MuJoCo with `pip install "gymnasium[mujoco]"` (or `pip install -e .` in this project)'
 
 
 def register_locomotion_envs() -> None:
-    """Register `HalfCheetahCrippled-v0` and `AntCrippled-v0` with gymnasium (MuJoCo is imported only when
+    """Register `HalfCheetahCrippled-v0`, `AntCrippled-v0` and `AntMass-v0` with gymnasium (MuJoCo is imported only when
     one is made); calling it again changes nothing."""
     entry_points = {
         HALF_CHEETAH_CRIPPLED_ID: "env_runner.locomotion_envs:HalfCheetahCrippledEnv",
         ANT_CRIPPLED_ID: "env_runner.locomotion_envs:AntCrippledEnv",
+        ANT_MASS_ID: "env_runner.locomotion_envs:AntCurrentKinematicsEnv",
     }
     for env_id, entry_point in entry_points.items():
         if env_id not in gym.registry:
@@ -121,15 +125,19 @@ class MassDampingFamily(MujocoFamily):
         self._check_task(task)
         env = gym.make(self.env_id, **self.make_kwargs)
         self._apply_params(env.unwrapped, task.params)
-        return TaskInfo(env, task, seed=seed)
+        return self._wrap(env, task, seed)
 
     def _apply_params(self, unwrapped: gym.Env, params: Mapping[str, float]) -> None:
         import mujoco  # the family exists only where MuJoCo does (see MujocoFamily)
 
         model = unwrapped.model
-        model.body_mass[:] = self.load_time_body_mass * params["mass_scale"]
-        model.dof_damping[:] = self.load_time_dof_damping * params["damping_scale"]
+        model.body_mass[:] = self.load_time_body_mass * self._factors(params["mass_scale"], model.nbody)
+        model.dof_damping[:] = self.load_time_dof_damping * self._factors(params["damping_scale"], model.nv)
         mujoco.mj_setConst(model, unwrapped.data)
+
+    def _factors(self, scale: float, count: int) -> np.ndarray:
+        """(count,) what each body's mass (each dof's damping) is multiplied by under `scale`: all of them by it."""
+        return np.full(count, scale)
 
 
 class HalfCheetahFamily(MassDampingFamily):
@@ -234,27 +242,18 @@ class HalfCheetahCrippledFamily(CrippledFamily):
         return functools.partial(locomotion_rewards.running_reward, **self._reward_constants())
 
 
-class AntCrippledFamily(CrippledFamily):
-    """AntCrippled-v0: one leg weakened (`AntCrippledEnv`); training legs 0, 1, 2, OOD leg 3.
+class AntRewards(MujocoFamily):
+    """The Ant families' made environment, reward and termination: no contact forces in the observation and
+    `contact_cost_weight=0` (the contact cost reads forces the observation lacks): r = (x' - x)/dt + 1[healthy(s')]
+    - 0.5 |a|^2, terminated when s' is unhealthy (0.2 <= z' <= 1 and a finite state; see
+    `locomotion_rewards.ant_reward`). The dynamics do not depend on the position (x, y)."""
 
-    Made without contact forces in the observation and with `contact_cost_weight=0` (the contact cost
-    reads forces the observation lacks): r = (x' - x)/dt + 1[healthy(s')] - 0.5 |a|^2, terminated when s'
-    is unhealthy (0.2 <= z' <= 1 and a finite state; see `locomotion_rewards.ant_reward`).
-    """
-
-    param_names = ("crippled_leg", "crippled_scale")
-    part_name = "crippled_leg"
-    training_parts = (0, 1, 2)
-    ood_parts = (3,)
     translation_invariant_obs = (0, 1)
     required_make_kwargs = {
         **MujocoFamily.required_make_kwargs,
         "include_cfrc_ext_in_observation": False,
         "contact_cost_weight": 0.0,
     }
-
-    def __init__(self, **make_kwargs: Any) -> None:
-        super().__init__(ANT_CRIPPLED_ID, **make_kwargs)
 
     def _z_range(self) -> dict[str, tuple[float, float]]:
         return {"z_range": self.reference_env._healthy_z_range}
@@ -269,3 +268,41 @@ class AntCrippledFamily(CrippledFamily):
         if not self.reference_env._terminate_when_unhealthy:
             return None
         return functools.partial(locomotion_rewards.ant_terminated, **self._z_range())
+
+
+class AntCrippledFamily(AntRewards, CrippledFamily):
+    """AntCrippled-v0: one leg weakened (`AntCrippledEnv`); training legs 0, 1, 2, OOD leg 3 (see `AntRewards`)."""
+
+    param_names = ("crippled_leg", "crippled_scale")
+    part_name = "crippled_leg"
+    training_parts = (0, 1, 2)
+    ood_parts = (3,)
+
+    def __init__(self, **make_kwargs: Any) -> None:
+        super().__init__(ANT_CRIPPLED_ID, **make_kwargs)
+
+
+class AntMassFamily(AntRewards, MassDampingFamily):
+    """AntMass-v0, CaDM's Ant (Lee et al. 2020; younggyoseo/CaDM cadm/envs/ant_env.py) on Ant-v5
+    (`AntCurrentKinematicsEnv`):
+
+    - the mass change is CaDM's: the bodies of the front legs (body indices 2-7) are multiplied by mass_scale and
+      those of the back legs (8-13) divided by it, and likewise dofs 2-7 and 8-13 by damping_scale;
+    - the reward weights are CaDM's: r = (x' - x)/dt + 0.05 1[healthy(s')] - 0.005 |a|^2, and episodes never
+      terminate (CaDM pays the 0.05 in every state; Ant-v5 only in healthy ones).
+    """
+
+    required_make_kwargs = {
+        **AntRewards.required_make_kwargs,
+        "ctrl_cost_weight": 0.005,
+        "healthy_reward": 0.05,
+        "terminate_when_unhealthy": False,
+    }
+
+    def __init__(self, **make_kwargs: Any) -> None:
+        super().__init__(ANT_MASS_ID, **make_kwargs)
+
+    def _factors(self, scale: float, count: int) -> np.ndarray:
+        factors = np.ones(count)
+        factors[2:8], factors[8:14] = scale, 1.0 / scale
+        return factors

@@ -1,7 +1,9 @@
-"""Locomotion with crippled motors, the GrBAL benchmarks (Nagabandi et al. 2019), on gymnasium's v5 envs.
+"""Locomotion environments of our own on gymnasium's v5 ones: crippled motors, the GrBAL benchmarks (Nagabandi et
+al. 2019), and an Ant whose reward reads its observations.
 
 Importing this module needs MuJoCo (`pip install "gymnasium[mujoco]"`); gymnasium imports it only when
-`HalfCheetahCrippled-v0` or `AntCrippled-v0` is made (see `env_runner.locomotion.register_locomotion_envs`).
+`HalfCheetahCrippled-v0`, `AntCrippled-v0` or `AntMass-v0` is made (see
+`env_runner.locomotion.register_locomotion_envs`).
 """
 
 from __future__ import annotations
@@ -76,15 +78,24 @@ class HalfCheetahCrippledEnv(CrippledMotors, HalfCheetahEnv):
         return (check_index(self.crippled_joint, self.model.nu, "crippled_joint"),)
 
 
-class AntCrippledEnv(CrippledMotors, AntEnv):
-    """Ant-v5 whose leg `crippled_leg` (its hip and ankle motors) delivers only `crippled_scale` of its torque.
+class AntCurrentKinematicsEnv(AntEnv):
+    """Ant-v5 with one difference (`AntMass-v0`): Ant-v5 measures the forward velocity on the torso position MuJoCo
+    computed during the last integration sub-step (`data.xpos`, stale after `mj_step`), which no observation holds;
+    here body positions are recomputed from the final state (`mj_kinematics`) after every step, so the torso's x is
+    qpos[0] = obs[0] and the forward reward is (x' - x)/dt. Keyword arguments go to `AntEnv`."""
+
+    def do_simulation(self, ctrl: np.ndarray, n_frames: int) -> None:
+        """Step as Ant-v5, then bring body positions up to date with the final qpos."""
+        super().do_simulation(ctrl, n_frames)
+        mujoco.mj_kinematics(self.model, self.data)
+
+
+class AntCrippledEnv(CrippledMotors, AntCurrentKinematicsEnv):
+    """`AntCurrentKinematicsEnv` whose leg `crippled_leg` (its hip and ankle motors) delivers only `crippled_scale`
+    of its torque.
 
     Legs (index: motors): 0 (hip_4, ankle_4), 1 (hip_1, ankle_1), 2 (hip_2, ankle_2), 3 (hip_3, ankle_3),
-    all of gear 150. The reward is Ant-v5's with one difference: Ant-v5 measures the forward velocity on
-    the torso position MuJoCo computed during the last integration sub-step (`data.xpos`, stale after
-    `mj_step`), which no observation holds; here body positions are recomputed from the final state
-    (`mj_kinematics`) after every step, so the torso's x is qpos[0] = obs[0] and the forward reward is
-    (x' - x)/dt. The defaults cripple nothing (scale 1); other keyword arguments go to `AntEnv`.
+    all of gear 150. The defaults cripple nothing (scale 1); other keyword arguments go to `AntEnv`.
     """
 
     legs = ((0, 1), (2, 3), (4, 5), (6, 7))
@@ -98,8 +109,3 @@ class AntCrippledEnv(CrippledMotors, AntEnv):
 
     def crippled_motors(self) -> tuple[int, ...]:
         return self.legs[check_index(self.crippled_leg, len(self.legs), "crippled_leg")]
-
-    def do_simulation(self, ctrl: np.ndarray, n_frames: int) -> None:
-        """Step as `CrippledMotors`, then bring body positions up to date with the final qpos."""
-        super().do_simulation(ctrl, n_frames)
-        mujoco.mj_kinematics(self.model, self.data)

@@ -17,6 +17,11 @@ m and l), so that "out of distribution" means out of distribution for the dynami
 
 Each split has its own random stream (`SeedSequence([seed, split_id])`), and `check_disjoint` refuses
 task lists that share a task. Concrete families live in `env_runner.families`.
+
+Under a published protocol (`env_runner.protocols`, e.g. `protocol="cadm"`) a family's tasks come from the
+protocol's table instead: train, val and test tasks are combinations of its training sets (val and test held out of
+training), OOD tasks the combinations of its test settings; its time limit and reset distribution apply to every
+environment the family makes.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from gymnasium import spaces
 from gymnasium.utils import RecordConstructorArgs
 
 from env_runner.actions import action_dim, check_action_space
+from env_runner.protocols import COEFFICIENTS, ProtocolTable, ResetState, protocol_table
 from env_runner.rewards import RewardFn
 
 Split = Literal["train", "val", "test", "ood"]
@@ -101,7 +107,8 @@ class TaskFamily:
     The base class itself is the single-task family used for any other gymnasium id: its tasks have
     empty params (the environment's own physics) and distinct indices, and it has no "ood" split.
 
-    `make_kwargs` go to `gymnasium.make` (e.g. `max_episode_steps`).
+    `protocol` names where tasks come from (`env_runner.protocols`; default the coefficient boxes above) and
+    `make_kwargs` go to `gymnasium.make` (e.g. `max_episode_steps`; a protocol sets its own).
     """
 
     param_names: ClassVar[tuple[str, ...]] = ()
@@ -115,8 +122,18 @@ class TaskFamily:
     # change but do not take them as input
     translation_invariant_obs: ClassVar[tuple[int, ...]] = ()
 
-    def __init__(self, env_id: str, **make_kwargs: Any) -> None:
+    def __init__(self, env_id: str, protocol: str = COEFFICIENTS, **make_kwargs: Any) -> None:
         self.env_id = env_id
+        self.protocol = protocol
+        self.protocol_table: ProtocolTable | None = protocol_table(protocol, env_id)
+        if self.protocol_table is not None:
+            self._check_protocol_table(self.protocol_table)
+            steps = make_kwargs.setdefault("max_episode_steps", self.protocol_table.episode_steps)
+            if steps != self.protocol_table.episode_steps:
+                raise ValueError(
+                    f"the {protocol} protocol's {env_id} episodes last {self.protocol_table.episode_steps} steps, "
+                    f"not max_episode_steps={steps}"
+                )
         self.make_kwargs = make_kwargs
         reference = gym.make(env_id, **make_kwargs)
         self.observation_space: spaces.Box = reference.observation_space
@@ -128,6 +145,22 @@ class TaskFamily:
                 f"{env_id} has observation space {self.observation_space}: only 1-D Box observations are supported"
             )
         check_action_space(self.action_space)
+
+    def _check_protocol_table(self, table: ProtocolTable) -> None:
+        """ValueError unless the table sets exactly this family's parameters, and its test settings vary the
+        parameters its training sets do."""
+        named = set(table.train) | set(table.fixed)
+        if named != set(self.param_names) or set(table.train) & set(table.fixed):
+            raise ValueError(
+                f"the {self.protocol} table of {self.env_id} sets {sorted(named)}: expected the family's parameters "
+                f"{sorted(self.param_names)}, each either varied or fixed"
+            )
+        for setting in table.test_settings:
+            if set(setting) != set(table.train):
+                raise ValueError(
+                    f"a {self.protocol} test setting of {self.env_id} varies {sorted(setting)}, "
+                    f"training varies {sorted(table.train)}"
+                )
 
     @property
     def has_task_distribution(self) -> bool:
@@ -157,8 +190,20 @@ class TaskFamily:
             raise ValueError(f"{self.env_id} has no task distribution, hence no out-of-distribution split")
         if n < 0:
             raise ValueError(f"the number of tasks must be >= 0, received {n}")
+        if self.protocol_table is not None:
+            return self._protocol_sample(self.protocol_table, n, seed, split)
         rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_IDS[split]]))
         return [Task(self.env_id, split, index, self._sample_params(rng, split)) for index in range(n)]
+
+    def _protocol_sample(self, table: ProtocolTable, n: int, seed: int, split: str) -> list[Task]:
+        """The first `n` tasks of the protocol's `split` for `seed` (ValueError when it holds fewer)."""
+        available = table.split_params(seed)[split]
+        if n > len(available):
+            raise ValueError(
+                f"the {self.protocol} protocol's {self.env_id} {split} split holds {len(available)} tasks, "
+                f"{n} were asked for"
+            )
+        return [Task(self.env_id, split, index, params) for index, params in enumerate(available[:n])]
 
     def _sample_params(self, rng: np.random.Generator, split: str) -> dict[str, float]:
         if not self.has_task_distribution:
@@ -227,6 +272,12 @@ class TaskFamily:
             env.close()
             raise AttributeError(f"{self.env_id} has no attributes {missing} to set from the task")
         self._apply_params(unwrapped, task.params)
+        return self._wrap(env, task, seed)
+
+    def _wrap(self, env: gym.Env, task: Task, seed: int | None) -> gym.Env:
+        """`env` (the task's parameters applied) with the protocol's reset distribution, in `TaskInfo`."""
+        if self.protocol_table is not None and self.protocol_table.reset_state is not None:
+            env = ResetState(env, self.protocol_table.reset_state)
         return TaskInfo(env, task, seed=seed)
 
     def _apply_params(self, unwrapped: gym.Env, params: Mapping[str, float]) -> None:

@@ -33,6 +33,7 @@ from core.settings import (
     require,
     setting,
 )
+from env_runner.protocols import COEFFICIENTS, PROTOCOLS, ProtocolTable, protocol_table
 from meta_rl.rl2 import RL2Config
 from planning.planner import PlannerConfig
 
@@ -69,6 +70,12 @@ class PipelineConfig:
         one_of(("mbrl", "rl2")),
     )
     # tasks and data
+    protocol: str = setting(
+        COEFFICIENTS,
+        "where tasks come from: coefficients (our coefficient-space boxes) or a published protocol's table "
+        "(env_runner.protocols)",
+        one_of((COEFFICIENTS, *PROTOCOLS)),
+    )
     num_train_tasks: int = setting(40, "meta-training tasks", integer(1))
     num_val_tasks: int = setting(
         10,
@@ -136,6 +143,25 @@ class PipelineConfig:
             self.steps_per_task,
         )
 
+        self._check_protocol()
+
+    def _check_protocol(self) -> None:
+        """Each split's task count within what the protocol's table holds for this family."""
+        try:
+            table = protocol_table(self.protocol, self.env_name)
+        except ValueError as error:
+            raise SettingError("protocol", f"a protocol with a table for {self.env_name}", self.protocol) from error
+        if table is None:
+            return
+        for split, available in protocol_split_sizes(table).items():
+            name = f"num_{split}_tasks"
+            require(
+                getattr(self, name) <= available,
+                name,
+                f"at most {available} (the {self.protocol} protocol's {split} split of {self.env_name})",
+                getattr(self, name),
+            )
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -199,14 +225,47 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "Hopper-v5": {**_LOCOMOTION, **_META_SGD_TRAINING},
     "HalfCheetahCrippled-v0": {**_LOCOMOTION, **_META_SGD_TRAINING, "planner": {"horizon": 10, "num_candidates": 500}},
     "AntCrippled-v0": {**_LOCOMOTION, **_META_SGD_TRAINING},
+    "AntMass-v0": {**_LOCOMOTION, **_META_SGD_TRAINING},  # the crippled Ant's row, not selected for this family
 }
 
 
-def defaults_for(env_name: str, quick: bool = False) -> PipelineConfig:
+def protocol_split_sizes(table: ProtocolTable) -> dict[str, int]:
+    """How many tasks each split of a protocol's table holds (for any seed)."""
+    held_out = {split: table.held_out.get(split, 0) for split in ("val", "test")}
+    training = len(table.training_combinations()) - sum(held_out.values())
+    return {"train": training, **held_out, "ood": len(table.ood_params())}
+
+
+def protocol_row(table: ProtocolTable, config: PipelineConfig, quick: bool) -> dict[str, Any]:
+    """What a protocol changes in `config`: the train, val and test task counts capped by the table's, and (unless
+    `quick`) every OOD combination, all of them in the control evaluation, and the protocol's episode length."""
+    sizes = protocol_split_sizes(table)
+    row: dict[str, Any] = {
+        f"num_{split}_tasks": min(getattr(config, f"num_{split}_tasks"), sizes[split])
+        for split in ("train", "val", "test")
+    }
+    if quick:
+        return {**row, "num_ood_tasks": min(config.num_ood_tasks, sizes["ood"])}
+    return {
+        **row,
+        "num_ood_tasks": sizes["ood"],
+        "control_tasks": max(config.control_tasks, sizes["ood"]),
+        "episode_steps": table.episode_steps,
+    }
+
+
+def defaults_for(env_name: str, quick: bool = False, protocol: str = COEFFICIENTS) -> PipelineConfig:
     """The defaults of `env_name`: PipelineConfig's, then its family's row of FAMILY_DEFAULTS, then the
-    --quick sizes."""
+    --quick sizes, then what `protocol` changes (`protocol_row`)."""
     config = override(PipelineConfig(env_name=env_name), FAMILY_DEFAULTS.get(env_name, {}))
-    return override(config, QUICK_SIZES) if quick else config
+    config = override(config, QUICK_SIZES) if quick else config
+    if protocol == COEFFICIENTS:
+        return config
+    try:
+        table = protocol_table(protocol, env_name)
+    except ValueError as error:
+        raise SettingError("protocol", f"a protocol with a table for {env_name}", protocol) from error
+    return override(config, {"protocol": protocol, **protocol_row(table, config, quick)})
 
 
 def check_resumable(saved: PipelineConfig, requested: PipelineConfig, where: Path) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from core.progress import progress_bar
 from env_runner.rollouts import Rollouts
 from env_runner.tasks import Task
@@ -58,7 +60,9 @@ def evaluate_control(world: World, split: str, progress: bool = True) -> dict:
     """Episode returns of every condition on the split's control tasks.
 
     Returns {condition: {"mean", "ci95": [lo, hi], "per_task": [...], "episodes": [[...] per task]}}; the
-    interval is Student-t over per-task means.
+    interval is Student-t over per-task means. Under a published protocol the OOD split's conditions add
+    "per_setting" (each test setting's mean over its tasks) and "setting_mean" (their unweighted mean, the
+    protocol's overall figure).
     """
     repeats = world.config.control_episodes
     conditions = [c for c in CONDITIONS if c != "true_dynamics" or has_true_dynamics(world.family)]
@@ -66,6 +70,12 @@ def evaluate_control(world: World, split: str, progress: bool = True) -> dict:
     for condition in progress_bar(conditions, progress, f"control on {split} tasks"):
         returns = condition_returns(world, world.config, split, condition)
         results[condition] = episode_summary(_by_task(returns, repeats))
+    table = world.family.protocol_table
+    if split == "ood" and table is not None:
+        params = [task.params for task in control_tasks(world, split, world.config)]
+        for value in results.values():
+            value["per_setting"] = table.setting_means(params, value["per_task"])
+            value["setting_mean"] = float(np.mean([mean for mean in value["per_setting"] if mean is not None]))
     return results
 
 

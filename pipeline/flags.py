@@ -10,8 +10,8 @@ group, the help line and choices from the field, and the flags shared by every p
 
 A flag that is not given leaves the setting at its default for the family (`defaults_for`), so a family's row
 and the flags layer cleanly. This is our own small generator rather than `tyro`, which builds the same flags
-from nested dataclasses: the family's defaults are known only once `--env_name` and `--quick` are read, which
-tyro would need a second parse for, and tyro reports errors in wrapped panels, where ours stay the one line
+from nested dataclasses: the family's defaults are known only once `--env_name`, `--quick` and `--protocol` are
+read, which tyro would need a second parse for, and tyro reports errors in wrapped panels, where ours stay the one line
 "--<flag> must be ..., got ..." that `core.settings` words.
 """
 
@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from core.settings import SettingError, override
+from env_runner.protocols import COEFFICIENTS
 from pipeline.config import PipelineConfig, defaults_for
 from pipeline.executor import Executor
 
@@ -98,7 +99,8 @@ def config_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespace)
     """The family's defaults (`--quick` sizes when asked) with every given flag; a refused value is the parser's
     error naming the flag."""
     try:
-        return override(defaults_for(args.env_name or PipelineConfig().env_name, args.quick), given_settings(args))
+        defaults = defaults_for(args.env_name or PipelineConfig().env_name, args.quick, args.protocol or COEFFICIENTS)
+        return override(defaults, given_settings(args))
     except SettingError as error:
         parser.error(f"--{error}")
     except ValueError as error:

@@ -60,7 +60,7 @@ def run_rl2(
     if config.device != "cpu":
         warnings.warn(f"--algo rl2 trains on the CPU; device {config.device!r} is not used", stacklevel=2)
     seed_everything(config.seed)
-    family = make_task_family(config.env_name)
+    family = make_task_family(config.env_name, protocol=config.protocol)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / "checkpoint.pt"
     names = (config.rl2_memory, "oracle")

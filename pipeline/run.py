@@ -3,8 +3,9 @@
     world       tasks, random-policy data, the world models trained (`pipeline.world.train_world`)
     prediction  ERM's fine-tuning selected on val tasks, then query MSE on test and OOD tasks
     control     every condition on the test tasks, then on the OOD tasks
-    outputs     metrics.json and the plots (config.json and checkpoint.pt come with training); until the run
-                ends, metrics.partial.json holds the stages finished so far
+    outputs     metrics.json (with the protocol and the environment steps trained on) and the plots (config.json
+                and checkpoint.pt come with training); until the run ends, metrics.partial.json holds the stages
+                finished so far
 
     metrics = run(config, out_dir)       `config.algo == "rl2"` runs `pipeline.rl2_run.run_rl2` instead
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
+from env_runner.protocols import protocol_record
 from meta_rl.distributed import is_main_process, rank_and_world_size
 from pipeline.config import PipelineConfig, resolve_device
 from pipeline.control import evaluate_control
@@ -82,6 +84,7 @@ def run(
         "config": config.to_dict(),
         "provenance": provenance(argv, config.device),
         "task_distribution": family.has_task_distribution,
+        "protocol": protocol_record(config.protocol, config.env_name),
         "tasks": {
             split: [{"params": task.params, "coefficients": family.coefficients(task)} for task in tasks]
             for split, tasks in world.splits.as_dict().items()
@@ -96,6 +99,11 @@ def run(
                 metrics[key] = evaluate_control(world, split, progress)
                 stages[f"{key}_s"] = time.perf_counter() - start_time - sum(stages.values())
                 _write_json(out_dir / "metrics.partial.json", metrics)
+    random_steps = len(world.splits.train) * config.steps_per_task
+    metrics["env_steps"] = {
+        "random": random_steps,
+        "onpolicy": world.dataset.num_envs * world.dataset.steps - random_steps,
+    }
     metrics["training"] = {
         "final_losses": world.last_losses,
         "world_size": world_size,

@@ -45,7 +45,7 @@ def family_and_config(config: PipelineConfig) -> tuple[TaskFamily, PipelineConfi
     resolved ("auto"); ValueError when `config` contradicts the family (input width, control without a
     closed-form reward) or the machine (a device it lacks)."""
     try:
-        family = make_task_family(config.env_name)
+        family = make_task_family(config.env_name, protocol=config.protocol)
     except gym.error.Error as error:  # a registered environment whose dependency is missing (Box2D, MuJoCo)
         raise ValueError(f"--env_name {config.env_name} cannot be made here: {error}") from error
     except ValueError as error:
