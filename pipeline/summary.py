@@ -10,7 +10,12 @@
           the same, with "wins" and "losses" (pairs) and over_seeds."wins"/"losses" (seeds); a win: the first is
           better (lower MSE, higher return)
       normalized_score / normalized_score_ood.<condition>: (R - R_random) / (R_true - R_random) per pair, pooled;
-          "excluded_pairs" counts the pairs whose two references tie (no range: left out)
+          "excluded_pairs" counts the pairs whose two references tie (no range: left out). {"withheld": reason}
+          instead where a condition returns more than true_dynamics over seeds (then it is no ceiling)
+      protocol (a published protocol's runs): name, source, table, and on its test settings (the OOD split)
+          setting_mean.<condition> (the protocol's overall figure, pooled as above with one value per seed),
+          per_setting.<condition>: [over_seeds of each setting's mean], setting_mean_paired.<pair>
+      env_steps: {"random": [per seed], "onpolicy": [per seed]}, the environment steps each run trained on
     --algo rl2, instead of prediction and control (split: in_distribution | ood; policy: ssm | gru, oracle, random):
       rl2.<split>.<policy>.episode_returns: [pooled statistics for each episode of a trial]
       rl2_paired.<split>.<policy>."episode_2-episode_1"|"last-first": the in-context gain, paired per (seed, task)
@@ -39,7 +44,7 @@ from pathlib import Path
 from core.settings import differences
 from pipeline.config import PipelineConfig
 from pipeline.plots import write_paired_plot
-from pipeline.statistics import BOOTSTRAP, normalized_scores, paired_pooled, pooled
+from pipeline.statistics import BOOTSTRAP, normalized_scores, over_seeds, paired_pooled, pooled
 
 CONTROL_PAIRS = (("tta", "no_tta"), ("tta", "memory_only"), ("memory_only", "no_tta"), ("tta", "oracle"))
 PREDICTION_PAIRS = (("maml", "erm"), ("maml", "oracle"))
@@ -89,11 +94,55 @@ def summarize(runs: list[dict]) -> dict:
             if a in conditions and b in conditions
         }
         if "true_dynamics" in conditions:
-            result[score_key] = {
-                c: _pooled_normalized(per_task[c], per_task["random"], per_task["true_dynamics"]) for c in conditions
-            }
+            beaten = [
+                c
+                for c in conditions
+                if result[key][c]["over_seeds"]["mean"] > result[key]["true_dynamics"]["over_seeds"]["mean"]
+            ]
+            result[score_key] = (
+                {"withheld": f"true_dynamics is not a ceiling here: {', '.join(beaten)} returned more over seeds"}
+                if beaten
+                else {
+                    c: _pooled_normalized(per_task[c], per_task["random"], per_task["true_dynamics"])
+                    for c in conditions
+                }
+            )
+    if first.get("protocol", {}).get("table") is not None and "control_ood" in first:
+        result["protocol"] = _summarize_protocol(runs)
+    if "env_steps" in first:
+        result["env_steps"] = {kind: [run["env_steps"][kind] for run in runs] for kind in first["env_steps"]}
     result["timing"] = _timing(runs)
     return result
+
+
+def _summarize_protocol(runs: list[dict]) -> dict:
+    """A published protocol's figures on the OOD split (its test settings): each condition's per-setting means and
+    their unweighted mean (`setting_mean`, the protocol's overall figure), each over seeds, and the paired
+    differences of the setting means."""
+    first = runs[0]
+    conditions = first["control_ood"]
+    per_seed = {c: [[run["control_ood"][c]["setting_mean"]] for run in runs] for c in conditions}
+    settings = len(first["protocol"]["table"]["test_settings"])
+    return {
+        "name": first["protocol"]["name"],
+        "source": first["protocol"]["source"],
+        "table": first["protocol"]["table"],
+        "setting_mean": {c: pooled(values) for c, values in per_seed.items()},
+        "per_setting": {
+            c: [
+                None
+                if first["control_ood"][c]["per_setting"][i] is None
+                else over_seeds([[run["control_ood"][c]["per_setting"][i]] for run in runs])
+                for i in range(settings)
+            ]
+            for c in conditions
+        },
+        "setting_mean_paired": {
+            f"{a}-{b}": paired_pooled(per_seed[a], per_seed[b], True)
+            for a, b in CONTROL_PAIRS
+            if a in conditions and b in conditions
+        },
+    }
 
 
 def check_poolable(runs: list[dict]) -> None:
@@ -223,6 +272,14 @@ def summary_markdown(result: dict) -> str:
         stages = ", ".join(f"{name} {value:.0f} s" for name, value in timing["mean_stage_s"].items())
         per_seed = ", ".join(f"{value:.0f} s" for value in timing["per_seed_s"])
         lines += [f"Time per seed: {per_seed} (mean by stage: {stages})", ""]
+    if "env_steps" in result:
+        steps = result["env_steps"]
+        totals = [random + onpolicy for random, onpolicy in zip(steps["random"], steps["onpolicy"], strict=True)]
+        lines += [
+            f"Environment steps trained on per seed: {_distinct(totals)} (random policy {_distinct(steps['random'])}, "
+            f"on-policy {_distinct(steps['onpolicy'])})",
+            "",
+        ]
     lines += [
         f"Mean [95% CI] over the {n_seeds} seeds: the mean of each seed's tasks is one value (a seed's tasks share "
         "its trained model). Paired differences also give the seeds won/lost, each seed's mean, the two-level "
@@ -253,7 +310,11 @@ def summary_markdown(result: dict) -> str:
         lines += [f"Control return, {title}", "", "| condition | return | normalized score |", "|---|---|---|"]
         for condition, value in result[key].items():
             lines.append(f"| {condition} | {_over_seeds(value, 1)} | {_score_cell(scores.get(condition))} |")
+        if "withheld" in scores:
+            lines += ["", f"No normalized score: {scores['withheld']}."]
         lines += ["", *_paired_table("paired difference", result[f"{key}_paired"].items()), ""]
+    if "protocol" in result:
+        lines += _protocol_lines(result["protocol"])
     for split, policies in result.get("rl2", {}).items():
         episodes = len(next(iter(policies.values()))["episode_returns"])
         scores = result["rl2_normalized_score"].get(split, {})
@@ -273,6 +334,30 @@ def summary_markdown(result: dict) -> str:
         ]
         lines += ["", *_paired_table("paired in-context gain", gains), ""]
     return "\n".join(lines)
+
+
+def _protocol_lines(protocol: dict) -> list[str]:
+    """The protocol's test settings as columns: each condition's per-setting return and the mean over settings."""
+    settings = [
+        ", ".join(f"{name} {{{', '.join(f'{v:g}' for v in values)}}}" for name, values in setting.items())
+        for setting in protocol["table"]["test_settings"]
+    ]
+    lines = [
+        f"The {protocol['name']} protocol's test settings ({protocol['source']}): return per setting, and the "
+        "unweighted mean over settings (the protocol's overall figure)",
+        "",
+        "| condition | " + " | ".join(settings) + " | mean over settings |",
+        "|---|" + "---|" * (len(settings) + 1),
+    ]
+    for condition, per_setting in protocol["per_setting"].items():
+        cells = " | ".join("-" if value is None else _over_seeds({"over_seeds": value}, 1) for value in per_setting)
+        lines.append(f"| {condition} | {cells} | {_over_seeds(protocol['setting_mean'][condition], 1)} |")
+    lines += ["", *_paired_table("paired, mean over settings", protocol["setting_mean_paired"].items()), ""]
+    return lines
+
+
+def _distinct(values: list[int]) -> str:
+    return ", ".join(map(str, sorted(set(values))))
 
 
 def _number(value: float, digits: int) -> str:

@@ -170,9 +170,16 @@ def test_summary_records_the_commits_and_warns_when_they_differ():
 
 
 def test_normalized_scores_leave_out_pairs_whose_references_tie_and_count_them():
-    run = _run(0, [5.0, 0.0], [1.0, 0.0], [0.1, 0.2], [0.3, 0.1])
+    run = _run(0, [5.0, -10.0], [1.0, -10.0], [0.1, 0.2], [0.3, 0.1])
     run["control"]["true_dynamics"]["per_task"] = [10.0, -10.0]  # the second task: random == true dynamics
     result = summarize([run])
     assert result["normalized_score"]["tta"]["n"] == 1 and result["normalized_score"]["tta"]["excluded_pairs"] == 1
     assert result["normalized_score"]["tta"]["mean"] == pytest.approx(0.75)
     assert "1 pairs without a range excluded" in summary_markdown(result)
+
+
+def test_no_normalized_score_where_a_condition_returns_more_than_the_true_dynamics():
+    run = _run(0, [12.0, 11.0], [1.0, 0.0], [0.1, 0.2], [0.3, 0.1])  # tta above true_dynamics (10) on average
+    result = summarize([run])
+    assert set(result["normalized_score"]) == {"withheld"} and "tta returned more" in result["normalized_score"]["withheld"]
+    assert "No normalized score: true_dynamics is not a ceiling here: tta" in summary_markdown(result)
