@@ -14,10 +14,17 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from env_runner.families import make_task_family
-from env_runner.locomotion import ANT_CRIPPLED_ID, HALF_CHEETAH_CRIPPLED_ID, AntCrippledFamily, HalfCheetahFamily
+from env_runner.locomotion import (
+    ANT_CRIPPLED_ID,
+    ANT_MASS_ID,
+    HALF_CHEETAH_CRIPPLED_ID,
+    AntCrippledFamily,
+    HalfCheetahFamily,
+)
 from env_runner.tasks import OOD_MARGIN, Task, check_disjoint
 
-SCALED_IDS = ["HalfCheetah-v5", "Hopper-v5"]
+UNIFORMLY_SCALED_IDS = ["HalfCheetah-v5", "Hopper-v5"]
+SCALED_IDS = [*UNIFORMLY_SCALED_IDS, ANT_MASS_ID]
 CRIPPLED_PARTS = {  # env id: (param, training parts, OOD parts)
     HALF_CHEETAH_CRIPPLED_ID: ("crippled_joint", {0.0, 1.0, 3.0, 4.0}, {2.0, 5.0}),
     ANT_CRIPPLED_ID: ("crippled_leg", {0.0, 1.0, 2.0}, {3.0}),
@@ -111,7 +118,7 @@ def test_crippled_margin_is_infinite_for_an_untrained_part_and_the_scale_margin_
 # --- the physics reaches the simulator -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("env_id", SCALED_IDS)
+@pytest.mark.parametrize("env_id", UNIFORMLY_SCALED_IDS)
 def test_mass_and_damping_scales_are_applied_to_the_load_time_model(families, env_id):
     family = families[env_id]
     task = family.sample(1, seed=0, split="ood")[0]
@@ -123,6 +130,27 @@ def test_mass_and_damping_scales_are_applied_to_the_load_time_model(families, en
         assert model.body_subtreemass[0] == pytest.approx(family.load_time_body_mass.sum() * mass_scale)
         np.testing.assert_array_equal(default_env.unwrapped.model.body_mass, family.load_time_body_mass)
         np.testing.assert_array_equal(default_env.unwrapped.model.dof_damping, family.load_time_dof_damping)
+
+
+def test_the_ant_mass_change_is_cadms_front_legs_times_the_scale_back_legs_divided_by_it(families):
+    family = families[ANT_MASS_ID]
+    task = Task(ANT_MASS_ID, "x", 0, {"mass_scale": 0.4, "damping_scale": 2.0})
+    with family.make_env(task) as env:
+        model = env.unwrapped.model
+        front = [model.body(name).id for name in ("front_left_leg", "aux_1", "front_right_leg", "aux_2")]
+        back = [model.body(name).id for name in ("back_leg", "aux_3", "right_back_leg", "aux_4")]
+        torso = model.body("torso").id
+        np.testing.assert_allclose(model.body_mass[front], family.load_time_body_mass[front] * 0.4, rtol=1e-12)
+        np.testing.assert_allclose(model.body_mass[back], family.load_time_body_mass[back] / 0.4, rtol=1e-12)
+        assert model.body_mass[torso] == family.load_time_body_mass[torso]
+        np.testing.assert_allclose(model.dof_damping[2:8], family.load_time_dof_damping[2:8] * 2.0, rtol=1e-12)
+        np.testing.assert_allclose(model.dof_damping[8:14], family.load_time_dof_damping[8:14] / 2.0, rtol=1e-12)
+
+
+def test_the_ant_mass_family_has_cadms_reward_weights_and_never_terminates(families):
+    env = families[ANT_MASS_ID].reference_env
+    assert (env._ctrl_cost_weight, env._healthy_reward, env._contact_cost_weight) == (0.005, 0.05, 0.0)
+    assert families[ANT_MASS_ID].termination_fn(families[ANT_MASS_ID].default_task()) is None
 
 
 def test_default_task_steps_exactly_like_the_unmodified_environment(families):
@@ -258,7 +286,7 @@ def test_every_family_env_passes_gymnasium_check_env(families, env_id):
 
 def test_x_is_the_first_observation_entry_and_translation_invariant(families):
     for env_id, family in families.items():
-        assert family.translation_invariant_obs == ((0, 1) if env_id == ANT_CRIPPLED_ID else (0,))
+        assert family.translation_invariant_obs == ((0, 1) if env_id in (ANT_CRIPPLED_ID, ANT_MASS_ID) else (0,))
         with family.make_env(family.default_task()) as env:
             obs, _ = env.reset(seed=0)
             assert obs[0] == env.unwrapped.data.qpos[0]
@@ -312,7 +340,9 @@ def test_without_mujoco_making_a_family_names_the_install_command():
     assert "DependencyNotInstalled" in result.stderr and 'pip install "gymnasium[mujoco]"' in result.stderr
 
 
-@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Hopper-v5", HALF_CHEETAH_CRIPPLED_ID, ANT_CRIPPLED_ID])
+@pytest.mark.parametrize(
+    "env_id", ["HalfCheetah-v5", "Hopper-v5", HALF_CHEETAH_CRIPPLED_ID, ANT_CRIPPLED_ID, ANT_MASS_ID]
+)
 def test_quick_pipeline_runs_end_to_end_on_every_mujoco_family(env_id, tmp_path):
     from pipeline import cli
 

@@ -181,5 +181,6 @@ def test_normalized_scores_leave_out_pairs_whose_references_tie_and_count_them()
 def test_no_normalized_score_where_a_condition_returns_more_than_the_true_dynamics():
     run = _run(0, [12.0, 11.0], [1.0, 0.0], [0.1, 0.2], [0.3, 0.1])  # tta above true_dynamics (10) on average
     result = summarize([run])
-    assert set(result["normalized_score"]) == {"withheld"} and "tta returned more" in result["normalized_score"]["withheld"]
+    assert set(result["normalized_score"]) == {"withheld"}
+    assert "tta returned more" in result["normalized_score"]["withheld"]
     assert "No normalized score: true_dynamics is not a ceiling here: tta" in summary_markdown(result)
