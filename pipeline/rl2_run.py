@@ -32,6 +32,7 @@ from pathlib import Path
 from core.checkpoint import atomic_save, load_marked_checkpoint
 from core.seeding import derive_seed, seed_everything
 from env_runner.environment import make_task_family
+from env_runner.protocols import protocol_record
 from env_runner.tasks import Task, TaskFamily
 from meta_rl.rl2 import evaluate_rl2, random_policy_trial_returns, train_rl2
 from meta_rl.rl2_policy import RecurrentActorCritic
@@ -99,6 +100,11 @@ def run_rl2(
         "config": config.to_dict(),
         "provenance": provenance(command_line() if argv is None else argv, config.device),
         "task_distribution": family.has_task_distribution,
+        "protocol": protocol_record(config.protocol, config.env_name),
+        "env_steps": {
+            "random": 0,
+            "onpolicy": curves[config.rl2_memory][-1]["env_steps"],
+        },  # the learner's, not the oracle's
         "tasks": {
             split: [{"params": task.params, "coefficients": family.coefficients(task)} for task in tasks]
             for split, tasks in splits.as_dict().items()

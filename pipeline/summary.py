@@ -62,6 +62,8 @@ def summarize(runs: list[dict]) -> dict:
         "task_distribution": first.get("task_distribution", True),
         **_commits(runs),
     }
+    if "env_steps" in first:
+        result["env_steps"] = {kind: [run["env_steps"][kind] for run in runs] for kind in first["env_steps"]}
     if first.get("algo") == "rl2":
         return result | _summarize_rl2(runs) | {"timing": _timing(runs)}
     result["prediction"], result["prediction_paired"] = {}, {}
@@ -109,8 +111,6 @@ def summarize(runs: list[dict]) -> dict:
             )
     if first.get("protocol", {}).get("table") is not None and "control_ood" in first:
         result["protocol"] = _summarize_protocol(runs)
-    if "env_steps" in first:
-        result["env_steps"] = {kind: [run["env_steps"][kind] for run in runs] for kind in first["env_steps"]}
     result["timing"] = _timing(runs)
     return result
 

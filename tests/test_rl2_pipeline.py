@@ -59,6 +59,9 @@ def test_quick_rl2_run_writes_every_output_with_the_schema(quick_runs):
     assert set(metrics["rl2_val"]) == POLICIES
     assert set(metrics["rl2_training"]) == {"ssm", "oracle"}
     assert len(metrics["rl2_training"]["ssm"]) == metrics["config"]["rl2"]["iterations"]
+    assert metrics["protocol"] == {"name": "coefficients"}
+    assert metrics["env_steps"] == {"random": 0, "onpolicy": metrics["rl2_training"]["ssm"][-1]["env_steps"]}
+    assert metrics["env_steps"]["onpolicy"] > 0
     assert load_json(seed_dir / "config.json") == metrics["config"]
     rebuilt = PipelineConfig.from_dict(metrics["config"])
     assert (
