@@ -244,3 +244,19 @@ def test_summary_gives_the_protocols_figures_over_seeds():
     assert result["env_steps"] == {"random": [100, 100], "onpolicy": [0, 10]}
     text = summary_markdown(result)
     assert "| tta | 1.5 [" in text and "mean over settings" in text and "random policy 100, on-policy 0, 10" in text
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "HalfCheetah-v5", HALF_CHEETAH_CRIPPLED_ID, ANT_MASS_ID])
+def test_quick_cadm_runs_end_to_end_on_every_family_of_the_protocol(env_id, tmp_path):
+    from pipeline import cli
+
+    cli.main(["--quick", "--no_progress", "--protocol", "cadm", "--env_name", env_id, "--out_dir", str(tmp_path)])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    table = CADM.table(env_id)
+    assert metrics["protocol"]["name"] == "cadm"
+    for task in metrics["tasks"]["ood"]:
+        assert table.settings_of(task["params"]), task  # every OOD task is a combination of a test setting
+    for task in metrics["tasks"]["train"]:
+        assert all(task["params"][name] in values for name, values in table.train.items()), task
+    assert all(math.isfinite(value["setting_mean"]) for value in metrics["control_ood"].values())
+    assert ("control" in metrics) == bool(table.held_out)  # no test split where every combination is trained on
