@@ -147,10 +147,7 @@ class PipelineConfig:
 
     def _check_protocol(self) -> None:
         """Each split's task count within what the protocol's table holds for this family."""
-        try:
-            table = protocol_table(self.protocol, self.env_name)
-        except ValueError as error:
-            raise SettingError("protocol", f"a protocol with a table for {self.env_name}", self.protocol) from error
+        table = _table(self.protocol, self.env_name)
         if table is None:
             return
         for split, available in protocol_split_sizes(table).items():
@@ -229,6 +226,14 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _table(protocol: str, env_name: str) -> ProtocolTable | None:
+    """The protocol's table of `env_name` (None for our own splits); a SettingError naming --protocol otherwise."""
+    try:
+        return protocol_table(protocol, env_name)
+    except ValueError as error:
+        raise SettingError("protocol", f"a protocol with a table for {env_name}", protocol) from error
+
+
 def protocol_split_sizes(table: ProtocolTable) -> dict[str, int]:
     """How many tasks each split of a protocol's table holds (for any seed)."""
     held_out = {split: table.held_out.get(split, 0) for split in ("val", "test")}
@@ -261,10 +266,7 @@ def defaults_for(env_name: str, quick: bool = False, protocol: str = COEFFICIENT
     config = override(config, QUICK_SIZES) if quick else config
     if protocol == COEFFICIENTS:
         return config
-    try:
-        table = protocol_table(protocol, env_name)
-    except ValueError as error:
-        raise SettingError("protocol", f"a protocol with a table for {env_name}", protocol) from error
+    table = _table(protocol, env_name)
     return override(config, {"protocol": protocol, **protocol_row(table, config, quick)})
 
 
