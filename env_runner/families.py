@@ -218,6 +218,7 @@ class PointNavigationFamily(TaskFamily):
     coefficient_ranges = {"goal_distance": (0.1, 0.5), "goal_angle": (-math.pi, math.pi)}
     ood_ranges = {"goal_distance": (0.6, 1.0), "goal_angle": (-math.pi, math.pi)}
     has_reward_fn = True
+    reward_depends_on_task = True
 
     def __init__(self, **make_kwargs: Any) -> None:
         super().__init__(POINT_NAVIGATION_ID, **make_kwargs)

@@ -3,8 +3,8 @@
 GrBAL style (Nagabandi et al. 2019): a window of M + K contiguous transitions of one env row is
 split into a support part (the first M steps, used to adapt) and the query part right after it
 (the next K steps, used to evaluate the adapted model). Inputs are normalised concat(obs, action),
-targets normalised next_obs - obs. Reset masks mark episode starts inside a window, so a stateful
-model resets its state there.
+targets normalised next_obs - obs, and the reward after them where the world model learns it. Reset masks
+mark episode starts inside a window, so a stateful model resets its state there.
 """
 
 from __future__ import annotations
@@ -17,51 +17,88 @@ from env_runner.rollouts import Rollouts
 
 
 class Normalizer:
-    """Per-feature mean and std of model inputs concat(obs, action) (D_in) and targets next_obs - obs (D_out).
+    """Per-feature mean and std of model inputs concat(obs, action) (D_in) and targets (D_out): next_obs - obs,
+    then the reward where the world model predicts it (`predicts_reward`; D_out = obs_dim + 1).
 
     A new Normalizer is the identity; `Normalizer.fit` computes the statistics (fit it on training
     data only). Features whose std is below `min_std` (constant features) keep std 1. Observation entries
     in `dropped_obs` (absolute positions a family's dynamics are invariant to) are left out of the inputs,
     so D_in = obs_dim - len(dropped_obs) + action_dim; the targets keep every entry.
+
+    The reward column's scale is its std divided by sqrt(reward_weight): its normalised values have variance
+    `reward_weight`, so in every mean squared error over the targets (meta-training, the inner step, online
+    adaptation) the reward's error weighs `reward_weight` times one standardised state entry's.
     """
 
-    def __init__(self, obs_dim: int, action_dim: int, dropped_obs: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, obs_dim: int, action_dim: int, dropped_obs: tuple[int, ...] = (), predicts_reward: bool = False
+    ) -> None:
         self.obs_dim, self.action_dim = obs_dim, action_dim
+        self.predicts_reward = predicts_reward
         self.kept_obs = torch.tensor([i for i in range(obs_dim) if i not in set(dropped_obs)], dtype=torch.long)
         input_dim = len(self.kept_obs) + action_dim
         self.input_mean = torch.zeros(input_dim)
         self.input_std = torch.ones(input_dim)
-        self.target_mean = torch.zeros(obs_dim)
-        self.target_std = torch.ones(obs_dim)
+        self.target_mean = torch.zeros(self.target_dim)
+        self.target_std = torch.ones(self.target_dim)
 
     @property
     def input_dim(self) -> int:
         return int(self.input_mean.shape[0])
 
+    @property
+    def target_dim(self) -> int:
+        """D_out: the state delta's entries, and the reward where it is predicted."""
+        return self.obs_dim + int(self.predicts_reward)
+
     @classmethod
-    def fit(cls, rollouts: Rollouts, min_std: float = 1e-6, dropped_obs: tuple[int, ...] = ()) -> Normalizer:
-        normalizer = cls(rollouts.obs.shape[-1], rollouts.action.shape[-1], dropped_obs)
+    def fit(
+        cls,
+        rollouts: Rollouts,
+        min_std: float = 1e-6,
+        dropped_obs: tuple[int, ...] = (),
+        reward_weight: float | None = None,
+    ) -> Normalizer:
+        """Statistics of `rollouts`; `reward_weight` (None: the reward is not a target) weighs the reward column."""
+        if reward_weight is not None and not reward_weight > 0:
+            raise ValueError(f"reward_weight must be > 0 (or None: no reward target), received {reward_weight}")
+        normalizer = cls(rollouts.obs.shape[-1], rollouts.action.shape[-1], dropped_obs, reward_weight is not None)
         inputs = normalizer._raw_inputs(rollouts.obs, rollouts.action).flatten(0, -2)
-        targets = (rollouts.next_obs - rollouts.obs).flatten(0, -2)
+        targets = normalizer._raw_targets(rollouts.obs, rollouts.next_obs, rollouts.reward).flatten(0, -2)
         normalizer.input_mean, normalizer.input_std = inputs.mean(0), _floored_std(inputs, min_std)
         normalizer.target_mean, normalizer.target_std = targets.mean(0), _floored_std(targets, min_std)
+        if reward_weight is not None:
+            normalizer.target_std[-1] /= reward_weight**0.5
         return normalizer
 
     def _raw_inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return torch.cat([obs[..., self.kept_obs.to(obs.device)], action], dim=-1)
+
+    def _raw_targets(self, obs: torch.Tensor, next_obs: torch.Tensor, reward: torch.Tensor | None) -> torch.Tensor:
+        delta = next_obs - obs
+        if not self.predicts_reward:
+            return delta
+        if reward is None or tuple(reward.shape) != tuple(delta.shape[:-1]):
+            shape = None if reward is None else tuple(reward.shape)
+            expected = tuple(delta.shape[:-1])
+            raise ValueError(f"the targets include the reward: expected rewards of shape {expected}, got {shape}")
+        return torch.cat([delta, reward.unsqueeze(-1).to(delta.dtype)], dim=-1)
 
     def inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """obs (..., obs_dim), model action (..., action_dim) -> normalised inputs (..., D_in)."""
         x = self._raw_inputs(obs, action)
         return (x - self.input_mean.to(x.device)) / self.input_std.to(x.device)
 
-    def targets(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        """obs, next_obs (..., obs_dim) -> normalised deltas (..., D_out)."""
-        delta = next_obs - obs
-        return (delta - self.target_mean.to(delta.device)) / self.target_std.to(delta.device)
+    def targets(self, obs: torch.Tensor, next_obs: torch.Tensor, reward: torch.Tensor | None = None) -> torch.Tensor:
+        """obs, next_obs (..., obs_dim), reward (...,) -> normalised targets (..., D_out).
+
+        The reward is required where the model predicts it and unused elsewhere.
+        """
+        target = self._raw_targets(obs, next_obs, reward)
+        return (target - self.target_mean.to(target.device)) / self.target_std.to(target.device)
 
     def denormalize_targets(self, y: torch.Tensor) -> torch.Tensor:
-        """Normalised deltas (..., D_out) -> next_obs - obs in environment units."""
+        """Normalised targets (..., D_out) -> next_obs - obs (and the reward) in environment units."""
         return y * self.target_std.to(y.device) + self.target_mean.to(y.device)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -174,7 +211,7 @@ def sample_windows(
 ) -> SegmentBatch:
     """`num_windows` windows from any rows: tensors (N, M, D) and (N, K, D), N = num_windows."""
     x = normalizer.inputs(rollouts.obs, rollouts.action)
-    y = normalizer.targets(rollouts.obs, rollouts.next_obs)
+    y = normalizer.targets(rollouts.obs, rollouts.next_obs, rollouts.reward)
     rows = torch.arange(rollouts.num_envs)
     return _windows(x, y, rollouts.episode_start, rows, num_windows, support_len, query_len, _as_generator(generator))
 
@@ -193,7 +230,7 @@ class WindowSource:
     def of(cls, rollouts: Rollouts, normalizer: Normalizer) -> WindowSource:
         return cls(
             x=normalizer.inputs(rollouts.obs, rollouts.action),
-            y=normalizer.targets(rollouts.obs, rollouts.next_obs),
+            y=normalizer.targets(rollouts.obs, rollouts.next_obs, rollouts.reward),
             episode_start=rollouts.episode_start,
             task_index=rollouts.task_index,
         )

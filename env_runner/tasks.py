@@ -118,6 +118,8 @@ class TaskFamily:
     # coefficients that name one of several values (a crippled motor): every value it can take, OOD ones too
     categorical_coefficients: ClassVar[Mapping[str, tuple[int, ...]]] = {}
     has_reward_fn: ClassVar[bool] = False
+    # whether the reward depends on the hidden task (a goal, a target velocity): world models then learn it
+    reward_depends_on_task: ClassVar[bool] = False
     # observation entries the dynamics do not depend on (absolute positions): world models predict their
     # change but do not take them as input
     translation_invariant_obs: ClassVar[tuple[int, ...]] = ()

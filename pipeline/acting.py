@@ -31,7 +31,7 @@ from meta_rl.meta_maml import MetaMAML
 from pipeline.config import PipelineConfig
 from pipeline.data import TaskContext
 from pipeline.models import WorldModels
-from planning.dynamics import Dynamics, LearnedDynamics
+from planning.dynamics import Dynamics, LearnedDynamics, predicts_reward
 from planning.episode import TransitionHook, run_episodes
 from planning.planner import CEMPlanner
 from planning.true_dynamics import true_dynamics
@@ -50,10 +50,14 @@ def act(
     hook: TransitionHook | None = None,
     until_first_done: bool = False,
 ) -> Rollouts:
-    """One CEM planner acting in one env per task (E = len(tasks)) for `steps` steps; a row per env."""
+    """One CEM planner acting in one env per task (E = len(tasks)) for `steps` steps; a row per env.
+
+    The planner scores with the reward the dynamics predict where they do (a world model that learned the reward),
+    else with the family's planning reward.
+    """
     planner = CEMPlanner(
         dynamics,
-        family.planning_reward_fn(tasks),
+        None if predicts_reward(dynamics) else family.planning_reward_fn(tasks),
         family.action_space,
         config.planner,
         seed=planner_seed,
@@ -74,10 +78,9 @@ def online_adaptation_hook(
     """Feed each real transition to an `OnlineAdapter`; hand its per-episode weights and states to the planner."""
     online = OnlineAdapter(meta, settings, num_envs)
 
-    def on_transition(obs, action, next_obs, episode_start, hidden_before):
-        log = online.observe(
-            normalizer.inputs(obs, action), normalizer.targets(obs, next_obs), episode_start, hidden_before
-        )
+    def on_transition(obs, action, next_obs, reward, episode_start, hidden_before):
+        target = normalizer.targets(obs, next_obs, reward)
+        log = online.observe(normalizer.inputs(obs, action), target, episode_start, hidden_before)
         return None if log is None else (log["params"], log["hidden_state"])
 
     return on_transition

@@ -51,6 +51,16 @@ def resolve_device(name: str) -> str:
     return name
 
 
+REWARDS = ("auto", "learned", "known")
+
+
+def resolve_reward(reward: str, reward_depends_on_task: bool) -> str:
+    """ "auto" -> "learned" for a family whose reward depends on the task, else "known"; other values unchanged."""
+    if reward != "auto":
+        return reward
+    return "learned" if reward_depends_on_task else "known"
+
+
 def _adaptation_steps(value: Any) -> bool:
     return isinstance(value, tuple) and len(value) > 0 and all(is_int(k) and k >= 0 for k in value)
 
@@ -86,6 +96,16 @@ class PipelineConfig:
     num_ood_tasks: int = setting(10, "tasks outside the training coefficient box", integer(0))
     steps_per_task: int = setting(400, "random-policy steps collected on each task", integer(1))
     # world model
+    reward: str = setting(
+        "auto",
+        "what the planner scores imagined trajectories with: learned (the world model predicts the reward, adapted "
+        "with it), known (the task's closed-form reward), auto (learned where the family's reward depends on the "
+        "task, known elsewhere)",
+        one_of(REWARDS),
+    )
+    reward_weight: float = setting(
+        1.0, "--reward learned: weight of the reward's squared error against one standardised state entry's", positive()
+    )
     input_dim: int | None = setting(
         None, "world-model input width; must equal the family's (default: that width)", optional(integer(1))
     )

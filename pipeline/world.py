@@ -20,7 +20,7 @@ from env_runner.rollouts import Rollouts
 from env_runner.segments import Normalizer
 from env_runner.tasks import TaskFamily
 from meta_rl.distributed import is_main_process
-from pipeline.config import PipelineConfig, resolve_device
+from pipeline.config import PipelineConfig, resolve_device, resolve_reward
 from pipeline.data import TaskContext, TaskSplits, collect_data, sample_splits, split_rows
 from pipeline.models import WorldModels
 from pipeline.training import read_training_checkpoint, train
@@ -41,9 +41,9 @@ class World:
 
 
 def family_and_config(config: PipelineConfig) -> tuple[TaskFamily, PipelineConfig]:
-    """The task family of `config.env_name` and `config` with the family's model input width and its device
-    resolved ("auto"); ValueError when `config` contradicts the family (input width, control without a
-    closed-form reward) or the machine (a device it lacks)."""
+    """The task family of `config.env_name` and `config` with the family's model input width, its reward and its
+    device resolved ("auto"); ValueError when `config` contradicts the family (input width, control with a known
+    reward the family has no closed form for) or the machine (a device it lacks)."""
     try:
         family = make_task_family(config.env_name, protocol=config.protocol)
     except gym.error.Error as error:  # a registered environment whose dependency is missing (Box2D, MuJoCo)
@@ -56,12 +56,18 @@ def family_and_config(config: PipelineConfig) -> tuple[TaskFamily, PipelineConfi
             f"--input_dim {config.input_dim} contradicts {config.env_name}: obs_dim {family.obs_dim} "
             f"- {len(family.translation_invariant_obs)} position entries + action_dim {family.action_dim} = {width}"
         )
-    if config.algo == "mbrl" and config.control and not family.has_reward_fn:
+    reward = resolve_reward(config.reward, family.reward_depends_on_task)
+    if config.algo == "mbrl" and config.control and reward == "known" and not family.has_reward_fn:
         raise ValueError(
             f"{config.env_name} has no closed-form reward for the planner to score imagined trajectories: "
-            "pass --no-control"
+            "pass --reward learned or --no-control"
         )
-    return family, replace(config, input_dim=width, device=resolve_device(config.device))
+    return family, replace(config, input_dim=width, reward=reward, device=resolve_device(config.device))
+
+
+def reward_weight(config: PipelineConfig) -> float | None:
+    """The reward's loss weight where the world model learns the reward (`config.reward` resolved), else None."""
+    return config.reward_weight if config.reward == "learned" else None
 
 
 def train_world(
@@ -89,9 +95,11 @@ def train_world(
     stages["setup_s"] = time.perf_counter() - start_time
     random_data = collect_data(family, splits.train, config.steps_per_task, config.seed, progress)
     stages["collect_s"] = time.perf_counter() - start_time - stages["setup_s"]
-    normalizer = Normalizer.fit(random_data, dropped_obs=family.translation_invariant_obs)  # training data only
+    normalizer = Normalizer.fit(  # training data only
+        random_data, dropped_obs=family.translation_invariant_obs, reward_weight=reward_weight(config)
+    )
     context = TaskContext(family, splits.train)
-    models = WorldModels(config, config.input_dim, family.obs_dim, context.width)
+    models = WorldModels(config, config.input_dim, normalizer.target_dim, context.width)
     rows = split_rows(random_data, config.onpolicy_steps)
     checkpoint = out_dir / "checkpoint.pt"
     dataset, last_losses = train(
@@ -112,10 +120,15 @@ def load_world(run_dir: Path) -> World:
             "finish it with --resume first"
         )
     splits = sample_splits(family, config)
+    normalizer = Normalizer(
+        family.obs_dim,
+        family.action_dim,
+        dropped_obs=family.translation_invariant_obs,
+        predicts_reward=reward_weight(config) is not None,
+    )
     context = TaskContext(family, splits.train)
-    models = WorldModels(config, config.input_dim, family.obs_dim, context.width)
+    models = WorldModels(config, config.input_dim, normalizer.target_dim, context.width)
     models.load_state_dict(state["models"])
-    normalizer = Normalizer(family.obs_dim, family.action_dim, dropped_obs=family.translation_invariant_obs)
     normalizer.load_state_dict(state["normalizer"])
     dataset = Rollouts(**state["dataset"], tasks=tuple(splits.train))
     return World(family, config, splits, normalizer, context, models, dataset, state.get("last_losses"))

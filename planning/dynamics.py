@@ -9,6 +9,13 @@ Every dynamics object has `obs_dim`, `action_dim` (model actions: one-hot for di
 
 The hidden state is whatever the model carries from step to step (the SSM state, a GRU state); models
 without one (the true physics) use an empty (n, 0) tensor.
+
+Dynamics that also predict the reward (`predicts_reward` True: a world model trained with the reward as a
+target) add
+
+    predict(obs, action, hidden)     -> (next_obs, reward, next_hidden)   reward (N,)
+
+which a planner given no reward function scores imagined trajectories with.
 """
 
 from __future__ import annotations
@@ -37,6 +44,11 @@ class Dynamics(Protocol):
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def observe(self, obs: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor: ...
+
+
+def predicts_reward(dynamics: Dynamics) -> bool:
+    """Whether `dynamics` has `predict`, returning the reward of each transition beside the next observation."""
+    return bool(getattr(dynamics, "predicts_reward", False))
 
 
 def check_step_inputs(
@@ -68,7 +80,9 @@ class LearnedDynamics:
     Weights: the model's own, or `set_params(params)` with either one set shared by every episode or a
     stacked set (every tensor with a leading E dimension: one adapted set per episode, run with
     `torch.func.vmap` over episodes). `context` (E, K) is appended to every input of its episode (the
-    oracle's task coefficients); None for models that take (obs, action) only.
+    oracle's task coefficients); None for models that take (obs, action) only. Where the normaliser's targets
+    include the reward (`predicts_reward`), the model's last output is the normalised reward and `predict`
+    returns it.
 
     Normalised inputs are clamped to +-`INPUT_LIMIT` (1000 standard deviations of the training data, far
     beyond any real state: an upright pendulum is 24 from the random-policy data): an imagined trajectory that
@@ -85,6 +99,7 @@ class LearnedDynamics:
         self.normalizer = normalizer
         self.num_episodes = num_episodes
         self.obs_dim, self.action_dim = normalizer.obs_dim, normalizer.action_dim
+        self.predicts_reward = normalizer.predicts_reward
         self.device = next(model.parameters()).device
         if context is not None and (context.dim() != 2 or context.shape[0] != num_episodes):
             raise ValueError(f"context must be ({num_episodes}, K), one row per episode, got {tuple(context.shape)}")
@@ -120,6 +135,23 @@ class LearnedDynamics:
 
     def step(self, obs: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """obs (N, obs_dim), model action (N, action_dim), hidden (N, H) -> next_obs (N, obs_dim), hidden (N, H)."""
+        next_obs, _, next_hidden = self._forward(obs, action, hidden)
+        return next_obs, next_hidden
+
+    def predict(
+        self, obs: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`step` with the predicted reward: -> next_obs (N, obs_dim), reward (N,), hidden (N, H).
+
+        ValueError for a model whose targets do not include the reward.
+        """
+        if not self.predicts_reward:
+            raise ValueError("this world model was not trained to predict the reward: its targets are deltas only")
+        return self._forward(obs, action, hidden)
+
+    def _forward(
+        self, obs: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         check_step_inputs(obs, action, hidden, self.obs_dim, self.action_dim)
         if obs.shape[0] % self.num_episodes:
             raise ValueError(f"a batch of {obs.shape[0]} rows does not split into {self.num_episodes} episodes")
@@ -128,7 +160,9 @@ class LearnedDynamics:
             per_episode = obs.shape[0] // self.num_episodes
             x = torch.cat([x, self.context.repeat_interleave(per_episode, dim=0)], dim=-1)
         y, next_hidden = self._call(x, hidden)
-        return obs + self.normalizer.denormalize_targets(y), next_hidden
+        target = self.normalizer.denormalize_targets(y)  # (N, D_out): the delta, then the reward where predicted
+        reward = target[:, self.obs_dim] if self.predicts_reward else None
+        return obs + target[:, : self.obs_dim], reward, next_hidden
 
     def observe(self, obs: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """Advance the state of a real trajectory by one observed transition (the model step on real data)."""

@@ -21,7 +21,9 @@ from env_runner.tasks import Task, TaskFamily
 from planning.planner import ShootingPlanner
 
 ModelUpdate = tuple[Params, torch.Tensor]  # stacked weights (E, ...) per parameter, hidden states (E, N)
-TransitionHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], ModelUpdate | None]
+TransitionHook = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], ModelUpdate | None
+]
 
 
 def run_episodes(
@@ -37,7 +39,7 @@ def run_episodes(
 
     The planner's dynamics start every episode from `init_hidden` and advance with `observe` on every real
     transition. `on_transition(obs (E, obs_dim), model action (E, action_dim), next_obs (E, obs_dim),
-    episode_start (E,), hidden_before (E, N))` runs after each step (hidden_before: the states that entered
+    reward (E,), episode_start (E,), hidden_before (E, N))` runs after each step (hidden_before: the states that entered
     the transition), once the states have advanced; when it returns
     `(params, hidden)`, the dynamics use those per-episode weights from the next planning step on and the
     real trajectories' states become `hidden`. `seeds[e]` seeds env e's first reset (later resets draw from
@@ -68,10 +70,13 @@ def run_episodes(
         truncated = np.array([result[3] for result in results], dtype=bool)
         model_action = to_model_action(env_actions, planner.action_space).to(dynamics.device)
         next_obs = torch.as_tensor(next_np, device=dynamics.device)
+        reward_t = torch.from_numpy(reward)
         hidden_before = hidden
         hidden = dynamics.observe(obs, model_action, hidden)
         if on_transition is not None:
-            update = on_transition(obs, model_action, next_obs, starts.to(dynamics.device), hidden_before)
+            update = on_transition(
+                obs, model_action, next_obs, reward_t.to(dynamics.device), starts.to(dynamics.device), hidden_before
+            )
             if update is not None:
                 params, hidden = update
                 dynamics.set_params(params, stacked=True)
@@ -79,7 +84,7 @@ def run_episodes(
             ("obs", obs),
             ("action", model_action),
             ("next_obs", next_obs),
-            ("reward", torch.from_numpy(reward)),
+            ("reward", reward_t),
             ("terminated", torch.from_numpy(terminated)),
             ("truncated", torch.from_numpy(truncated)),
             ("episode_start", starts),

@@ -3,8 +3,8 @@
 One planner acts in E episodes at once (different tasks, different weights). Every planning step samples,
 for each episode, C candidate action sequences of H steps, rolls all E * C of them through the dynamics in
 one batch from each episode's current real observation and the hidden state of its real trajectory, scores
-each by its (discounted) sum of rewards up to a predicted termination (the task's reward and termination
-functions), refines
+each by its (discounted) sum of rewards up to a predicted termination (the task's reward function, or the
+rewards the dynamics predict when it is given none, and the task's termination function), refines
 the sampling distribution for a few iterations, and returns the first action of the final plan. The
 rest of the plan warm-starts the next step (shifted by one). Discrete action spaces use CEM over
 per-step categorical distributions and feed one-hot actions to the dynamics.
@@ -22,7 +22,7 @@ from core.settings import check_settings, integer, number, positive, setting
 from env_runner.actions import action_dim, is_discrete, one_hot_actions
 from env_runner.rewards import RewardFn
 from env_runner.tasks import TerminationFn
-from planning.dynamics import Dynamics
+from planning.dynamics import Dynamics, predicts_reward
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class PlannerConfig:
 
 def rollout_returns(
     dynamics: Dynamics,
-    reward_fn: RewardFn,
+    reward_fn: RewardFn | None,
     obs: torch.Tensor,
     hidden: torch.Tensor,
     actions: torch.Tensor,
@@ -72,7 +72,8 @@ def rollout_returns(
     (E, C, H, action_dim) -> (E, C).
 
     Each episode's C candidates start from its observation and hidden state and all E * C are stepped
-    together through `dynamics.step` (episode-major rows). `reward_fn` and `termination_fn` see (E, C, ·).
+    together through `dynamics.step` (episode-major rows). `reward_fn` and `termination_fn` see (E, C, ·);
+    `reward_fn` None scores each transition with the reward the dynamics predict (`dynamics.predict`).
     A candidate earns no reward after a transition that terminates its episode (alive mask): the reward of
     the terminating transition itself counts, as in gymnasium.
     """
@@ -95,11 +96,15 @@ def rollout_returns(
     weight = 1.0
     for t in range(horizon):
         action = actions[:, :, t]
-        next_flat, hidden = dynamics.step(
-            obs.reshape(episodes * candidates, -1), action.reshape(episodes * candidates, -1), hidden
-        )
-        next_obs = next_flat.reshape(*grid, -1)
-        reward = reward_fn(obs, action, next_obs)
+        flat = (obs.reshape(episodes * candidates, -1), action.reshape(episodes * candidates, -1), hidden)
+        if reward_fn is None:
+            next_flat, predicted, hidden = dynamics.predict(*flat)
+            next_obs = next_flat.reshape(*grid, -1)
+            reward = predicted.reshape(grid)
+        else:
+            next_flat, hidden = dynamics.step(*flat)
+            next_obs = next_flat.reshape(*grid, -1)
+            reward = reward_fn(obs, action, next_obs)
         total = total + weight * torch.where(alive, reward, torch.zeros_like(reward))
         if termination_fn is not None:
             alive = alive & ~termination_fn(obs, action, next_obs)
@@ -111,7 +116,8 @@ class ShootingPlanner:
     """Base of the planners: validation, seeding, batched scoring, warm start and env-action conversion.
 
     One planner plans for E episodes at once (`num_episodes`), each with its own warm start; `plan` takes
-    the E current observations and hidden states and returns E actions.
+    the E current observations and hidden states and returns E actions. `reward_fn` None plans with the reward
+    the dynamics predict (a learned reward; ValueError for dynamics without one).
     """
 
     supports_discrete = True
@@ -119,7 +125,7 @@ class ShootingPlanner:
     def __init__(
         self,
         dynamics: Dynamics,
-        reward_fn: RewardFn,
+        reward_fn: RewardFn | None,
         action_space: spaces.Space,
         config: PlannerConfig | None = None,
         seed: int = 0,
@@ -136,6 +142,11 @@ class ShootingPlanner:
             raise ValueError(f"{type(self).__name__} needs a Box action space, received {action_space}: use CEMPlanner")
         if num_episodes < 1:
             raise ValueError(f"num_episodes must be >= 1, received {num_episodes}")
+        if reward_fn is None and not predicts_reward(dynamics):
+            raise ValueError(
+                f"no reward function was given and {type(dynamics).__name__} does not predict the reward: "
+                "pass the task's reward function or a world model trained with the reward as a target"
+            )
         self.dynamics = dynamics
         self.reward_fn = reward_fn
         self.termination_fn = termination_fn

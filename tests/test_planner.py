@@ -367,8 +367,10 @@ def test_run_episodes_carries_real_hidden_states_and_the_hook_swaps_weights_and_
     adapted = {"in_proj.bias": own["in_proj.bias"] + shift, "out_proj.bias": own["out_proj.bias"] - shift}
     handed_state = torch.stack([torch.full((model.state_dim,), 0.25), torch.full((model.state_dim,), -0.25)])
 
-    def on_transition(obs, action, next_obs, episode_start, hidden_before):
-        transitions.append((obs.clone(), action.clone(), next_obs.clone(), episode_start.clone(), hidden_before))
+    def on_transition(obs, action, next_obs, reward, episode_start, hidden_before):
+        transitions.append(
+            (obs.clone(), action.clone(), next_obs.clone(), reward.clone(), episode_start.clone(), hidden_before)
+        )
         return (adapted, handed_state) if len(transitions) == 2 else None
 
     envs = [pendulum.make_env(task) for task in tasks]
@@ -377,14 +379,14 @@ def test_run_episodes_carries_real_hidden_states_and_the_hook_swaps_weights_and_
     assert rollouts.tasks == tuple(tasks) and rollouts.task_index.tolist() == [0, 1]
     torch.testing.assert_close(rollouts.next_obs[:, :-1], rollouts.obs[:, 1:])
     assert rollouts.episode_start.tolist() == [[True, False, False, False]] * 2
-    assert [t[3].tolist() for t in transitions] == [[True, True]] + [[False, False]] * 3
-    for k, (obs, action, next_obs, _, _) in enumerate(transitions):
+    assert [t[4].tolist() for t in transitions] == [[True, True]] + [[False, False]] * 3
+    for k, (obs, action, next_obs, reward, _, _) in enumerate(transitions):
         assert obs.shape == (2, 3) and action.shape == (2, 1)
-        torch.testing.assert_close((obs, action, next_obs), (rollouts.obs[:, k], rollouts.action[:, k],
-                                                             rollouts.next_obs[:, k]))  # fmt: skip
+        recorded = (rollouts.obs[:, k], rollouts.action[:, k], rollouts.next_obs[:, k], rollouts.reward[:, k])
+        torch.testing.assert_close((obs, action, next_obs, reward), recorded)
 
     expected, weights = model.init_hidden(2), [own, own]
-    for k, (obs, action, _, _, hidden_before) in enumerate(transitions):
+    for k, (obs, action, _, _, _, hidden_before) in enumerate(transitions):
         torch.testing.assert_close(seen_hidden[k], expected)  # the planner plans from the real state
         torch.testing.assert_close(hidden_before, expected)  # the hook sees the state that entered the step
         expected = torch.cat(
