@@ -24,14 +24,18 @@ import torch
 from env_runner import rewards
 from env_runner.locomotion import (
     ANT_CRIPPLED_ID,
+    ANT_DIR_ID,
     ANT_MASS_ID,
     HALF_CHEETAH_CRIPPLED_ID,
+    HALF_CHEETAH_DIR_ID,
+    HALF_CHEETAH_VEL_ID,
     AntCrippledFamily,
     AntMassFamily,
     HalfCheetahCrippledFamily,
     HalfCheetahFamily,
     HopperFamily,
 )
+from env_runner.locomotion_goals import AntDirFamily, HalfCheetahDirFamily, HalfCheetahVelFamily
 from env_runner.navigation import POINT_NAVIGATION_ID
 from env_runner.protocols import COEFFICIENTS
 from env_runner.rewards import RewardFn
@@ -253,6 +257,9 @@ TASK_FAMILIES: dict[str, type[TaskFamily]] = {
     HALF_CHEETAH_CRIPPLED_ID: HalfCheetahCrippledFamily,
     ANT_CRIPPLED_ID: AntCrippledFamily,
     ANT_MASS_ID: AntMassFamily,
+    HALF_CHEETAH_VEL_ID: HalfCheetahVelFamily,
+    HALF_CHEETAH_DIR_ID: HalfCheetahDirFamily,
+    ANT_DIR_ID: AntDirFamily,
 }
 
 

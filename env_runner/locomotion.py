@@ -40,21 +40,29 @@ from env_runner.tasks import Task, TaskFamily, TerminationFn
 HALF_CHEETAH_CRIPPLED_ID = "HalfCheetahCrippled-v0"
 ANT_CRIPPLED_ID = "AntCrippled-v0"
 ANT_MASS_ID = "AntMass-v0"
+HALF_CHEETAH_VEL_ID = "HalfCheetahVel-v0"
+HALF_CHEETAH_DIR_ID = "HalfCheetahDir-v0"
+ANT_DIR_ID = "AntDir-v0"
 MAX_EPISODE_STEPS = 1000  # as HalfCheetah-v5 and Ant-v5
+GOAL_EPISODE_STEPS = 200  # the goal benchmarks' episodes (Finn et al. 2017)
 MUJOCO_INSTALL_HINT = 'install MuJoCo with `pip install "gymnasium[mujoco]"` (or `pip install -e .` in this project)'
 
 
 def register_locomotion_envs() -> None:
-    """Register `HalfCheetahCrippled-v0`, `AntCrippled-v0` and `AntMass-v0` with gymnasium (MuJoCo is imported only when
-    one is made); calling it again changes nothing."""
+    """Register the environments of `env_runner.locomotion_envs` with gymnasium (MuJoCo is imported only when one is
+    made): the crippled and mass-changed ones with 1000-step episodes, the goal ones with 200; calling it again changes
+    nothing."""
     entry_points = {
-        HALF_CHEETAH_CRIPPLED_ID: "env_runner.locomotion_envs:HalfCheetahCrippledEnv",
-        ANT_CRIPPLED_ID: "env_runner.locomotion_envs:AntCrippledEnv",
-        ANT_MASS_ID: "env_runner.locomotion_envs:AntCurrentKinematicsEnv",
+        HALF_CHEETAH_CRIPPLED_ID: ("HalfCheetahCrippledEnv", MAX_EPISODE_STEPS),
+        ANT_CRIPPLED_ID: ("AntCrippledEnv", MAX_EPISODE_STEPS),
+        ANT_MASS_ID: ("AntCurrentKinematicsEnv", MAX_EPISODE_STEPS),
+        HALF_CHEETAH_VEL_ID: ("HalfCheetahVelEnv", GOAL_EPISODE_STEPS),
+        HALF_CHEETAH_DIR_ID: ("HalfCheetahDirEnv", GOAL_EPISODE_STEPS),
+        ANT_DIR_ID: ("AntDirEnv", GOAL_EPISODE_STEPS),
     }
-    for env_id, entry_point in entry_points.items():
+    for env_id, (name, steps) in entry_points.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=MAX_EPISODE_STEPS)
+            gym.register(id=env_id, entry_point=f"env_runner.locomotion_envs:{name}", max_episode_steps=steps)
 
 
 class MujocoFamily(TaskFamily):

@@ -1,9 +1,9 @@
 """Locomotion environments of our own on gymnasium's v5 ones: crippled motors, the GrBAL benchmarks (Nagabandi et
-al. 2019), and an Ant whose reward reads its observations.
+al. 2019), an Ant whose reward reads its observations, and the goal-conditioned rewards of the meta-RL benchmarks
+(a target velocity or direction: Finn et al. 2017, Rothfuss et al. 2019).
 
-Importing this module needs MuJoCo (`pip install "gymnasium[mujoco]"`); gymnasium imports it only when
-`HalfCheetahCrippled-v0`, `AntCrippled-v0` or `AntMass-v0` is made (see
-`env_runner.locomotion.register_locomotion_envs`).
+Importing this module needs MuJoCo (`pip install "gymnasium[mujoco]"`); gymnasium imports it only when one of
+these environments is made (see `env_runner.locomotion.register_locomotion_envs`).
 """
 
 from __future__ import annotations
@@ -109,3 +109,56 @@ class AntCrippledEnv(CrippledMotors, AntCurrentKinematicsEnv):
 
     def crippled_motors(self) -> tuple[int, ...]:
         return self.legs[check_index(self.crippled_leg, len(self.legs), "crippled_leg")]
+
+
+class HalfCheetahVelEnv(HalfCheetahEnv):
+    """HalfCheetah-v5 rewarded for running at `goal_velocity` (MAML's HalfCheetahVel, Finn et al. 2017):
+    r = -|v - goal_velocity| - ctrl_cost_weight |a|^2 with v = (x' - x)/dt and ctrl_cost_weight 0.05 by default.
+    The dynamics are HalfCheetah-v5's; other keyword arguments go to `HalfCheetahEnv`."""
+
+    def __init__(self, goal_velocity: float = 1.0, ctrl_cost_weight: float = 0.05, **kwargs: Any) -> None:
+        super().__init__(ctrl_cost_weight=ctrl_cost_weight, **kwargs)
+        EzPickle.__init__(self, goal_velocity, ctrl_cost_weight, **kwargs)
+        self.goal_velocity = goal_velocity
+
+    def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
+        forward_reward = -abs(x_velocity - self.goal_velocity)
+        ctrl_cost = self.control_cost(action)
+        return forward_reward - ctrl_cost, {"reward_forward": forward_reward, "reward_ctrl": -ctrl_cost}
+
+
+class HalfCheetahDirEnv(HalfCheetahEnv):
+    """HalfCheetah-v5 rewarded for running in `goal_direction` (+1 forward, -1 backward; MAML's HalfCheetahDir):
+    r = goal_direction v - ctrl_cost_weight |a|^2 with v = (x' - x)/dt and ctrl_cost_weight 0.05 by default."""
+
+    def __init__(self, goal_direction: float = 1.0, ctrl_cost_weight: float = 0.05, **kwargs: Any) -> None:
+        super().__init__(ctrl_cost_weight=ctrl_cost_weight, **kwargs)
+        EzPickle.__init__(self, goal_direction, ctrl_cost_weight, **kwargs)
+        self.goal_direction = goal_direction
+
+    def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
+        if self.goal_direction not in (-1.0, 1.0):
+            raise ValueError(f"goal_direction must be +1 or -1, received {self.goal_direction}")
+        forward_reward = self.goal_direction * x_velocity
+        ctrl_cost = self.control_cost(action)
+        return forward_reward - ctrl_cost, {"reward_forward": forward_reward, "reward_ctrl": -ctrl_cost}
+
+
+class AntDirEnv(AntCurrentKinematicsEnv):
+    """`AntCurrentKinematicsEnv` rewarded for walking in the planar direction at angle `goal_angle` (radians; ProMP's
+    AntRandDirec2DEnv, Rothfuss et al. 2019, on Ant-v5): r = (xy' - xy)/dt . (cos, sin)(goal_angle) + healthy reward
+    - costs, the healthy reward and the control and contact costs as Ant-v5 computes them."""
+
+    def __init__(self, goal_angle: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        EzPickle.__init__(self, goal_angle, **kwargs)
+        self.goal_angle = goal_angle
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Ant-v5's step with the forward reward measured along the goal direction instead of x."""
+        xy_before = self.data.qpos[:2].copy()
+        observation, _, terminated, truncated, info = super().step(action)
+        velocity = (self.data.qpos[:2] - xy_before) / self.dt
+        forward_reward = float(velocity @ np.array([np.cos(self.goal_angle), np.sin(self.goal_angle)]))
+        reward = forward_reward + info["reward_survive"] + info["reward_ctrl"] + info["reward_contact"]
+        return observation, reward, terminated, truncated, {**info, "reward_forward": forward_reward}

@@ -117,3 +117,46 @@ def ant_reward(
 def ant_terminated(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor, z_range: Range) -> torch.Tensor:
     """Ant-v5 with `terminate_when_unhealthy`: the episode ends when the next state is unhealthy."""
     return ~ant_healthy(next_obs, z_range)
+
+
+def velocity_tracking_reward(
+    obs: torch.Tensor,
+    action: torch.Tensor,
+    next_obs: torch.Tensor,
+    goal_velocity: torch.Tensor | float,
+    dt: float,
+    ctrl_cost_weight: float,
+) -> torch.Tensor:
+    """HalfCheetahVel: -|(x' - x)/dt - goal_velocity| - w_c |a|^2 (goal_velocity broadcast against (...,))."""
+    return -(forward_velocity(obs, next_obs, dt) - goal_velocity).abs() - control_cost(action, ctrl_cost_weight)
+
+
+def direction_reward(
+    obs: torch.Tensor,
+    action: torch.Tensor,
+    next_obs: torch.Tensor,
+    goal_direction: torch.Tensor | float,
+    dt: float,
+    ctrl_cost_weight: float,
+) -> torch.Tensor:
+    """HalfCheetahDir: goal_direction (x' - x)/dt - w_c |a|^2, goal_direction +1 or -1 (broadcast against (...,))."""
+    return goal_direction * forward_velocity(obs, next_obs, dt) - control_cost(action, ctrl_cost_weight)
+
+
+def planar_direction_reward(
+    obs: torch.Tensor,
+    action: torch.Tensor,
+    next_obs: torch.Tensor,
+    goal_angle: torch.Tensor | float,
+    dt: float,
+    ctrl_cost_weight: float,
+    healthy_reward: float,
+    z_range: Range,
+) -> torch.Tensor:
+    """AntDir (without contact cost): (xy' - xy)/dt . (cos, sin)(goal_angle) + r_h 1[healthy(s')] - w_c |a|^2,
+    xy = obs[..., :2]."""
+    angle = torch.as_tensor(goal_angle, dtype=obs.dtype, device=obs.device)
+    velocity = (next_obs[..., :2] - obs[..., :2]) / dt
+    along = velocity[..., 0] * torch.cos(angle) + velocity[..., 1] * torch.sin(angle)
+    healthy = ant_healthy(next_obs, z_range).to(next_obs.dtype)
+    return along + healthy_reward * healthy - control_cost(action, ctrl_cost_weight)

@@ -120,6 +120,8 @@ class TaskFamily:
     has_reward_fn: ClassVar[bool] = False
     # whether the reward depends on the hidden task (a goal, a target velocity): world models then learn it
     reward_depends_on_task: ClassVar[bool] = False
+    # whether every split draws different tasks (False for a family of a few tasks that every split shares)
+    held_out_tasks: ClassVar[bool] = True
     # observation entries the dynamics do not depend on (absolute positions): world models predict their
     # change but do not take them as input
     translation_invariant_obs: ClassVar[tuple[int, ...]] = ()
@@ -184,18 +186,27 @@ class TaskFamily:
         return self.obs_dim - len(self.translation_invariant_obs) + self.action_dim
 
     # ----------------------------------------------------------------- sampling
+    @property
+    def has_ood_split(self) -> bool:
+        """Whether the family has tasks outside its training distribution (not the single-task family)."""
+        return self.has_task_distribution
+
     def sample(self, n: int, seed: int, split: Split = "train") -> list[Task]:
         """`n` tasks of `split`, the same for the same (seed, split), from a stream of their own."""
-        if split not in SPLIT_IDS:
-            raise ValueError(f"unknown split {split!r}: expected one of {sorted(SPLIT_IDS)}")
-        if split == "ood" and not self.has_task_distribution:
-            raise ValueError(f"{self.env_id} has no task distribution, hence no out-of-distribution split")
-        if n < 0:
-            raise ValueError(f"the number of tasks must be >= 0, received {n}")
+        self._check_sample(n, split)
         if self.protocol_table is not None:
             return self._protocol_sample(self.protocol_table, n, seed, split)
         rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_IDS[split]]))
         return [Task(self.env_id, split, index, self._sample_params(rng, split)) for index in range(n)]
+
+    def _check_sample(self, n: int, split: str) -> None:
+        """ValueError for an unknown split, an OOD split the family lacks, or a negative count."""
+        if split not in SPLIT_IDS:
+            raise ValueError(f"unknown split {split!r}: expected one of {sorted(SPLIT_IDS)}")
+        if split == "ood" and not self.has_ood_split:
+            raise ValueError(f"{self.env_id} has no out-of-distribution split")
+        if n < 0:
+            raise ValueError(f"the number of tasks must be >= 0, received {n}")
 
     def _protocol_sample(self, table: ProtocolTable, n: int, seed: int, split: str) -> list[Task]:
         """The first `n` tasks of the protocol's `split` for `seed` (ValueError when it holds fewer)."""

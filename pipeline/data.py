@@ -31,15 +31,27 @@ class TaskSplits:
 
 
 def sample_splits(family: TaskFamily, config: PipelineConfig) -> TaskSplits:
-    ood = family.sample(config.num_ood_tasks, seed=config.seed, split="ood") if family.has_task_distribution else []
+    """The run's tasks; disjoint splits (checked) unless the family's few tasks are shared by every split."""
+    ood = family.sample(config.num_ood_tasks, seed=config.seed, split="ood") if family.has_ood_split else []
     splits = TaskSplits(
         train=family.sample(config.num_train_tasks, seed=config.seed, split="train"),
         val=family.sample(config.num_val_tasks, seed=config.seed, split="val"),
         test=family.sample(config.num_test_tasks, seed=config.seed, split="test"),
         ood=ood,
     )
-    check_disjoint(splits.as_dict())
+    if family.held_out_tasks:
+        check_disjoint(splits.as_dict())
     return splits
+
+
+def split_record(family: TaskFamily) -> dict[str, bool]:
+    """What a run's metrics say about its family's splits: whether tasks differ, whether test tasks are held out of
+    training (False for a family of a few tasks that every split shares) and whether there is an OOD split."""
+    return {
+        "task_distribution": family.has_task_distribution,
+        "held_out_tasks": family.held_out_tasks,
+        "ood_split": family.has_ood_split,
+    }
 
 
 def collect_data(family: TaskFamily, tasks: list[Task], steps: int, seed: int, progress: bool) -> Rollouts:

@@ -37,7 +37,7 @@ from env_runner.tasks import Task, TaskFamily
 from meta_rl.rl2 import evaluate_rl2, random_policy_trial_returns, train_rl2
 from meta_rl.rl2_policy import RecurrentActorCritic
 from pipeline.config import PipelineConfig, check_resumable
-from pipeline.data import sample_splits
+from pipeline.data import sample_splits, split_record
 from pipeline.plots import write_run_plots
 from pipeline.provenance import command_line, provenance
 from pipeline.statistics import task_summary
@@ -99,7 +99,7 @@ def run_rl2(
         "algo": "rl2",
         "config": config.to_dict(),
         "provenance": provenance(command_line() if argv is None else argv, config.device),
-        "task_distribution": family.has_task_distribution,
+        **split_record(family),
         "protocol": protocol_record(config.protocol, config.env_name),
         "env_steps": {
             "random": 0,

@@ -27,6 +27,7 @@ from env_runner.protocols import protocol_record
 from meta_rl.distributed import is_main_process, rank_and_world_size
 from pipeline.config import PipelineConfig, resolve_device
 from pipeline.control import evaluate_control
+from pipeline.data import split_record
 from pipeline.plots import write_run_plots
 from pipeline.prediction import evaluate_prediction
 from pipeline.provenance import command_line, provenance
@@ -83,7 +84,7 @@ def run(
         "seed": config.seed,
         "config": config.to_dict(),
         "provenance": provenance(argv, config.device),
-        "task_distribution": family.has_task_distribution,
+        **split_record(family),
         "protocol": protocol_record(config.protocol, config.env_name),
         "tasks": {
             split: [{"params": task.params, "coefficients": family.coefficients(task)} for task in tasks]
