@@ -233,16 +233,22 @@ _LOCOMOTION = {
 # chosen on HalfCheetahCrippled-v0's val tasks; Hopper's and the Ant's val tasks preferred it to the shared row
 _META_SGD_TRAINING = {"learn_inner_lr": True, "iterations_per_epoch": 300, "steps_per_task": 2400}
 
+_HALF_CHEETAH = {**_LOCOMOTION, "learn_inner_lr": True, "iterations_per_epoch": 600, "steps_per_task": 1200}
+
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # MuJoCo locomotion: 100-step control episodes (the environments' limit is 1000) and a shorter horizon keep a
     # single-seed run within 15 minutes on 2 CPU cores. Each row adds what the family's val tasks chose
     # (experiments/select_defaults.py, records in docs/results/selection/); the crippled cheetah is the only
     # family whose planner was selected
-    "HalfCheetah-v5": {**_LOCOMOTION, "learn_inner_lr": True, "iterations_per_epoch": 600, "steps_per_task": 1200},
+    "HalfCheetah-v5": _HALF_CHEETAH,
     "Hopper-v5": {**_LOCOMOTION, **_META_SGD_TRAINING},
     "HalfCheetahCrippled-v0": {**_LOCOMOTION, **_META_SGD_TRAINING, "planner": {"horizon": 10, "num_candidates": 500}},
     "AntCrippled-v0": {**_LOCOMOTION, **_META_SGD_TRAINING},
     "AntMass-v0": {**_LOCOMOTION, **_META_SGD_TRAINING},  # the crippled Ant's row, not selected for this family
+    # the goal families: the rows of their physics (not selected for them), with the benchmarks' 200-step episodes
+    "HalfCheetahVel-v0": {**_HALF_CHEETAH, "episode_steps": 200},
+    "HalfCheetahDir-v0": {**_HALF_CHEETAH, "episode_steps": 200},
+    "AntDir-v0": {**_LOCOMOTION, **_META_SGD_TRAINING, "episode_steps": 200},
 }
 
 
