@@ -160,17 +160,23 @@ def collect_trials(
     policy: RecurrentActorCritic | None = None,
     oracle: bool = False,
     reward_scale: float = 1.0,
+    reset_seeds: Sequence[int] | None = None,
 ) -> Trials:
     """Run one trial on each task at once, in step mode; `policy=None` acts uniformly at random.
 
-    Sub-env i resets with `derive_seed(seed, "rl2-reset", i)`, so policies given the same seed meet the
-    same initial states. Rows whose trial is over keep stepping (marked invalid) until every trial is over.
+    Sub-env i first resets with `reset_seeds[i]` (default `derive_seed(seed, "rl2-reset", i)`), so policies given
+    the same seeds meet the same initial states. Rows whose trial is over keep stepping (marked invalid) until every
+    trial is over.
     """
     envs = make_trial_envs(family, tasks)
     space = envs.single_action_space
     generator = torch.Generator().manual_seed(derive_seed(seed, "rl2-actions"))
     extra = task_features(tasks) if oracle else torch.zeros(len(tasks), 0)  # (N, P)
-    obs, _ = envs.reset(seed=[derive_seed(seed, "rl2-reset", i) for i in range(len(tasks))])
+    if reset_seeds is None:
+        reset_seeds = [derive_seed(seed, "rl2-reset", i) for i in range(len(tasks))]
+    if len(reset_seeds) != len(tasks):
+        raise ValueError(f"{len(reset_seeds)} reset seeds for {len(tasks)} tasks")
+    obs, _ = envs.reset(seed=[int(value) for value in reset_seeds])
     prev_action = torch.zeros(len(tasks), action_dim(space))  # (N, A)
     prev_reward = torch.zeros(len(tasks))  # (N,)
     episode_start = torch.ones(len(tasks), dtype=torch.bool)  # (N,)
@@ -349,22 +355,34 @@ def train_rl2(
 
 
 def evaluate_rl2(
-    policy: RecurrentActorCritic, family: TaskFamily, tasks: Sequence[Task], config: RL2Config, seed: int
+    policy: RecurrentActorCritic,
+    family: TaskFamily,
+    tasks: Sequence[Task],
+    config: RL2Config,
+    seed: int,
+    reset_seeds: Sequence[int] | None = None,
 ) -> list[list[float]]:
     """One trial per task with the policy's own sampling; returns[task][episode] (tasks x episodes_per_trial).
 
     The memory adapts within the trial; no weights change. An oracle policy (told by its observation
-    width) reads the tasks' parameters.
+    width) reads the tasks' parameters. `reset_seeds`: each trial's first reset (see `collect_trials`).
     """
     trials = collect_trials(
-        family, tasks, config.episodes_per_trial, seed, policy, reads_task_params(policy, family), config.reward_scale
+        family,
+        tasks,
+        config.episodes_per_trial,
+        seed,
+        policy,
+        reads_task_params(policy, family),
+        config.reward_scale,
+        reset_seeds,
     )
     return trials.episode_returns(config.episodes_per_trial).tolist()
 
 
 def random_policy_trial_returns(
-    family: TaskFamily, tasks: Sequence[Task], config: RL2Config, seed: int
+    family: TaskFamily, tasks: Sequence[Task], config: RL2Config, seed: int, reset_seeds: Sequence[int] | None = None
 ) -> list[list[float]]:
     """The same trials with uniformly random actions: returns[task][episode], like `evaluate_rl2`."""
-    trials = collect_trials(family, tasks, config.episodes_per_trial, seed)
+    trials = collect_trials(family, tasks, config.episodes_per_trial, seed, reset_seeds=reset_seeds)
     return trials.episode_returns(config.episodes_per_trial).tolist()

@@ -29,7 +29,7 @@ from env_runner.segments import Normalizer
 from env_runner.tasks import Task, TaskFamily
 from meta_rl.meta_maml import MetaMAML
 from pipeline.config import PipelineConfig
-from pipeline.data import TaskContext
+from pipeline.data import TaskContext, evaluation_reset_seed
 from pipeline.models import WorldModels
 from planning.dynamics import Dynamics, LearnedDynamics, predicts_reward
 from planning.episode import TransitionHook, run_episodes
@@ -121,7 +121,7 @@ def control_episodes(tasks: Sequence[Task], split: str, config: PipelineConfig) 
     repeats = config.control_episodes
     episode_tasks = [task for task in tasks for _ in range(repeats)]
     seeds = [
-        derive_seed(config.seed, f"control-{split}", index, episode)
+        evaluation_reset_seed(config.seed, split, index, episode)
         for index in range(len(tasks))
         for episode in range(repeats)
     ]

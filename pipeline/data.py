@@ -54,6 +54,12 @@ def split_record(family: TaskFamily) -> dict[str, bool]:
     }
 
 
+def evaluation_reset_seed(seed: int, split: str, position: int, episode: int) -> int:
+    """The env reset seed of the `episode`-th evaluation episode on the `position`-th task of `split` ("val", "test",
+    "ood"): what every method evaluated on those tasks (the planner conditions, RL²'s trials) starts from."""
+    return derive_seed(seed, f"control-{split}", position, episode)
+
+
 def collect_data(family: TaskFamily, tasks: list[Task], steps: int, seed: int, progress: bool) -> Rollouts:
     """Random-policy transitions on each task: tensors (num_tasks, steps, ·).
 

@@ -37,7 +37,7 @@ from env_runner.tasks import Task, TaskFamily
 from meta_rl.rl2 import evaluate_rl2, random_policy_trial_returns, train_rl2
 from meta_rl.rl2_policy import RecurrentActorCritic
 from pipeline.config import PipelineConfig, check_resumable
-from pipeline.data import sample_splits, split_record
+from pipeline.data import evaluation_reset_seed, sample_splits, split_record
 from pipeline.plots import write_run_plots
 from pipeline.provenance import command_line, provenance
 from pipeline.statistics import task_summary
@@ -150,10 +150,13 @@ def _evaluate(
     family: TaskFamily, tasks: list[Task], policies: dict[str, RecurrentActorCritic], config: PipelineConfig, split: str
 ) -> dict:
     """{policy: {"episode_returns": [summary over tasks of episode e's return for e in the trial]}}; every policy,
-    the random one included, meets the same tasks and reset seeds."""
+    the random one included, meets the same tasks and reset seeds: each trial starts from the reset of the model-based
+    pipeline's first evaluation episode on its task (`evaluation_reset_seed`), so the two methods are compared from the
+    same initial states."""
     seed = derive_seed(config.seed, f"rl2-evaluate-{split}")
-    returns = {name: evaluate_rl2(policy, family, tasks, config.rl2, seed) for name, policy in policies.items()}
-    returns["random"] = random_policy_trial_returns(family, tasks, config.rl2, seed)
+    resets = [evaluation_reset_seed(config.seed, task.split, index, 0) for index, task in enumerate(tasks)]
+    returns = {name: evaluate_rl2(policy, family, tasks, config.rl2, seed, resets) for name, policy in policies.items()}
+    returns["random"] = random_policy_trial_returns(family, tasks, config.rl2, seed, resets)
     return {
         name: {
             "episode_returns": [task_summary([row[e] for row in rows]) for e in range(config.rl2.episodes_per_trial)]

@@ -45,6 +45,7 @@ from core.settings import differences
 from pipeline.config import PipelineConfig
 from pipeline.plots import write_paired_plot
 from pipeline.statistics import BOOTSTRAP, normalized_scores, over_seeds, paired_pooled, pooled
+from pipeline.tables import over_seeds_cell, paired_table, seeds_won
 
 CONTROL_PAIRS = (("tta", "no_tta"), ("tta", "memory_only"), ("memory_only", "no_tta"), ("tta", "oracle"))
 PREDICTION_PAIRS = (("maml", "erm"), ("maml", "oracle"))
@@ -296,11 +297,11 @@ def summary_markdown(result: dict) -> str:
             "|---|" + "---|" * len(steps),
         ]
         lines += [
-            f"| {learner} | " + " | ".join(_over_seeds(by_k[k], 4) for k in steps) + " |"
+            f"| {learner} | " + " | ".join(over_seeds_cell(by_k[k], 4) for k in steps) + " |"
             for learner, by_k in learners.items()
         ]
         for pair, by_k in result["prediction_paired"][split].items():
-            cells = " | ".join(f"{_over_seeds(by_k[k], 4)} ({_seeds_won(by_k[k])})" for k in steps)
+            cells = " | ".join(f"{over_seeds_cell(by_k[k], 4)} ({seeds_won(by_k[k])})" for k in steps)
             lines.append(f"| {pair} (seeds won/lost) | {cells} |")
         lines.append("")
     for key, title in (("control", "test tasks"), ("control_ood", "OOD tasks")):
@@ -309,10 +310,10 @@ def summary_markdown(result: dict) -> str:
         scores = result.get("normalized_score" if key == "control" else "normalized_score_ood", {})
         lines += [f"Control return, {title}", "", "| condition | return | normalized score |", "|---|---|---|"]
         for condition, value in result[key].items():
-            lines.append(f"| {condition} | {_over_seeds(value, 1)} | {_score_cell(scores.get(condition))} |")
+            lines.append(f"| {condition} | {over_seeds_cell(value, 1)} | {_score_cell(scores.get(condition))} |")
         if "withheld" in scores:
             lines += ["", f"No normalized score: {scores['withheld']}."]
-        lines += ["", *_paired_table("paired difference", result[f"{key}_paired"].items()), ""]
+        lines += ["", *paired_table("paired difference", result[f"{key}_paired"].items()), ""]
     if "protocol" in result:
         lines += _protocol_lines(result["protocol"])
     for split, policies in result.get("rl2", {}).items():
@@ -325,14 +326,14 @@ def summary_markdown(result: dict) -> str:
             "|---|" + "---|" * (episodes + 1),
         ]
         for name, value in policies.items():
-            cells = " | ".join(_over_seeds(r, 1) for r in value["episode_returns"])
+            cells = " | ".join(over_seeds_cell(r, 1) for r in value["episode_returns"])
             lines.append(f"| {name} | {cells} | {_score_cell(scores.get(name))} |")
         gains = [
             (f"{name} {pair}", value)
             for name, pairs in result["rl2_paired"][split].items()
             for pair, value in pairs.items()
         ]
-        lines += ["", *_paired_table("paired in-context gain", gains), ""]
+        lines += ["", *paired_table("paired in-context gain", gains), ""]
     return "\n".join(lines)
 
 
@@ -350,34 +351,14 @@ def _protocol_lines(protocol: dict) -> list[str]:
         "|---|" + "---|" * (len(settings) + 1),
     ]
     for condition, per_setting in protocol["per_setting"].items():
-        cells = " | ".join("-" if value is None else _over_seeds({"over_seeds": value}, 1) for value in per_setting)
-        lines.append(f"| {condition} | {cells} | {_over_seeds(protocol['setting_mean'][condition], 1)} |")
-    lines += ["", *_paired_table("paired, mean over settings", protocol["setting_mean_paired"].items()), ""]
+        cells = " | ".join("-" if value is None else over_seeds_cell({"over_seeds": value}, 1) for value in per_setting)
+        lines.append(f"| {condition} | {cells} | {over_seeds_cell(protocol['setting_mean'][condition], 1)} |")
+    lines += ["", *paired_table("paired, mean over settings", protocol["setting_mean_paired"].items()), ""]
     return lines
 
 
 def _distinct(values: list[int]) -> str:
     return ", ".join(map(str, sorted(set(values))))
-
-
-def _number(value: float, digits: int) -> str:
-    return f"{value:.{digits}f}"
-
-
-def _interval(bounds: list[float] | None, digits: int) -> str:
-    return "-" if bounds is None else f"[{_number(bounds[0], digits)}, {_number(bounds[1], digits)}]"
-
-
-def _over_seeds(value: dict, digits: int) -> str:
-    """'mean [lo, hi]' of the seed means ('mean (1 seed)' without an interval)."""
-    seeds = value["over_seeds"]
-    if seeds["ci95"] is None:
-        return f"{_number(seeds['mean'], digits)} (1 seed)"
-    return f"{_number(seeds['mean'], digits)} {_interval(seeds['ci95'], digits)}"
-
-
-def _seeds_won(value: dict) -> str:
-    return f"{value['over_seeds']['wins']}/{value['over_seeds']['losses']}"
 
 
 def _score_cell(score: dict | None) -> str:
@@ -386,24 +367,7 @@ def _score_cell(score: dict | None) -> str:
     if score["n"] == 0:
         return f"- (no pair has a range; {score['excluded_pairs']} excluded)"
     excluded = score["excluded_pairs"]
-    return _over_seeds(score, 2) + (f" ({excluded} pairs without a range excluded)" if excluded else "")
-
-
-def _paired_table(title: str, rows) -> list[str]:
-    lines = [
-        f"| {title} | mean [95% CI] over seeds | seeds won/lost | per seed | bootstrap 95% | "
-        "pairs: mean [95% CI] (won/lost of n) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for label, value in rows:
-        per_seed = ", ".join(_number(mean, 1) for mean in value["over_seeds"]["per_seed"])
-        won = f"{value['wins']}/{value['losses']} of {value['n']}"
-        pairs = f"{_number(value['mean'], 1)} {_interval(value['ci95'], 1)} ({won})"
-        lines.append(
-            f"| {label} | {_over_seeds(value, 1)} | {_seeds_won(value)} | {per_seed} | "
-            f"{_interval(value['bootstrap_ci95'], 1)} | {pairs} |"
-        )
-    return lines
+    return over_seeds_cell(score, 2) + (f" ({excluded} pairs without a range excluded)" if excluded else "")
 
 
 RESULTS_BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.DOTALL)

@@ -269,3 +269,25 @@ def test_rl2_learns_a_bandit_whose_second_episode_needs_the_first_episodes_rewar
     first, second = returns.mean(0)
     assert abs(first - 0.5) < 0.12  # no policy can know the good arm before its first reward
     assert second > 0.85, (first, second, curve[-1])  # chance is 0.5: the memory carried episode 1's outcome
+
+
+def test_rl2_evaluation_starts_each_trial_from_the_model_based_evaluations_first_reset():
+    from core.seeding import derive_seed
+    from pipeline.config import PipelineConfig
+    from pipeline.data import evaluation_reset_seed
+    from pipeline.rl2_run import _evaluate
+
+    pendulum = make_task_family("Pendulum-v1")
+    tasks = pendulum.sample(3, seed=0, split="test")
+    resets = [evaluation_reset_seed(4, "test", index, 0) for index in range(3)]
+    trials = collect_trials(pendulum, tasks, 1, seed=0, reset_seeds=resets)
+    first_obs = [pendulum.make_env(task).reset(seed=seed)[0] for task, seed in zip(tasks, resets, strict=True)]
+    torch.testing.assert_close(trials.inputs[:, 0, :3], torch.as_tensor(np.stack(first_obs)))
+    with pytest.raises(ValueError, match="2 reset seeds for 3 tasks"):
+        collect_trials(pendulum, tasks, 1, seed=0, reset_seeds=resets[:2])
+
+    config = PipelineConfig(env_name="Pendulum-v1", seed=4, algo="rl2")
+    evaluated = _evaluate(pendulum, tasks, {}, config, "in_distribution")["random"]["episode_returns"]
+    action_seed = derive_seed(4, "rl2-evaluate-in_distribution")
+    expected = random_policy_trial_returns(pendulum, tasks, config.rl2, action_seed, resets)
+    assert [evaluated[e]["per_task"] for e in range(2)] == [[row[e] for row in expected] for e in range(2)]
