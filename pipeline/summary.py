@@ -42,6 +42,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.settings import differences
+from pipeline.comparison import comparison_markdown
 from pipeline.config import PipelineConfig
 from pipeline.plots import write_paired_plot
 from pipeline.statistics import BOOTSTRAP, normalized_scores, over_seeds, paired_pooled, pooled
@@ -375,11 +376,13 @@ RESULTS_BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(<!
 
 def refresh_results_blocks(text: str, root: Path) -> str:
     """`text` with every `<!-- results: PATH -->` ... `<!-- end results -->` block regenerated from the summary
-    JSON at PATH (relative to `root`), so README tables are always the committed results."""
+    JSON at PATH (relative to `root`; a comparison's JSON renders as `pipeline.comparison` does), so README tables are
+    always the committed results."""
 
     def block(match: re.Match) -> str:
-        summary_json = json.loads((root / match["path"]).read_text())
-        return f"{match[1]}{summary_markdown(summary_json)}\n{match[4]}"
+        result = json.loads((root / match["path"]).read_text())
+        markdown = comparison_markdown(result) if result.get("kind") == "comparison" else summary_markdown(result)
+        return f"{match[1]}{markdown}\n{match[4]}"
 
     return RESULTS_BLOCK.sub(block, text)
 
