@@ -69,6 +69,9 @@ class RL2Config:
     reward_scale: float = setting(
         0.1, "rewards are multiplied by it for learning (inputs and GAE), not for reporting", positive()
     )
+    val_every: int = setting(
+        25, "every this many iterations, one trial per val task: the val learning curve (0: never)", integer(0)
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -289,8 +292,12 @@ def train_rl2(
     oracle: bool = False,
     progress: bool = True,
     checkpoint_path: str | Path | None = None,
+    val_tasks: Sequence[Task] = (),
 ) -> tuple[RecurrentActorCritic, list[dict]]:
     """Train an RL² policy with PPO; returns it and one dict of statistics per iteration.
+
+    Every `config.val_every` iterations (and after the last), the iteration's dict adds "val_returns": the mean over
+    `val_tasks` of each episode's return in one trial per task (its own seeds: training's randomness is unchanged).
 
     With `checkpoint_path`, the policy, optimiser and training curve are written atomically after every
     iteration, and an existing checkpoint of the same run (config, seed, memory, oracle) is resumed from:
@@ -339,6 +346,13 @@ def train_rl2(
         episode_means = trials.episode_returns(config.episodes_per_trial).mean(0).tolist()
         env_steps = (curve[-1]["env_steps"] if curve else 0) + int(trials.valid.sum())
         curve.append({"iteration": iteration + 1, "env_steps": env_steps, **stats, "episode_returns": episode_means})
+        if (
+            val_tasks
+            and config.val_every
+            and ((iteration + 1) % config.val_every == 0 or iteration + 1 == config.iterations)
+        ):
+            returns = evaluate_rl2(policy, family, val_tasks, config, derive_seed(seed, "rl2-val", iteration))
+            curve[-1]["val_returns"] = np.mean(returns, axis=0).tolist()
         bar.set_postfix(returns=" ".join(f"{r:.1f}" for r in episode_means))
         if checkpoint_path is not None:
             atomic_save(

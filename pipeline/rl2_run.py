@@ -88,6 +88,7 @@ def run_rl2(
             oracle=name == "oracle",
             progress=progress,
             checkpoint_path=out_dir / f"train_{name}.pt",
+            val_tasks=splits.val,
         )
         train_s[name] = time.perf_counter() - started
         _save_checkpoint(checkpoint_path, config, policies)

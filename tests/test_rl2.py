@@ -291,3 +291,18 @@ def test_rl2_evaluation_starts_each_trial_from_the_model_based_evaluations_first
     action_seed = derive_seed(4, "rl2-evaluate-in_distribution")
     expected = random_policy_trial_returns(pendulum, tasks, config.rl2, action_seed, resets)
     assert [evaluated[e]["per_task"] for e in range(2)] == [[row[e] for row in expected] for e in range(2)]
+
+
+def test_the_val_curve_leaves_training_unchanged_and_scores_the_policy_of_its_iteration(navigation):
+    config = RL2Config(
+        iterations=3, trials_per_iteration=4, num_minibatches=2, hidden_dim=8, update_epochs=1, val_every=2
+    )
+    tasks, val_tasks = navigation.sample(6, seed=0), navigation.sample(3, seed=0, split="val")
+    plain, plain_curve = train_rl2(navigation, tasks, config, seed=3, progress=False)
+    policy, curve = train_rl2(navigation, tasks, config, seed=3, progress=False, val_tasks=val_tasks)
+    for name, tensor in plain.state_dict().items():
+        torch.testing.assert_close(policy.state_dict()[name], tensor, rtol=0, atol=0)
+    assert [("val_returns" in entry) for entry in curve] == [False, True, True]  # every 2nd iteration and the last
+    assert [{k: v for k, v in entry.items() if k != "val_returns"} for entry in curve] == plain_curve
+    final = rl2.evaluate_rl2(policy, navigation, val_tasks, config, rl2.derive_seed(3, "rl2-val", 2))
+    assert curve[-1]["val_returns"] == pytest.approx(np.mean(final, axis=0).tolist())
