@@ -4,6 +4,7 @@ interval (`interval_bars`) and, where there are few, the units it averages as po
     write_run_plots(metrics, out_dir)     one run: prediction_mse.png, control[_ood]_returns.png, or RL²'s plots
     write_paired_plot(summary, path)      several seeds: the paired control differences
     write_compute_sweep_plot(results, path)
+    write_sample_cost_plot(result, path)     val return against environment steps, model-based and RL²
 """
 
 from __future__ import annotations
@@ -172,4 +173,30 @@ def write_compute_sweep_plot(results: dict, path: Path, score) -> Path:
         title=f"{results['env_name']}: test-time compute (seeds {results['seeds']})",
     )
     axis.legend(fontsize=7, ncol=2)
+    return _save(figure, path)
+
+
+def write_sample_cost_plot(result: dict, path: Path) -> Path:
+    """Val return against environment steps trained on (log x): the model-based "tta" first episode at each data
+    budget (mean and 95% CI over seeds), and RL²'s val curve per episode of a trial (mean over seeds)."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    points = result["model_based"]
+    steps = [float(np.mean(point["env_steps"])) for point in points]
+    values = []
+    for point in points:
+        seeds = point["tta_return"]["over_seeds"]
+        values.append({"mean": seeds["mean"], "ci95": seeds["ci95"] or [math.nan, math.nan]})
+    interval_bars(axis, steps, values, fmt="o-", color="C0", label="model-based tta, first episode")
+    if "rl2" in result:
+        curve = result["rl2"]
+        for index, episode in enumerate(curve["episode_returns"]):
+            label = f"RL² {curve['policy']}, episode {episode['episode']}"
+            axis.plot(curve["env_steps"], episode["mean"], color=f"C{index + 1}", label=label)
+    axis.set(
+        xscale="log",
+        xlabel="environment steps trained on",
+        ylabel="return on val tasks",
+        title=f"{result['env_name']}: sample cost (seeds {', '.join(map(str, result['seeds']))})",
+    )
+    axis.legend(fontsize=8)
     return _save(figure, path)
