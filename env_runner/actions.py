@@ -98,3 +98,18 @@ def unscale_action(action: torch.Tensor, space: spaces.Box) -> torch.Tensor:
     """Inverse of `scale_action`: Box values (..., action_dim) -> [-1, 1]."""
     low, high = (bound.to(action.device) for bound in _finite_bounds(space))
     return 2.0 * (action - low) / (high - low) - 1.0
+
+
+def uniform_action(space: spaces.Space, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """Uniformly random actions in the unit representation: (B,) int64 indices or (B, A) values in [-1, 1]."""
+    if is_discrete(space):
+        return torch.randint(int(space.n), (batch_size,), generator=generator)
+    return torch.rand(batch_size, action_dim(space), generator=generator) * 2.0 - 1.0
+
+
+def unit_to_env_action(action: torch.Tensor, space: spaces.Space) -> np.ndarray:
+    """Unit-representation actions -> env actions: indices (B,) int64 as they are, values in [-1, 1] (B, A) scaled
+    onto the Box bounds in the Box's dtype."""
+    if is_discrete(space):
+        return action.numpy().astype(np.int64)
+    return scale_action(action.clamp(-1.0, 1.0), space).numpy().astype(space.dtype)

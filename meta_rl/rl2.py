@@ -35,10 +35,10 @@ from core.checkpoint import atomic_save, load_checkpoint
 from core.progress import progress_bar
 from core.seeding import derive_seed
 from core.settings import check_settings, integer, number, positive, require, setting
-from env_runner.actions import action_dim
+from env_runner.actions import action_dim, uniform_action
 from env_runner.tasks import Task, TaskFamily
 from meta_rl.ppo import gae, ppo_loss
-from meta_rl.rl2_policy import RecurrentActorCritic, act, policy_inputs, sample_action, uniform_action
+from meta_rl.rl2_policy import RecurrentActorCritic, act, policy_inputs, sample_action
 
 
 @dataclass(frozen=True)

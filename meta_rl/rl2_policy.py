@@ -31,7 +31,7 @@ from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from core.ssm import SSM
-from env_runner.actions import action_dim, is_discrete, one_hot_actions, scale_action
+from env_runner.actions import action_dim, is_discrete, one_hot_actions, unit_to_env_action
 
 MEMORIES = ("ssm", "gru")
 
@@ -139,19 +139,12 @@ def sample_action(policy: Distribution, generator: torch.Generator) -> torch.Ten
     return normal.loc + normal.scale * torch.randn(normal.loc.shape, generator=generator, dtype=normal.loc.dtype)
 
 
-def uniform_action(space: spaces.Space, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    """Uniformly random actions in the policy's representation: (B,) int64 or (B, A) in [-1, 1]."""
-    if is_discrete(space):
-        return torch.randint(int(space.n), (batch_size,), generator=generator)
-    return torch.rand(batch_size, action_dim(space), generator=generator) * 2.0 - 1.0
-
-
 def act(action: torch.Tensor, space: spaces.Space) -> tuple[np.ndarray, torch.Tensor]:
     """A sampled action -> (env actions for `envs.step`, the a_t the next policy input reads (B, A)).
 
     Box: clipped to [-1, 1], then scaled onto the bounds. Discrete: the index, read back one-hot.
     """
     if is_discrete(space):
-        return action.numpy().astype(np.int64), one_hot_actions(action, int(space.n))
+        return unit_to_env_action(action, space), one_hot_actions(action, int(space.n))
     unit = action.clamp(-1.0, 1.0)
-    return scale_action(unit, space).numpy().astype(space.dtype), unit
+    return unit_to_env_action(unit, space), unit

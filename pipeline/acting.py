@@ -11,6 +11,9 @@ Planner conditions (`condition_rollouts`), each acting in one env per task:
   isolates memory length);
 - "oracle": the planner on the oracle world model, given each task's true coefficients;
 - "true_dynamics": the planner on the task's true physics (the ceiling), where available.
+The conditions that do not know the task (tta, memory_only, no_tta) act uniformly at random for the first
+`config.explore_steps` steps of every episode (0 by default): with a learned reward the model must see the task's
+rewards before planning on them can find the goal.
 Training's on-policy rows act as "tta" does (GrBAL style); the control evaluation runs every condition
 (`pipeline.control`).
 """
@@ -37,6 +40,7 @@ from planning.planner import CEMPlanner
 from planning.true_dynamics import true_dynamics
 
 PLANNER_CONDITIONS = ("tta", "memory_only", "no_tta", "oracle", "true_dynamics")
+LEARNED_MODEL_CONDITIONS = ("tta", "memory_only", "no_tta")  # the meta-learned model, the task unknown: they explore
 
 
 def act(
@@ -49,8 +53,10 @@ def act(
     planner_seed: int,
     hook: TransitionHook | None = None,
     until_first_done: bool = False,
+    explore_steps: int = 0,
 ) -> Rollouts:
-    """One CEM planner acting in one env per task (E = len(tasks)) for `steps` steps; a row per env.
+    """One CEM planner acting in one env per task (E = len(tasks)) for `steps` steps; a row per env; the first
+    `explore_steps` steps of every episode act uniformly at random.
 
     The planner scores with the reward the dynamics predict where they do (a world model that learned the reward),
     else with the family's planning reward.
@@ -66,7 +72,16 @@ def act(
     )
     envs = [family.make_env(task) for task in tasks]
     try:
-        return run_episodes(envs, planner, seeds, steps, on_transition=hook, until_first_done=until_first_done)
+        return run_episodes(
+            envs,
+            planner,
+            seeds,
+            steps,
+            on_transition=hook,
+            until_first_done=until_first_done,
+            explore_steps=explore_steps,
+            explore_seed=planner_seed,
+        )
     finally:
         for env in envs:
             env.close()
@@ -112,7 +127,8 @@ def condition_rollouts(
             hook = online_adaptation_hook(models.learner, normalizer, settings, len(tasks))
     else:
         raise ValueError(f"unknown planner condition {condition!r}: expected one of {PLANNER_CONDITIONS}")
-    return act(family, tasks, seeds, steps, dynamics, config, planner_seed, hook, until_first_done)
+    explore_steps = config.explore_steps if condition in LEARNED_MODEL_CONDITIONS else 0
+    return act(family, tasks, seeds, steps, dynamics, config, planner_seed, hook, until_first_done, explore_steps)
 
 
 def control_episodes(tasks: Sequence[Task], split: str, config: PipelineConfig) -> tuple[list[Task], list[int], int]:

@@ -139,6 +139,12 @@ class PipelineConfig:
         3, "episodes per task and condition (same reset seeds in every condition)", integer(1)
     )
     episode_steps: int = setting(200, "steps per control episode", integer(1))
+    explore_steps: int = setting(
+        0,
+        "first steps of every episode the learned-model conditions (tta, memory_only, no_tta) act uniformly at random: "
+        "a task's reward has to be observed before a learned one can be planned on",
+        integer(0),
+    )
     onpolicy_rounds: int = setting(2, "last epochs that first collect on-policy data with the planner", integer(0))
     onpolicy_steps: int = setting(200, "steps per on-policy row (every training row has this length)", integer(1))
     onpolicy_tasks: int = setting(8, "training tasks per on-policy round", integer(0))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from core.parameters import Params
-from env_runner.actions import to_model_action
+from env_runner.actions import to_model_action, uniform_action, unit_to_env_action
 from env_runner.rollouts import Rollouts
 from env_runner.tasks import Task, TaskFamily
 from planning.planner import ShootingPlanner
@@ -34,6 +34,8 @@ def run_episodes(
     *,
     on_transition: TransitionHook | None = None,
     until_first_done: bool = False,
+    explore_steps: int = 0,
+    explore_seed: int = 0,
 ) -> Rollouts:
     """Let `planner` act in `envs` (E of them, made by `TaskFamily.make_env`) for `steps` steps each.
 
@@ -43,7 +45,9 @@ def run_episodes(
     the transition), once the states have advanced; when it returns
     `(params, hidden)`, the dynamics use those per-episode weights from the next planning step on and the
     real trajectories' states become `hidden`. `seeds[e]` seeds env e's first reset (later resets draw from
-    its stream). `until_first_done` stops once every env has finished its first episode.
+    its stream). `until_first_done` stops once every env has finished its first episode. The first `explore_steps`
+    steps of every episode act uniformly at random (from a generator seeded with `explore_seed`) instead of as the
+    planner would: what a model that must observe a task before it can plan on it (a learned reward) adapts on.
     """
     if len(envs) != planner.num_episodes or len(seeds) != len(envs):
         raise ValueError(f"{len(envs)} envs and {len(seeds)} seeds for a planner of {planner.num_episodes} episodes")
@@ -55,6 +59,8 @@ def run_episodes(
     hidden = dynamics.init_hidden(len(envs))
     starts = torch.ones(len(envs), dtype=torch.bool)
     finished_once = np.zeros(len(envs), dtype=bool)
+    episode_step = np.zeros(len(envs), dtype=np.int64)  # steps taken in each env's current episode
+    explore_generator = torch.Generator().manual_seed(explore_seed)
     columns: dict[str, list] = {
         name: [] for name in ("obs", "action", "next_obs", "reward", "terminated", "truncated", "episode_start")
     }
@@ -62,7 +68,16 @@ def run_episodes(
         if until_first_done and finished_once.all():
             break
         obs = torch.as_tensor(obs_np, dtype=torch.float32, device=dynamics.device)
-        env_actions = planner.plan(obs, hidden)
+        exploring = episode_step < explore_steps
+        env_actions = None if exploring.all() else planner.plan(obs, hidden)
+        if exploring.any():
+            unit = uniform_action(planner.action_space, len(envs), explore_generator)
+            random_actions = unit_to_env_action(unit, planner.action_space)
+            env_actions = (
+                random_actions
+                if env_actions is None
+                else np.where(exploring.reshape(-1, *[1] * (random_actions.ndim - 1)), random_actions, env_actions)
+            )
         results = [env.step(action) for env, action in zip(envs, env_actions, strict=True)]
         next_np = np.stack([result[0] for result in results]).astype(np.float32)
         reward = np.array([result[1] for result in results], dtype=np.float32)
@@ -92,6 +107,7 @@ def run_episodes(
             columns[name].append(value.cpu())
         done = terminated | truncated
         finished_once |= done
+        episode_step = np.where(done, 0, episode_step + 1)
         obs_np = next_np.copy()  # the resets below must not overwrite the recorded next_obs (shared memory)
         starts = torch.from_numpy(done)
         if done.any():

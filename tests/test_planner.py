@@ -663,3 +663,21 @@ def test_imagined_states_far_outside_the_training_data_stay_finite(pendulum_worl
         dynamics.step(near, torch.zeros(1, 1), dynamics.init_hidden(1))[0],
         near + normalizer.denormalize_targets(expected),
     )
+
+
+def test_the_first_explore_steps_of_every_episode_act_uniformly_at_random():
+    from env_runner.actions import uniform_action, unit_to_env_action
+
+    cartpole = make_task_family("CartPole-v1", max_episode_steps=10)  # episodes restart inside the row
+    tasks = cartpole.sample(1, seed=0, split="test")
+    planner = make_planner(cartpole, tasks, true_dynamics(cartpole, tasks))
+    with cartpole.make_env(tasks[0]) as env:
+        rollouts = run_episodes([env], planner, [3], steps=60, explore_steps=2, explore_seed=7)
+    starts = rollouts.episode_start[0].tolist()
+    assert sum(starts) >= 5
+    generator, since_start = torch.Generator().manual_seed(7), 0
+    for t, start in enumerate(starts):
+        since_start = 0 if start else since_start + 1
+        if since_start < 2:  # a random action, drawn from the explore generator in step order
+            expected = unit_to_env_action(uniform_action(cartpole.action_space, 1, generator), cartpole.action_space)
+            assert rollouts.action[0, t].argmax().item() == expected[0]
