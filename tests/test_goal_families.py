@@ -17,16 +17,9 @@ from env_runner.locomotion import ANT_DIR_ID, HALF_CHEETAH_DIR_ID, HALF_CHEETAH_
 from env_runner.tasks import OOD_MARGIN, Task, check_disjoint
 from pipeline.config import defaults_for
 from pipeline.data import sample_splits, split_record
-from tests.test_mujoco_families import rollout
+from tests.test_mujoco_families import mujoco_log_in_a_temporary_directory, rollout  # noqa: F401 (autouse)
 
 GOAL_IDS = [HALF_CHEETAH_VEL_ID, HALF_CHEETAH_DIR_ID, ANT_DIR_ID]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def mujoco_log_in_a_temporary_directory(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(tmp_path_factory.mktemp("mujoco"))
-        yield
 
 
 @pytest.fixture(scope="module")
