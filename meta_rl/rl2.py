@@ -238,8 +238,11 @@ def ppo_update(
     config: RL2Config,
     generator: torch.Generator,
 ) -> dict[str, float]:
-    """`update_epochs` passes over shuffled minibatches of whole trials; returns the last minibatch's losses."""
+    """`update_epochs` passes over shuffled minibatches of whole trials; returns the last minibatch's losses and
+    "skipped_minibatches": steps not taken because the loss or its gradient was not finite (an importance ratio that
+    overflowed), so that one such minibatch cannot turn every weight into NaN."""
     num_trials = trials.inputs.shape[0]
+    skipped = 0
     for _ in range(config.update_epochs):
         for rows in torch.randperm(num_trials, generator=generator).split(num_trials // config.num_minibatches):
             distribution, new_values, _ = policy(trials.inputs[rows])  # sequence mode from the trial start
@@ -259,14 +262,18 @@ def ppo_update(
             )
             optimizer.zero_grad()
             loss.total.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
-            optimizer.step()
+            norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            if torch.isfinite(loss.total) and torch.isfinite(norm):
+                optimizer.step()
+            else:
+                skipped += 1
     return {
         "policy_loss": loss.policy.item(),
         "value_loss": loss.value.item(),
         "entropy": loss.entropy.item(),
         "approx_kl": loss.approx_kl.item(),
         "clip_fraction": loss.clip_fraction.item(),
+        "skipped_minibatches": skipped,
     }
 
 

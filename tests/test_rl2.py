@@ -306,3 +306,20 @@ def test_the_val_curve_leaves_training_unchanged_and_scores_the_policy_of_its_it
     assert [{k: v for k, v in entry.items() if k != "val_returns"} for entry in curve] == plain_curve
     final = rl2.evaluate_rl2(policy, navigation, val_tasks, config, rl2.derive_seed(3, "rl2-val", 2))
     assert curve[-1]["val_returns"] == pytest.approx(np.mean(final, axis=0).tolist())
+
+
+def test_a_minibatch_with_a_non_finite_loss_is_skipped_and_leaves_the_weights_finite(navigation):
+    config = RL2Config(trials_per_iteration=4, num_minibatches=2, update_epochs=2, hidden_dim=8)
+    policy = build_policy(navigation, "ssm", config)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    trials = collect_trials(navigation, navigation.sample(4, seed=0), 2, seed=0, policy=policy)
+    returns = torch.zeros_like(trials.rewards)
+    before = {name: value.clone() for name, value in policy.state_dict().items()}
+    poisoned = torch.full_like(trials.rewards, float("nan"))  # every minibatch's loss is NaN
+    stats = rl2.ppo_update(policy, optimizer, trials, poisoned, returns, config, torch.Generator().manual_seed(0))
+    assert stats["skipped_minibatches"] == 4
+    for name, value in policy.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+    stats = rl2.ppo_update(policy, optimizer, trials, torch.ones_like(returns), returns, config, torch.Generator())
+    assert stats["skipped_minibatches"] == 0
+    assert any(not torch.equal(value, before[name]) for name, value in policy.state_dict().items())
