@@ -74,11 +74,13 @@ def model_based_points(
 
 
 def rl2_curve(folder: Path, seeds: list[int]) -> dict:
-    """The RL² learner's val curve from published runs of `seeds`: per logged iteration, each episode's mean val
-    return per seed (ValueError when a run has no val curve or the seeds differ)."""
-    runs = seed_metrics(folder)
-    if [run["seed"] for run in runs] != seeds:
-        raise ValueError(f"{folder} holds seeds {[run['seed'] for run in runs]}, not {seeds}")
+    """The RL² learner's val curve from the published runs of `seeds`: per logged iteration, each episode's mean val
+    return per seed (ValueError when a seed is missing or a run has no val curve)."""
+    by_seed = {run["seed"]: run for run in seed_metrics(folder)}
+    missing = sorted(set(seeds) - set(by_seed))
+    if missing:
+        raise ValueError(f"{folder} holds seeds {sorted(by_seed)}, not {missing}")
+    runs = [by_seed[seed] for seed in seeds]
     policy = runs[0]["config"]["rl2_memory"]
     logged = [[row for row in run["rl2_training"][policy] if "val_returns" in row] for run in runs]
     if not all(logged):
@@ -101,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env_name", required=True, help="gymnasium id with a task family")
     parser.add_argument("--steps_per_task", type=int, nargs="+", required=True, help="the data budgets")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every budget")
-    parser.add_argument("--rl2", type=Path, help="published RL² runs of the same seeds (docs/results/<family>)")
+    parser.add_argument("--rl2", type=Path, help="published RL² runs of these seeds (docs/results/<family>)")
     parser.add_argument("--out", type=Path, required=True, help="folder for sample_cost.json and sample_cost.png")
     add_program_flags(parser, threads=1)
     return parser
