@@ -1,6 +1,6 @@
 """Model-based test-time adaptation against RL² on the same tasks: one table per family from two published results
-folders (the same environment, seeds and tasks; RL² trials start from the model-based first episodes' resets), with
-the environment steps each method trained on.
+folders (the same environment and tasks, on the seeds both hold; RL² trials start from the model-based first
+episodes' resets), with the environment steps each method trained on.
 
     python -m pipeline.comparison --mbrl docs/results/pointnav_learned --rl2 docs/results/rl2_pointnav \
         --out docs/results/tta_vs_rl2_pointnav
@@ -44,7 +44,7 @@ def _check_comparable(mbrl: list[dict], rl2: list[dict]) -> None:
         raise ValueError(f"the two folders hold different environments: {sorted(names)}")
     seeds = ([run["seed"] for run in mbrl], [run["seed"] for run in rl2])
     if seeds[0] != seeds[1]:
-        raise ValueError(f"the two folders hold different seeds: {seeds[0]} and {seeds[1]}")
+        raise ValueError(f"the runs compared must be of the same seeds: {seeds[0]} and {seeds[1]}")
     for a, b in zip(mbrl, rl2, strict=True):
         for split in ("test", "ood"):
             if [task["params"] for task in a["tasks"][split]] != [task["params"] for task in b["tasks"][split]]:
@@ -59,6 +59,14 @@ def _evaluated(run: dict, key: str, count: int) -> list[dict]:
 def _rl2_per_task(runs: list[dict], split_key: str, policy: str, episode: int, tasks: int) -> list[list[float]]:
     """Per seed, RL²'s per-task returns of `episode` on the first `tasks` tasks (those the planner ran on)."""
     return [run["rl2"][split_key][policy]["episode_returns"][episode]["per_task"][:tasks] for run in runs]
+
+
+def common_seeds(mbrl: list[dict], rl2: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The runs of the seeds both lists hold, by seed (ValueError when they share none)."""
+    shared = sorted({run["seed"] for run in mbrl} & {run["seed"] for run in rl2})
+    if not shared:
+        raise ValueError("the two folders share no seed")
+    return [run for run in mbrl if run["seed"] in shared], [run for run in rl2 if run["seed"] in shared]
 
 
 def compare(mbrl: list[dict], rl2: list[dict]) -> dict:
@@ -128,8 +136,8 @@ def comparison_markdown(result: dict) -> str:
 
 
 def write_comparison(mbrl_folder: Path, rl2_folder: Path, out_dir: Path) -> dict:
-    """comparison.json and comparison.md in `out_dir` from two published results folders."""
-    result = compare(seed_metrics(mbrl_folder), seed_metrics(rl2_folder))
+    """comparison.json and comparison.md in `out_dir` from two published results folders, on the seeds both hold."""
+    result = compare(*common_seeds(seed_metrics(mbrl_folder), seed_metrics(rl2_folder)))
     result["sources"] = {"mbrl": str(mbrl_folder), "rl2": str(rl2_folder)}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "comparison.json").write_text(json.dumps(result, indent=2))

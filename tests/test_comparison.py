@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.comparison import compare, comparison_markdown, write_comparison
+from pipeline.comparison import common_seeds, compare, comparison_markdown, write_comparison
 from pipeline.summary import refresh_results_blocks
 
 TASKS = {"test": [{"params": {"goal_x": 0.1 * i}} for i in range(3)], "ood": [{"params": {"goal_x": 0.9}}]}
@@ -54,8 +54,12 @@ def test_tta_and_rl2_are_paired_within_each_seed_on_the_tasks_the_planner_ran():
 
 def test_runs_of_other_seeds_or_tasks_are_refused():
     mbrl = [mbrl_run(0, [-3.0] * 3, [-50.0] * 3)]
-    with pytest.raises(ValueError, match="different seeds"):
+    with pytest.raises(ValueError, match="must be of the same seeds"):
         compare(mbrl, [rl2_run(1, [-10.0] * 3, [-6.0] * 3)])
+    with pytest.raises(ValueError, match="share no seed"):
+        common_seeds(mbrl, [rl2_run(1, [-10.0] * 3, [-6.0] * 3)])
+    kept = common_seeds([*mbrl, mbrl_run(1, [-3.0] * 3, [-50.0] * 3)], [rl2_run(1, [-9.0] * 3, [-6.0] * 3)])
+    assert [[run["seed"] for run in runs] for runs in kept] == [[1], [1]]
     other_tasks = rl2_run(0, [-10.0] * 3, [-6.0] * 3)
     other_tasks["tasks"] = {**TASKS, "test": TASKS["test"][::-1]}
     with pytest.raises(ValueError, match="seed 0: the two runs' test tasks differ"):
