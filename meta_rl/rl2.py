@@ -44,8 +44,8 @@ from meta_rl.rl2_policy import RecurrentActorCritic, act, policy_inputs, sample_
 @dataclass(frozen=True)
 class RL2Config:
     """Settings of RL² training and evaluation: CleanRL's PPO defaults, but for the iterations, learning rate,
-    entropy bonus and reward scale, which were tuned on PointNavigation-v0's val tasks (3.5 to 7 minutes on 2
-    busy CPU cores)."""
+    entropy bonus and reward scale, which were tuned on PointNavigation-v0's val tasks (8 to 13 minutes a seed on 2
+    CPU cores busy with other runs)."""
 
     episodes_per_trial: int = setting(2, "episodes of one task per trial; the memory carries across them", integer(1))
     trials_per_iteration: int = setting(
