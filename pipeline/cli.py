@@ -46,7 +46,7 @@ from pipeline.run_folder import check_writable, clear_run, holds_a_run
 from pipeline.seeds import run_seeds
 from pipeline.summary import summary_markdown
 from pipeline.training import read_training_checkpoint
-from pipeline.world import family_and_config
+from pipeline.world import as_saved, family_and_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,8 +143,7 @@ def check_out_dir(
         if path.is_file():
             try:
                 saved = PipelineConfig.from_dict(read_checkpoint(path)["config"])
-                requested = family_and_config(replace(config, seed=seed))[1] if config.algo == "mbrl" else config
-                check_resumable(saved, replace(requested, seed=seed), path)
+                check_resumable(saved, as_saved(replace(config, seed=seed)), path)
             except ValueError as error:
                 parser.error(str(error))
 

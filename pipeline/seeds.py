@@ -14,6 +14,7 @@ from pipeline.config import PipelineConfig, check_resumable, resolve_device
 from pipeline.executor import Executor
 from pipeline.run import run
 from pipeline.summary import write_summary
+from pipeline.world import as_saved
 
 
 def run_seeds(
@@ -43,7 +44,7 @@ def run_seeds(
         if resume and (folder / "metrics.json").is_file():  # a finished seed is read back, not rerun
             metrics = json.loads((folder / "metrics.json").read_text())
             saved = PipelineConfig.from_dict(metrics["config"])
-            check_resumable(saved, replace(config, seed=seed, input_dim=saved.input_dim), folder)
+            check_resumable(saved, as_saved(replace(config, seed=seed)), folder)
             finished[seed] = metrics
     pending = [seed for seed in seeds if seed not in finished]
     arguments = [

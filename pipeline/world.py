@@ -65,6 +65,12 @@ def family_and_config(config: PipelineConfig) -> tuple[TaskFamily, PipelineConfi
     return family, replace(config, input_dim=width, reward=reward, device=resolve_device(config.device))
 
 
+def as_saved(config: PipelineConfig) -> PipelineConfig:
+    """`config` as its run saves it (config.json, checkpoints): resolved against the family (input width, reward,
+    device) for --algo mbrl, unchanged for --algo rl2; what a resumed run's saved config must equal."""
+    return family_and_config(config)[1] if config.algo == "mbrl" else config
+
+
 def reward_weight(config: PipelineConfig) -> float | None:
     """The reward's loss weight where the world model learns the reward (`config.reward` resolved), else None."""
     return config.reward_weight if config.reward == "learned" else None
