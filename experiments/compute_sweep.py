@@ -9,18 +9,19 @@ For every seed a trained world comes from `--from_run RUN_DIR` (a finished `main
 pipeline's own data and training stages (`pipeline.world.train_world`, checkpointed to `DIR/seed_<S>/`).
 Then one knob at a time moves around the defaults, the others staying at theirs:
 
-    adapt.num_steps         inner steps per test-time update     0, 1, 2, 5, 10
-    adapt.window            transitions adapted on               8, 16, 32, 64
-    planner.num_candidates  CEM candidates per iteration         50, 100, 200, 400, 800, 1600
-    planner.horizon         CEM horizon                          10, 15, 25
+                                                                 --grid full (default)        --grid thin
+    adapt.num_steps         inner steps per test-time update     0, 1, 2, 5, 10               0, 5
+    adapt.window            transitions adapted on               8, 16, 32, 64                8, 64
+    planner.num_candidates  CEM candidates per iteration         50, 100, 200, 400, 800, 1600 50, 400
+    planner.horizon         CEM horizon                          10, 15, 25                   10, 25
 
-(the default of each knob is always among its values). Each setting runs the "tta" condition on the val
-tasks, then on the test tasks (the first `control_tasks` of each, `control_episodes` episodes each, with the
-pipeline's reset and planner seeds, so every setting is paired with every other per task), timing wall-clock
-seconds per environment step. Random and true-dynamics returns are measured once per split (at the default
-planner) for the normalised score (R - R_random) / (R_true - R_random) of each (seed, task). The adaptation
-knobs also report prediction MSE: held-out windows whose support is `adapt.window` long, query MSE after
-`adapt.num_steps` MetaMAML inner steps (`pipeline.prediction.window_errors`).
+(the default of each knob is always among its values: the thin grid is the default and one value each side).
+Each setting runs the "tta" condition on the val tasks, then on the test tasks (the first `control_tasks` of each,
+`control_episodes` episodes each, with the pipeline's reset and planner seeds, so every setting is paired with
+every other per task), timing wall-clock seconds per environment step. Random and true-dynamics returns are
+measured once per split (at the default planner) for the normalised score (R - R_random) / (R_true - R_random) of
+each (seed, task). The adaptation knobs also report prediction MSE: held-out windows whose support is
+`adapt.window` long, query MSE after `adapt.num_steps` MetaMAML inner steps (`pipeline.prediction.window_errors`).
 
 Choice (per knob, val tasks only): the value with the best mean val normalised score (the return where there
 are no true dynamics); every value whose val mean lies inside that best value's 95% interval counts as a tie,
@@ -41,7 +42,7 @@ O output):
 Outputs: `DIR/compute_sweep.json` (schema below) and `DIR/compute_sweep.png` (normalised score against MACs per
 step, log x, one line per knob, val and test markers, defaults ringed, chosen values starred).
 
-    {"env_name", "seeds", "quick", "from_run", "config": {...defaults (first seed's)},
+    {"env_name", "seeds", "quick", "grid", "from_run", "config": {...defaults (first seed's)},
      "model": {"input_dim", "hidden_dim", "state_dim", "rate_rank", "output_dim", "macs_per_token"},
      "reference": {"val"|"test": {"random"|"true_dynamics": summary}},
      "selection": "...the rule above...",
@@ -83,6 +84,12 @@ FULL_VALUES: dict[str, tuple[int, ...]] = {
     "adapt.window": (8, 16, 32, 64),
     "planner.num_candidates": (50, 100, 200, 400, 800, 1600),
     "planner.horizon": (10, 15, 25),
+}
+THIN_VALUES: dict[str, tuple[int, ...]] = {  # --grid thin: one value each side of the usual defaults
+    "adapt.num_steps": (0, 5),
+    "adapt.window": (8, 64),
+    "planner.num_candidates": (50, 400),
+    "planner.horizon": (10, 25),
 }
 QUICK_VALUES: dict[str, tuple[int, ...]] = {  # around the --quick defaults (1, 8, 32, 5)
     "adapt.num_steps": (0, 1),
@@ -173,9 +180,9 @@ def control_measurements(world: World, config: PipelineConfig) -> dict:
     return result
 
 
-def sweep_values(config: PipelineConfig, quick: bool) -> dict[str, list[int]]:
-    """Each knob's values, its default always among them."""
-    table = QUICK_VALUES if quick else FULL_VALUES
+def sweep_values(config: PipelineConfig, quick: bool, grid: str = "full") -> dict[str, list[int]]:
+    """Each knob's values (`grid` "full" or "thin"; --quick has its own), its default always among them."""
+    table = QUICK_VALUES if quick else {"full": FULL_VALUES, "thin": THIN_VALUES}[grid]
     return {knob: sorted({*values, knob_value(config, knob)}) for knob, values in table.items()}
 
 
@@ -288,6 +295,7 @@ def assemble(runs: list[dict], args: argparse.Namespace, total_s: float) -> dict
         "env_name": config.env_name,
         "seeds": [run["config"]["seed"] for run in runs],
         "quick": args.quick,
+        "grid": "quick" if args.quick else args.grid,
         "from_run": None if args.from_run is None else str(args.from_run),
         "config": config.to_dict(),
         "model": {
@@ -327,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one world model per seed")
     parser.add_argument("--out_dir", type=Path, help="output folder (default runs/compute_sweep-<env>-<timestamp>)")
     parser.add_argument("--from_run", type=Path, help="a finished main.py run: RUN_DIR/seed_<S>/checkpoint.pt")
+    parser.add_argument(
+        "--grid", choices=("full", "thin"), default="full", help="the values per knob: the table above, or 3 each"
+    )
     add_program_flags(parser, threads=1)  # --quick: the quick sizes and two values per knob
     return parser
 
@@ -345,7 +356,7 @@ def sweep_one_seed(args: argparse.Namespace, seed: int, out_dir: Path, progress:
     """One seed: its world (trained, or loaded with --from_run) and every knob's measurements, as picklable data:
     {"config", "model_config" (the SSM's constructor arguments), "sweep" (`sweep_seed`)}."""
     world = world_for_seed(args, seed, out_dir, progress)
-    sweep = sweep_seed(world, sweep_values(world.config, args.quick), progress)
+    sweep = sweep_seed(world, sweep_values(world.config, args.quick, args.grid), progress)
     return {"config": world.config.to_dict(), "model_config": world.models.maml_model.config, "sweep": sweep}
 
 

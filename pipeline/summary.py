@@ -44,6 +44,7 @@ from pathlib import Path
 from core.settings import differences
 from pipeline.comparison import comparison_markdown
 from pipeline.config import PipelineConfig
+from pipeline.overview import overview_markdown
 from pipeline.plots import write_paired_plot
 from pipeline.statistics import BOOTSTRAP, normalized_scores, over_seeds, paired_pooled, pooled
 from pipeline.tables import over_seeds_cell, paired_table, seeds_won
@@ -376,12 +377,13 @@ RESULTS_BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(<!
 
 def refresh_results_blocks(text: str, root: Path) -> str:
     """`text` with every `<!-- results: PATH -->` ... `<!-- end results -->` block regenerated from the summary
-    JSON at PATH (relative to `root`; a comparison's JSON renders as `pipeline.comparison` does), so README tables are
-    always the committed results."""
+    JSON at PATH (relative to `root`; a comparison's or an overview's JSON, marked by its "kind", renders as
+    `pipeline.comparison` or `pipeline.overview` does), so README tables are always the committed results."""
+    renderers = {"comparison": comparison_markdown, "overview": overview_markdown}
 
     def block(match: re.Match) -> str:
         result = json.loads((root / match["path"]).read_text())
-        markdown = comparison_markdown(result) if result.get("kind") == "comparison" else summary_markdown(result)
+        markdown = renderers.get(result.get("kind"), summary_markdown)(result)
         return f"{match[1]}{markdown}\n{match[4]}"
 
     return RESULTS_BLOCK.sub(block, text)

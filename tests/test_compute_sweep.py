@@ -139,3 +139,13 @@ def test_every_knob_sweeps_its_default():
     config = compute_sweep.with_knob(defaults_for("Pendulum-v1"), "planner.horizon", 12)
     values = compute_sweep.sweep_values(config, quick=False)
     assert 12 in values["planner.horizon"] and values["adapt.num_steps"] == [0, 1, 2, 5, 10]
+
+
+def test_the_thin_grid_is_each_knobs_default_and_one_value_each_side():
+    values = compute_sweep.sweep_values(defaults_for("Pendulum-v1"), quick=False, grid="thin")
+    assert values == {
+        "adapt.num_steps": [0, 1, 5],
+        "adapt.window": [8, 16, 64],
+        "planner.num_candidates": [50, 100, 400],
+        "planner.horizon": [10, 15, 25],
+    }

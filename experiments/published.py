@@ -1,0 +1,165 @@
+"""What docs/results/ publishes, as data: the main.py runs of each folder and their seed counts, the programs that
+run over them (compute sweeps, sample cost) and the comparisons drawn from two folders. `experiments/reproduce.py`
+regenerates all of it; adding a published result is adding a row here.
+
+`minutes` is one seed's wall time on one core of the 2-core machine with a second run beside it (measured), used
+to start the longest runs first. In a program's flags, {runs}, {results} and {out} stand for the reproduction's
+run folder, its results folder and the program's own output folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PublishedRuns:
+    """One results folder: `seeds` runs of `python main.py <flags> --seed S`, seeds 0 .. seeds - 1."""
+
+    folder: str
+    flags: tuple[str, ...]
+    seeds: int
+    minutes: float
+
+
+@dataclass(frozen=True)
+class PublishedProgram:
+    """One results folder written by a program (`python -m <module> <flags>`) once the folders it `needs` are
+    published; with --quick the program gets --quick, and each flag of `quick_values` takes those values instead."""
+
+    folder: str
+    module: str
+    flags: tuple[str, ...]
+    needs: tuple[str, ...]
+    quick_values: tuple[tuple[str, tuple[str, ...]], ...] = (("--seeds", ("0",)),)
+
+
+@dataclass(frozen=True)
+class PublishedComparison:
+    """Model-based TTA against RL² on the same tasks (`pipeline.comparison`), from two published folders."""
+
+    folder: str
+    mbrl: str
+    rl2: str
+
+
+RUNS = (
+    PublishedRuns("pendulum", ("--env_name", "Pendulum-v1"), 10, 9),
+    PublishedRuns("cartpole", ("--env_name", "CartPole-v1"), 10, 10),
+    PublishedRuns("mountaincar", ("--env_name", "MountainCarContinuous-v0"), 10, 8),
+    PublishedRuns("pointnav_learned", ("--env_name", "PointNavigation-v0"), 10, 6),
+    PublishedRuns("pointnav", ("--env_name", "PointNavigation-v0", "--reward", "known"), 3, 6),
+    PublishedRuns("rl2_pointnav", ("--algo", "rl2", "--env_name", "PointNavigation-v0"), 10, 12),
+    PublishedRuns("cadm_pendulum", ("--env_name", "Pendulum-v1", "--protocol", "cadm"), 10, 9),
+    PublishedRuns("cadm_cartpole", ("--env_name", "CartPole-v1", "--protocol", "cadm"), 10, 10),
+    PublishedRuns(
+        "cadm_halfcheetah",
+        ("--env_name", "HalfCheetah-v5", "--protocol", "cadm", "--control_episodes", "1", "--control_tasks", "8"),
+        1,
+        22,
+    ),
+    PublishedRuns(
+        "cadm_halfcheetah_crippled",
+        ("--env_name", "HalfCheetahCrippled-v0", "--protocol", "cadm", "--control_episodes", "4"),
+        1,
+        17,
+    ),
+    PublishedRuns("cadm_ant", ("--env_name", "AntMass-v0", "--protocol", "cadm"), 1, 18),
+    PublishedRuns("halfcheetah", ("--env_name", "HalfCheetah-v5"), 5, 30),
+    PublishedRuns("halfcheetah_crippled", ("--env_name", "HalfCheetahCrippled-v0"), 5, 17),
+    PublishedRuns("hopper", ("--env_name", "Hopper-v5"), 5, 20),
+    PublishedRuns("ant_crippled", ("--env_name", "AntCrippled-v0"), 5, 18),
+    PublishedRuns("halfcheetah_vel", ("--env_name", "HalfCheetahVel-v0"), 5, 21),
+    PublishedRuns("rl2_halfcheetah_vel", ("--algo", "rl2", "--env_name", "HalfCheetahVel-v0"), 3, 26),
+    PublishedRuns("halfcheetah_dir", ("--env_name", "HalfCheetahDir-v0"), 3, 17),
+    PublishedRuns("ant_dir", ("--env_name", "AntDir-v0"), 3, 25),
+)
+
+PROGRAMS = (
+    PublishedProgram(
+        "compute_sweep",
+        "experiments.compute_sweep",
+        (
+            "--env_name",
+            "Pendulum-v1",
+            "--seeds",
+            "0",
+            "1",
+            "2",
+            "--grid",
+            "thin",
+            "--from_run",
+            "{runs}/pendulum",
+            "--out_dir",
+            "{out}",
+        ),
+        needs=("pendulum",),
+    ),
+    PublishedProgram(
+        "compute_sweep_hopper",
+        "experiments.compute_sweep",
+        (
+            "--env_name",
+            "Hopper-v5",
+            "--seeds",
+            "0",
+            "1",
+            "--grid",
+            "thin",
+            "--from_run",
+            "{runs}/hopper",
+            "--out_dir",
+            "{out}",
+        ),
+        needs=("hopper",),
+    ),
+    PublishedProgram(
+        "sample_cost_pointnav",
+        "experiments.sample_cost",
+        (
+            "--env_name",
+            "PointNavigation-v0",
+            "--steps_per_task",
+            "200",
+            "400",
+            "800",
+            "--seeds",
+            "0",
+            "1",
+            "--rl2",
+            "{results}/rl2_pointnav",
+            "--out",
+            "{out}",
+        ),
+        needs=("rl2_pointnav",),
+        quick_values=(("--seeds", ("0",)), ("--steps_per_task", ("16", "48"))),
+    ),
+    PublishedProgram(
+        "sample_cost_halfcheetah_vel",
+        "experiments.sample_cost",
+        (
+            "--env_name",
+            "HalfCheetahVel-v0",
+            "--steps_per_task",
+            "600",
+            "1200",
+            "2400",
+            "--seeds",
+            "0",
+            "1",
+            "--rl2",
+            "{results}/rl2_halfcheetah_vel",
+            "--out",
+            "{out}",
+        ),
+        needs=("rl2_halfcheetah_vel",),
+        quick_values=(("--seeds", ("0",)), ("--steps_per_task", ("16", "48"))),
+    ),
+)
+
+COMPARISONS = (
+    PublishedComparison("tta_vs_rl2_pointnav", "pointnav_learned", "rl2_pointnav"),
+    PublishedComparison("tta_vs_rl2_halfcheetah_vel", "halfcheetah_vel", "rl2_halfcheetah_vel"),
+)
+
+FOLDERS = tuple(entry.folder for entry in (*RUNS, *PROGRAMS, *COMPARISONS))

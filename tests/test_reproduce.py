@@ -1,0 +1,149 @@
+"""experiments/reproduce.py: every published folder regenerated, resumed and published from one commit's runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from experiments import reproduce
+from experiments.published import COMPARISONS, PROGRAMS, RUNS
+from pipeline import cli
+
+README = """# results
+<!-- results: results/overview.json -->
+<!-- end results -->
+<!-- results: results/pointnav_learned/summary.json -->
+<!-- end results -->
+<!-- results: results/tta_vs_rl2_pointnav/comparison.json -->
+<!-- end results -->
+"""
+
+
+def chain_flags(root) -> list[str]:
+    return ["--quick", "--runs", str(root / "runs"), "--results", str(root / "results"),
+            "--readme", str(root / "README.md"), "--no_progress"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """The quick chain over the PointNavigation comparison and its sample cost, once for this module."""
+    root = tmp_path_factory.mktemp("reproduce")
+    (root / "README.md").write_text(README)
+    stale = root / "results" / "pointnav_learned" / "seed_7_metrics.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    record = reproduce.main([*chain_flags(root), "--only", "tta_vs_rl2_pointnav", "sample_cost_pointnav"])
+    return root, record
+
+
+def test_the_quick_chain_publishes_runs_summaries_comparison_program_overview_and_readme(chain):
+    root, record = chain
+    results = root / "results"
+    for folder in ("pointnav_learned", "rl2_pointnav"):
+        assert sorted(path.name for path in (results / folder).glob("seed_*")) == [
+            "seed_0_metrics.json",
+            "seed_1_metrics.json",
+        ]  # the earlier seed_7 file is gone
+        assert json.loads((results / folder / "summary.json").read_text())["seeds"] == [0, 1]
+        assert record["folders"][folder]["seeds"] == 2 and record["folders"][folder]["machine_s"] > 0
+    assert json.loads((results / "tta_vs_rl2_pointnav" / "comparison.json").read_text())["seeds"] == [0, 1]
+    assert (results / "sample_cost_pointnav" / "sample_cost.png").is_file()
+    overview = json.loads((results / "overview.json").read_text())
+    assert [row["folder"] for row in overview["rows"]] == ["pointnav_learned"]  # RL² has none of its claims
+    readme = (root / "README.md").read_text()
+    assert "| PointNavigation-v0 | 2 |" in readme
+    assert "model-based TTA (learned reward) against RL², seeds 0, 1" in readme
+    assert record["machine_s"] == pytest.approx(sum(folder["machine_s"] for folder in record["folders"].values()))
+
+
+def test_each_run_records_the_main_py_command_that_reruns_it_and_gives_its_numbers(chain, tmp_path):
+    root, _ = chain
+    published = json.loads((root / "results" / "pointnav_learned" / "seed_1_metrics.json").read_text())
+    argv = published["provenance"]["argv"]
+    assert argv == ["main.py", "--env_name", "PointNavigation-v0", "--seed", "1", "--quick", "--threads", "1"]
+    cli.main([*argv[1:], "--no_progress", "--out_dir", str(tmp_path / "alone")])
+    rerun = json.loads((tmp_path / "alone" / "metrics.json").read_text())
+    assert rerun["control"] == published["control"]
+    assert rerun["prediction"] == published["prediction"]
+
+
+def test_a_second_call_reads_finished_runs_back_and_runs_nothing(chain, monkeypatch):
+    root, first = chain
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("a finished seed was run again")
+
+    monkeypatch.setattr(reproduce, "run", no_run)
+    monkeypatch.setattr("experiments.sample_cost.main", no_run)
+    again = reproduce.main([*chain_flags(root), "--only", "tta_vs_rl2_pointnav", "sample_cost_pointnav"])
+    assert again["folders"] == first["folders"]
+
+
+def test_runs_of_another_commit_are_not_continued(chain, tmp_path, capsys):
+    root, _ = chain
+    shutil.copytree(root / "runs", tmp_path / "runs")
+    (tmp_path / "runs" / "reproduce.json").write_text(json.dumps({"commit": "0" * 40}))
+    (tmp_path / "README.md").write_text(README)
+    with pytest.raises(SystemExit):
+        reproduce.main([*chain_flags(tmp_path), "--only", "pointnav_learned"])
+    error = capsys.readouterr().err
+    assert f"holds runs of commit {'0' * 40}" in error and "git worktree add" in error
+
+
+def test_a_failed_seed_does_not_stop_the_others_and_what_finished_is_published(chain, tmp_path, monkeypatch):
+    root, _ = chain
+    shutil.copytree(root / "runs", tmp_path / "runs")
+    shutil.rmtree(tmp_path / "runs" / "rl2_pointnav" / "seed_1")
+    (tmp_path / "README.md").write_text(README)
+
+    def failing_run(*args, **kwargs):
+        raise RuntimeError("the simulator crashed")
+
+    monkeypatch.setattr(reproduce, "run", failing_run)
+    with pytest.raises(RuntimeError, match="1 of 4 runs failed \\(rl2_pointnav seed 1: RuntimeError: the simulator"):
+        reproduce.main([*chain_flags(tmp_path), "--only", "tta_vs_rl2_pointnav"])
+    assert (tmp_path / "results" / "pointnav_learned" / "summary.json").is_file()
+    assert not (tmp_path / "results" / "rl2_pointnav").exists()
+    assert not (tmp_path / "results" / "tta_vs_rl2_pointnav").exists()
+    assert (tmp_path / "README.md").read_text() == README  # regenerated by a call that succeeds
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--quick"], "--quick would replace the published results"),
+        (["--quick", "--results", "x", "--only", "pendulum", "tetris"], "unknown folders ['tetris']"),
+        (["--quick", "--results", "x", "--seeds", "0"], "--seeds must be >= 1"),
+        (["--quick", "--results", "x", "--readme", "missing.md"], "--readme missing.md is not a file"),
+    ],
+)
+def test_bad_requests_are_refused_before_any_run(flags, message, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        reproduce.main([*flags, "--runs", str(tmp_path / "runs")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_what_a_folder_needs_is_regenerated_with_it():
+    assert reproduce.selection(["tta_vs_rl2_halfcheetah_vel"]) == [
+        "halfcheetah_vel",
+        "rl2_halfcheetah_vel",
+        "tta_vs_rl2_halfcheetah_vel",
+    ]
+    assert "pendulum" in reproduce.selection(["compute_sweep"])
+
+
+def test_every_published_folder_is_named_once_and_every_program_needs_published_runs():
+    names = [entry.folder for entry in (*RUNS, *PROGRAMS, *COMPARISONS)]
+    assert len(names) == len(set(names))
+    runs = {entry.folder for entry in RUNS}
+    assert all(set(program.needs) <= runs for program in PROGRAMS)
+    assert all({comparison.mbrl, comparison.rl2} <= runs for comparison in COMPARISONS)
+
+
+def test_quick_values_replace_a_flags_values_up_to_the_next_flag():
+    flags = ["--env_name", "X", "--seeds", "0", "1", "2", "--out", "o"]
+    assert reproduce.with_flag_values(flags, "--seeds", ("0",)) == ["--env_name", "X", "--seeds", "0", "--out", "o"]
+    assert reproduce.with_flag_values(["--seeds", "4", "5"], "--seeds", ("0",)) == ["--seeds", "0"]
