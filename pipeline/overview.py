@@ -93,20 +93,20 @@ def _cell(value: dict | None, digits: int) -> str:
 
 
 def overview_markdown(result: dict) -> str:
-    """One table: a row per family, a column per (claim, split); each cell the verdict, mean and seed interval."""
+    """One table: a row per results folder, a column per (claim, split); each cell the verdict, the mean and the
+    interval over seeds."""
     header = [f"{claim['label']}, {split}" for claim in result["claims"] for split in SPLITS]
     lines = [
-        "| family | seeds | " + " | ".join(header) + " |",
-        "|---|---|" + "---|" * len(header),
+        "| results | environment | seeds | " + " | ".join(header) + " |",
+        "|---|---|---|" + "---|" * len(header),
     ]
     for row in result["rows"]:
-        name = row["env_name"] + (f" ({row['protocol']})" if row["protocol"] not in (None, "coefficients") else "")
         cells = [
             _cell(row["cells"][claim["key"]][split], 3 if claim["key"] == "maml-erm" else 1)
             for claim in result["claims"]
             for split in SPLITS
         ]
-        lines.append(f"| {name} | {row['n_seeds']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row['folder']} | {row['env_name']} | {row['n_seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

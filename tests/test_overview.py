@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,20 @@ def test_the_overview_renders_into_a_readme_block_by_its_kind(tmp_path):
     text = "intro\n<!-- results: overview.json -->\nstale\n<!-- end results -->\n"
     refreshed = refresh_results_blocks(text, tmp_path)
     assert "stale" not in refreshed
-    row = next(line for line in refreshed.splitlines() if line.startswith("| Pendulum-v1"))
+    row = next(line for line in refreshed.splitlines() if line.startswith("| pendulum | Pendulum-v1 | 3 |"))
     assert "established: 30.0 [10.0, 50.0]" in row and "reversed: -20.0 [-30.0, -10.0]" in row
     assert overview_markdown(build_overview([folder])) in refreshed
+
+
+def test_the_committed_overview_is_recomputed_from_the_committed_summaries():
+    from experiments.published import RUNS
+
+    results = Path(__file__).resolve().parents[1] / "docs" / "results"
+    committed = json.loads((results / "overview.json").read_text())
+    model_based = [entry.folder for entry in RUNS if "--algo" not in entry.flags]
+    assert [row["folder"] for row in committed["rows"]] == [
+        name for name in model_based if (results / name / "summary.json").is_file()
+    ]
+    recomputed = build_overview([results / row["folder"] for row in committed["rows"]])
+    hint = "run: python -m pipeline.overview --out docs/results/overview.json <its folders>"
+    assert json.loads(json.dumps(recomputed)) == committed, hint

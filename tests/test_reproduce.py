@@ -53,7 +53,7 @@ def test_the_quick_chain_publishes_runs_summaries_comparison_program_overview_an
     overview = json.loads((results / "overview.json").read_text())
     assert [row["folder"] for row in overview["rows"]] == ["pointnav_learned"]  # RL² has none of its claims
     readme = (root / "README.md").read_text()
-    assert "| PointNavigation-v0 | 2 |" in readme
+    assert "| pointnav_learned | PointNavigation-v0 | 2 |" in readme
     assert "model-based TTA (learned reward) against RL², seeds 0, 1" in readme
     assert record["machine_s"] == pytest.approx(sum(folder["machine_s"] for folder in record["folders"].values()))
 
