@@ -61,9 +61,9 @@ def seed_config(entry: PublishedRuns, seed: int, quick: bool) -> PipelineConfig:
     return replace(config, device=resolve_device(config.device))
 
 
-def run_seed(config: PipelineConfig, folder: Path, argv: list[str]) -> dict:
+def run_seed(config: PipelineConfig, folder: Path, argv: list[str], progress: bool) -> dict:
     """One seed in `folder`: read back when finished, resumed from its checkpoint, else started afresh (a start
-    killed before its first checkpoint is cleared first). Returns its metrics."""
+    killed before its first checkpoint is cleared first). Returns its metrics; `progress` prints a line at the end."""
     metrics_path = folder / "metrics.json"
     if metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
@@ -72,7 +72,10 @@ def run_seed(config: PipelineConfig, folder: Path, argv: list[str]) -> dict:
     resume = (folder / "checkpoint.pt").is_file()
     if not resume:
         clear_run(folder)
-    return run(config, folder, resume=resume, progress=False, argv=argv)
+    metrics = run(config, folder, resume=resume, progress=False, argv=argv)
+    if progress:
+        print(f"{folder}: finished in {metrics['timing']['total_s']:.0f} s", flush=True)
+    return metrics
 
 
 def check_commit(runs_dir: Path, quick: bool) -> str:
@@ -96,7 +99,9 @@ def check_commit(runs_dir: Path, quick: bool) -> str:
     return commit
 
 
-def run_all(entries: list[PublishedRuns], seeds: dict[str, int], runs_dir: Path, quick: bool, executor: Executor):
+def run_all(
+    entries: list[PublishedRuns], seeds: dict[str, int], runs_dir: Path, quick: bool, executor: Executor, progress: bool
+) -> None:
     """Every seed of `entries`, longest first, through `executor` (RuntimeError naming failures, once all ended)."""
     jobs = sorted(
         ((entry, seed) for entry in entries for seed in range(seeds[entry.folder])), key=lambda job: -job[0].minutes
@@ -106,9 +111,12 @@ def run_all(entries: list[PublishedRuns], seeds: dict[str, int], runs_dir: Path,
             seed_config(entry, seed, quick),
             runs_dir / entry.folder / f"seed_{seed}",
             ["main.py", *run_flags(entry, seed, quick), "--threads", str(executor.worker_threads())],
+            progress,
         )
         for entry, seed in jobs
     ]
+    if progress:
+        print(f"{len(jobs)} runs in {runs_dir} ({executor.kind}), the longest first", flush=True)
     executor.map(run_seed, arguments, [f"{entry.folder} seed {seed}" for entry, seed in jobs])
 
 
@@ -250,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
     executor_flags += [args.executor, *(["--ray_address", args.ray_address] if args.ray_address else [])]
     try:
         if not args.publish_only:
-            run_all(entries, seeds, args.runs, args.quick, executor)
+            run_all(entries, seeds, args.runs, args.quick, executor, not args.no_progress)
     finally:  # what finished is published even when a run failed; the README waits for a call that succeeds
         record = publish(selected, seeds, args.runs, args.results, commit, None)
     for program in ready_programs(selected, record, commit):
