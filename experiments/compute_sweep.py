@@ -51,7 +51,7 @@ step, log x, one line per knob, val and test markers, defaults ringed, chosen va
          "macs_per_step", "macs": {"planner", "adaptation", "observe"},
          "val"|"test": {"return": summary, "normalized_score": summary | null, "mse": summary | null,
                         "seconds_per_step": mean over seeds, "seconds_per_step_per_seed": [...]}}}}},
-     "timing": {"total_s"}}
+     "timing": {"total_s"}, "provenance": {...} (`pipeline.provenance`)}
     summary = {"mean", "ci95": [lo, hi], "n", "per_seed": [mean of each seed], "per_task": [one per (seed, task)],
                "over_seeds", "bootstrap_ci95"}      (`pipeline.statistics.pooled`)
 """
@@ -69,11 +69,12 @@ from pathlib import Path
 from core.progress import progress_bar
 from core.settings import override
 from core.ssm import SSM
-from pipeline.config import PipelineConfig, defaults_for
+from pipeline.config import PipelineConfig, defaults_for, resolve_device
 from pipeline.control import condition_returns, planner_rollouts
 from pipeline.flags import add_program_flags, executor_from_flags
 from pipeline.plots import write_compute_sweep_plot
 from pipeline.prediction import held_out_windows, maml_adapter, window_errors
+from pipeline.provenance import command_line, provenance
 from pipeline.statistics import normalized_scores, per_task_means, pooled
 from pipeline.world import World, load_world, train_world
 from planning.episode import first_episode_returns
@@ -376,6 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
         [f"seed {seed}" for seed in args.seeds],
     )
     results = assemble(runs, args, time.perf_counter() - start)
+    results["provenance"] = provenance(command_line(argv), resolve_device(results["config"]["device"]))
     (out_dir / "compute_sweep.json").write_text(json.dumps(results, indent=2))
     write_compute_sweep_plot(results, out_dir / "compute_sweep.png", selection_score)
     if not args.no_progress:

@@ -12,7 +12,7 @@ mean return of each episode of one trial per val task. Writes sample_cost.json a
 
     {"env_name", "seeds", "model_based": [{"steps_per_task", "env_steps": [per seed], "tta_return": pooled}],
      "rl2": {"policy", "env_steps": [...], "episode_returns": [{"episode", "mean": [...], "per_seed": [[...]]}]},
-     "timing": {"total_s"}}
+     "timing": {"total_s"}, "provenance": {...} (`pipeline.provenance`)}
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ import numpy as np
 
 from experiments.select_defaults import val_scores
 from pipeline.comparison import seed_metrics
-from pipeline.config import PipelineConfig, defaults_for
+from pipeline.config import PipelineConfig, defaults_for, resolve_device
 from pipeline.executor import Executor
 from pipeline.flags import add_program_flags, executor_from_flags
 from pipeline.plots import write_sample_cost_plot
+from pipeline.provenance import command_line, provenance
 from pipeline.statistics import pooled
 from pipeline.world import train_world
 
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
             args.env_name, args.steps_per_task, args.seeds, Path(work_dir), executor, args.quick
         )
     result["timing"] = {"total_s": time.perf_counter() - start}
+    result["provenance"] = provenance(command_line(argv), resolve_device(defaults_for(args.env_name).device))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sample_cost.json").write_text(json.dumps(result, indent=2))
     write_sample_cost_plot(result, args.out / "sample_cost.png")

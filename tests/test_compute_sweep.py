@@ -41,9 +41,8 @@ def test_quick_sweep_writes_the_json_with_the_schema_and_the_plot(quick_sweep):
     assert (out_dir / "compute_sweep.png").stat().st_size > 0
     written = json.loads((out_dir / "compute_sweep.json").read_text())
     assert written == json.loads(json.dumps(results))
-    assert {"env_name", "seeds", "quick", "config", "model", "reference", "selection", "knobs", "timing"} <= set(
-        written
-    )
+    keys = {"env_name", "seeds", "quick", "grid", "config", "model", "reference", "selection", "knobs", "timing"}
+    assert keys | {"provenance"} <= set(written)
     assert set(written["knobs"]) == set(compute_sweep.QUICK_VALUES)
     assert set(written["reference"]["val"]) == {"random", "true_dynamics"}
     control_tasks = written["config"]["control_tasks"]

@@ -29,6 +29,7 @@ def test_quick_sample_cost_reads_both_methods_against_their_environment_steps(tm
     assert len(curve["env_steps"]) == len(curve["episode_returns"][0]["mean"]) >= 1
     assert (tmp_path / "out" / "sample_cost.png").is_file()
     assert json.loads((tmp_path / "out" / "sample_cost.json").read_text())["seeds"] == [0, 1]
+    assert result["provenance"]["argv"][1:3] == ["--env_name", "PointNavigation-v0"]  # and the code's commit
     second_seed = sample_cost.rl2_curve(published, [1])["episode_returns"][0]["per_seed"]
     assert second_seed == [curve["episode_returns"][0]["per_seed"][1]]
     with pytest.raises(ValueError, match=r"holds seeds \[0, 1\], not \[2\]"):
