@@ -244,14 +244,15 @@ _HALF_CHEETAH = {**_LOCOMOTION, "learn_inner_lr": True, "iterations_per_epoch": 
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # MuJoCo locomotion: 100-step control episodes (the environments' limit is 1000) and a shorter horizon keep a
     # single-seed run within 15 minutes on 2 CPU cores. Each row adds what the family's val tasks chose
-    # (experiments/select_defaults.py, records in docs/results/selection/); the crippled cheetah is the only
+    # (experiments/select_defaults.py, records in docs/selection/); the crippled cheetah is the only
     # family whose planner was selected
     "HalfCheetah-v5": _HALF_CHEETAH,
     "Hopper-v5": {**_LOCOMOTION, **_META_SGD_TRAINING},
     "HalfCheetahCrippled-v0": {**_LOCOMOTION, **_META_SGD_TRAINING, "planner": {"horizon": 10, "num_candidates": 500}},
     "AntCrippled-v0": {**_LOCOMOTION, **_META_SGD_TRAINING},
     "AntMass-v0": {**_LOCOMOTION, **_META_SGD_TRAINING},  # the crippled Ant's row, not selected for this family
-    # the goal families: the rows of their physics (not selected for them), with the benchmarks' 200-step episodes;
+    # the goal families: the rows of their physics (not selected for them; HalfCheetahVel's val goals tied every
+    # reward weight tried with the default 1), with the benchmarks' 200-step episodes;
     # the cheetahs' 300 meta-updates per epoch (HalfCheetah-v5's 600 took a HalfCheetahVel-v0 seed 21 minutes with
     # two runs sharing the 2 cores) keep a default seed within 15 minutes
     "HalfCheetahVel-v0": {**_HALF_CHEETAH, "episode_steps": 200, "iterations_per_epoch": 300},
