@@ -254,7 +254,7 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # the goal families: the rows of their physics (not selected for them; HalfCheetahVel's val goals tied every
     # reward weight tried with the default 1), with the benchmarks' 200-step episodes;
     # the cheetahs' 300 meta-updates per epoch (HalfCheetah-v5's 600 took a HalfCheetahVel-v0 seed 21 minutes with
-    # two runs sharing the 2 cores) keep a default seed within 15 minutes
+    # two runs sharing the 2 cores) keep a default seed within 15 minutes (810 s alone; AntDir-v0 656 s)
     "HalfCheetahVel-v0": {**_HALF_CHEETAH, "episode_steps": 200, "iterations_per_epoch": 300},
     "HalfCheetahDir-v0": {**_HALF_CHEETAH, "episode_steps": 200, "iterations_per_epoch": 300},
     "AntDir-v0": {**_LOCOMOTION, **_META_SGD_TRAINING, "episode_steps": 200},
