@@ -50,6 +50,9 @@ RUNS = (
     PublishedRuns("pointnav_learned", ("--env_name", "PointNavigation-v0"), 10, 6),
     PublishedRuns("pointnav", ("--env_name", "PointNavigation-v0", "--reward", "known"), 3, 6),
     PublishedRuns("rl2_pointnav", ("--algo", "rl2", "--env_name", "PointNavigation-v0"), 10, 12),
+    PublishedRuns(
+        "rl2_gru_pointnav", ("--algo", "rl2", "--env_name", "PointNavigation-v0", "--rl2_memory", "gru"), 3, 12
+    ),
     PublishedRuns("cadm_pendulum", ("--env_name", "Pendulum-v1", "--protocol", "cadm"), 10, 9),
     PublishedRuns("cadm_cartpole", ("--env_name", "CartPole-v1", "--protocol", "cadm"), 10, 10),
     PublishedRuns(
@@ -71,6 +74,9 @@ RUNS = (
     PublishedRuns("ant_crippled", ("--env_name", "AntCrippled-v0"), 5, 18),
     PublishedRuns("halfcheetah_vel", ("--env_name", "HalfCheetahVel-v0"), 5, 21),
     PublishedRuns("rl2_halfcheetah_vel", ("--algo", "rl2", "--env_name", "HalfCheetahVel-v0"), 3, 26),
+    PublishedRuns(
+        "rl2_gru_halfcheetah_vel", ("--algo", "rl2", "--env_name", "HalfCheetahVel-v0", "--rl2_memory", "gru"), 3, 26
+    ),
     PublishedRuns("halfcheetah_dir", ("--env_name", "HalfCheetahDir-v0"), 3, 17),
     PublishedRuns("ant_dir", ("--env_name", "AntDir-v0"), 3, 25),
 )
@@ -160,6 +166,8 @@ PROGRAMS = (
 COMPARISONS = (
     PublishedComparison("tta_vs_rl2_pointnav", "pointnav_learned", "rl2_pointnav"),
     PublishedComparison("tta_vs_rl2_halfcheetah_vel", "halfcheetah_vel", "rl2_halfcheetah_vel"),
+    PublishedComparison("tta_vs_rl2_gru_pointnav", "pointnav_learned", "rl2_gru_pointnav"),
+    PublishedComparison("tta_vs_rl2_gru_halfcheetah_vel", "halfcheetah_vel", "rl2_gru_halfcheetah_vel"),
 )
 
 FOLDERS = tuple(entry.folder for entry in (*RUNS, *PROGRAMS, *COMPARISONS))
