@@ -42,7 +42,7 @@ from pipeline.overview import write_overview
 from pipeline.provenance import provenance
 from pipeline.run import run
 from pipeline.run_folder import clear_run
-from pipeline.summary import recompute_published, refresh_results_blocks
+from pipeline.summary import check_poolable, recompute_published, refresh_results_blocks
 from pipeline.world import as_saved
 
 QUICK_SEEDS = 2
@@ -127,7 +127,10 @@ def finished_seeds(runs_dir: Path, entry: PublishedRuns, count: int) -> list[Pat
 
 
 def publish_runs(entry: PublishedRuns, paths: list[Path], results: Path) -> dict:
-    """<results>/<folder>/seed_<S>_metrics.json (the earlier ones removed) and its summary.json."""
+    """<results>/<folder>/seed_<S>_metrics.json (the earlier ones removed) and its summary.json. Runs that cannot
+    be pooled are refused (ValueError) before the published folder is touched."""
+    runs = [json.loads(path.read_text()) for path in paths]
+    check_poolable(runs)
     folder = results / entry.folder
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("seed_*_metrics.json"):
@@ -135,7 +138,6 @@ def publish_runs(entry: PublishedRuns, paths: list[Path], results: Path) -> dict
     for seed, path in enumerate(paths):
         shutil.copyfile(path, folder / f"seed_{seed}_metrics.json")
     recompute_published(folder)
-    runs = [json.loads(path.read_text()) for path in paths]
     return {"seeds": len(runs), "machine_s": sum(run["timing"]["total_s"] for run in runs)}
 
 
