@@ -190,9 +190,9 @@ def publish(
         paths = finished_seeds(runs_dir, entry, seeds.get(entry.folder, 0)) if entry.folder in selected else None
         if paths is not None:
             record["folders"][entry.folder] = {"commit": commit, **publish_runs(entry, paths, results)}
-    for comparison in COMPARISONS:
+    for comparison in COMPARISONS:  # both sides from this commit's runs: never a new folder against an older one
         if comparison.folder in selected and all(
-            (results / name / "summary.json").is_file() for name in (comparison.mbrl, comparison.rl2)
+            record["folders"].get(name, {}).get("commit") == commit for name in (comparison.mbrl, comparison.rl2)
         ):
             write_comparison(results / comparison.mbrl, results / comparison.rl2, results / comparison.folder)
     model_based = [
