@@ -2,7 +2,9 @@
 
     provenance(argv)  -> {"git_commit", "git_dirty", "versions", "argv", "threads", "cpu", "device"}
 
-Outside a git checkout (an installed wheel) the commit is "unknown" and `git_dirty` None.
+Outside a git checkout (an installed wheel) the commit is "unknown" and `git_dirty` None. Changes to what the
+programs publish (docs/, the Markdown files) do not make the code dirty: a reproduction that wrote its results into
+the checkout resumes from the same commit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 VERSIONED = ("torch", "gymnasium", "mujoco", "numpy")
+NOT_CODE = (":(exclude)docs", ":(exclude,glob)**/*.md")  # pathspecs of what is published, not run
 
 
 def _git(*arguments: str) -> str | None:
@@ -59,7 +62,7 @@ def provenance(argv: list[str], device: str) -> dict:
     top_level = _git("rev-parse", "--show-toplevel")
     in_checkout = top_level is not None and Path(top_level).resolve() == CODE_ROOT  # not a venv inside some repo
     commit = _git("rev-parse", "HEAD") if in_checkout else None
-    status = _git("status", "--porcelain", "--untracked-files=no") if commit is not None else None
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *NOT_CODE) if commit is not None else None
     return {
         "git_commit": commit or "unknown",
         "git_dirty": None if status is None else bool(status),

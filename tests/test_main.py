@@ -283,6 +283,28 @@ def test_metrics_record_where_their_numbers_came_from(quick_run):
     assert provenance["threads"] == torch.get_num_threads() and provenance["device"] == "cpu" and provenance["cpu"]
 
 
+def test_published_results_do_not_make_the_code_dirty(tmp_path, monkeypatch):
+    import subprocess
+
+    from pipeline import provenance
+
+    def git(*arguments):
+        subprocess.run(["git", *arguments], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    for name in ("model.py", "README.md", "docs/results/summary.json"):
+        (tmp_path / name).write_text("0")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    monkeypatch.setattr(provenance, "CODE_ROOT", tmp_path.resolve())
+    (tmp_path / "README.md").write_text("1")
+    (tmp_path / "docs" / "results" / "summary.json").write_text("1")
+    assert provenance.provenance(["main.py"], "cpu")["git_dirty"] is False
+    (tmp_path / "model.py").write_text("1")
+    assert provenance.provenance(["main.py"], "cpu")["git_dirty"] is True
+
+
 def test_outside_a_checkout_the_commit_is_unknown(tmp_path, monkeypatch):
     from pipeline import provenance
 
