@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -136,9 +137,13 @@ def comparison_markdown(result: dict) -> str:
 
 
 def write_comparison(mbrl_folder: Path, rl2_folder: Path, out_dir: Path) -> dict:
-    """comparison.json and comparison.md in `out_dir` from two published results folders, on the seeds both hold."""
+    """comparison.json and comparison.md in `out_dir` from two published results folders, on the seeds both hold.
+    The sources are recorded relative to `out_dir`, so the record reads the same on every machine."""
     result = compare(*common_seeds(seed_metrics(mbrl_folder), seed_metrics(rl2_folder)))
-    result["sources"] = {"mbrl": str(mbrl_folder), "rl2": str(rl2_folder)}
+    result["sources"] = {
+        "mbrl": os.path.relpath(mbrl_folder.resolve(), out_dir.resolve()),
+        "rl2": os.path.relpath(rl2_folder.resolve(), out_dir.resolve()),
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "comparison.json").write_text(json.dumps(result, indent=2))
     (out_dir / "comparison.md").write_text(comparison_markdown(result))

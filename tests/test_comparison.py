@@ -73,5 +73,6 @@ def test_the_readme_block_of_a_comparison_renders_its_markdown(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "seed_0_metrics.json").write_text(json.dumps(run))
     result = write_comparison(tmp_path / "mbrl", tmp_path / "rl2", tmp_path / "out")
+    assert result["sources"] == {"mbrl": "../mbrl", "rl2": "../rl2"}  # not this machine's folders
     text = "<!-- results: out/comparison.json -->\nold\n<!-- end results -->"
     assert comparison_markdown(result) in refresh_results_blocks(text, tmp_path)
