@@ -121,6 +121,7 @@ def run_rl2(
         "total_s": time.perf_counter() - start_time,
         "train_s": train_s,
         "evaluate_s": time.perf_counter() - started,
+        "resumed": resume,  # then the seconds count from the restart
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_run_plots(metrics, out_dir)

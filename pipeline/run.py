@@ -111,7 +111,8 @@ def run(
         "skipped_meta_updates": world.models.learner.skipped_updates,
         "transitions": world.dataset.num_envs * world.dataset.steps,
     }
-    metrics["timing"] = {"total_s": time.perf_counter() - start_time, "stages": stages}
+    # a resumed run's seconds count from its restart: the training before the interruption is not in them
+    metrics["timing"] = {"total_s": time.perf_counter() - start_time, "stages": stages, "resumed": resume}
     _write_json(out_dir / "metrics.json", metrics)
     (out_dir / "metrics.partial.json").unlink(missing_ok=True)
     write_run_plots(metrics, out_dir)

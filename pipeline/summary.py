@@ -181,9 +181,11 @@ def _commits(runs: list[dict]) -> dict:
 
 
 def _timing(runs: list[dict]) -> dict:
-    """Seconds: all seeds, each seed, and each stage's mean over seeds ("train", "control", "train ssm", ...)."""
+    """Seconds: all seeds, each seed, and each stage's mean over seeds ("train", "control", "train ssm", ...);
+    "resumed_seeds" (only when there are some) lists the seeds resumed from a checkpoint, whose seconds count from
+    the restart."""
     stages = [_stage_seconds(run["timing"]) for run in runs]
-    return {
+    timing = {
         "total_s": sum(run["timing"]["total_s"] for run in runs),
         "per_seed_s": [run["timing"]["total_s"] for run in runs],
         "mean_stage_s": {
@@ -192,12 +194,14 @@ def _timing(runs: list[dict]) -> dict:
             if all(name in seed for seed in stages)
         },
     }
+    resumed = [run["seed"] for run in runs if run["timing"].get("resumed")]
+    return timing | ({"resumed_seeds": resumed} if resumed else {})
 
 
 def _stage_seconds(timing: dict) -> dict[str, float]:
     """A run's stage times by name: `timing["stages"]` (the model-based pipeline) or the other `*_s` entries
     (RL²), nested ones flattened ({"train_s": {"ssm": t}} -> "train ssm")."""
-    stages = timing.get("stages", {key: value for key, value in timing.items() if key != "total_s"})
+    stages = timing.get("stages", {key: value for key, value in timing.items() if key not in ("total_s", "resumed")})
     seconds = {}
     for key, value in stages.items():
         name = key.removesuffix("_s")
@@ -275,6 +279,9 @@ def summary_markdown(result: dict) -> str:
         stages = ", ".join(f"{name} {value:.0f} s" for name, value in timing["mean_stage_s"].items())
         per_seed = ", ".join(f"{value:.0f} s" for value in timing["per_seed_s"])
         lines += [f"Time per seed: {per_seed} (mean by stage: {stages})", ""]
+        if "resumed_seeds" in timing:
+            seeds = ", ".join(str(seed) for seed in timing["resumed_seeds"])
+            lines += [f"Resumed from a checkpoint (their seconds count from the restart): seed {seeds}", ""]
     if "env_steps" in result:
         steps = result["env_steps"]
         totals = [random + onpolicy for random, onpolicy in zip(steps["random"], steps["onpolicy"], strict=True)]

@@ -161,6 +161,8 @@ def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, mo
     main.main([*flags, "--out_dir", str(tmp_path / "resumed"), "--resume"])
     resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
     assert resumed["epoch"] == 3
+    assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["timing"]["resumed"] is True
+    assert json.loads((tmp_path / "full" / "metrics.json").read_text())["timing"]["resumed"] is False
     for name, value in uninterrupted["model"].items():
         torch.testing.assert_close(resumed["model"][name], value, atol=0, rtol=0, msg=name)
     for name, value in uninterrupted["models"]["erm_model"].items():

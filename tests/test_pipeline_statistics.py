@@ -98,8 +98,27 @@ def test_summary_times_every_seed_and_averages_each_stage():
     assert timing["per_seed_s"] == [10.0, 20.0] and timing["total_s"] == 30.0
     assert timing["mean_stage_s"] == {"train": 6.0}
     assert "Time per seed: 10 s, 20 s (mean by stage: train 6 s)" in summary_markdown(summarize(pipeline_runs))
-    nested = [{"timing": {"total_s": 3.0, "train_s": {"ssm": 1.0, "gru": 2.0}, "evaluate_s": 0.5}}]
+    assert "resumed_seeds" not in timing and "Resumed" not in summary_markdown(summarize(pipeline_runs))
+    nested = [{"seed": 0, "timing": {"total_s": 3.0, "train_s": {"ssm": 1.0, "gru": 2.0}, "evaluate_s": 0.5}}]
     assert _timing(nested)["mean_stage_s"] == {"train ssm": 1.0, "train gru": 2.0, "evaluate": 0.5}
+
+
+def test_the_summary_names_the_seeds_whose_time_counts_from_a_restart():
+    runs = [
+        {**_run(seed, [1.0], [1.0], [0.1], [0.1]), "timing": {"total_s": 10.0, "stages": {}, "resumed": seed == 1}}
+        for seed in (0, 1, 2)
+    ]
+    assert summarize(runs)["timing"]["resumed_seeds"] == [1]
+    assert "Resumed from a checkpoint (their seconds count from the restart): seed 1" in summary_markdown(
+        summarize(runs)
+    )
+    rl2 = [{"seed": 4, "timing": {"total_s": 3.0, "train_s": {"ssm": 1.0}, "evaluate_s": 0.5, "resumed": True}}]
+    assert _timing(rl2) == {
+        "total_s": 3.0,
+        "per_seed_s": [3.0],
+        "mean_stage_s": {"train ssm": 1.0, "evaluate": 0.5},
+        "resumed_seeds": [4],
+    }
 
 
 # ----------------------------------------------------------------------------- the training run as the unit
