@@ -24,13 +24,17 @@ class PublishedRuns:
 
 @dataclass(frozen=True)
 class PublishedProgram:
-    """One results folder written by a program (`python -m <module> <flags>`) once the folders it `needs` are
-    published; with --quick the program gets --quick, and each flag of `quick_values` takes those values instead."""
+    """One results folder written by a program (`python -m <module> <flags>`) once the folders it needs are
+    published from the reproduction's commit: `needs_runs`, whose runs it reads from {runs} (checkpoints, so they
+    are run with it), and `needs_published`, whose published results it reads from {results} (run with it only
+    when not yet published from that commit). With --quick the program gets --quick, and each flag of
+    `quick_values` takes those values instead."""
 
     folder: str
     module: str
     flags: tuple[str, ...]
-    needs: tuple[str, ...]
+    needs_runs: tuple[str, ...] = ()
+    needs_published: tuple[str, ...] = ()
     quick_values: tuple[tuple[str, tuple[str, ...]], ...] = (("--seeds", ("0",)),)
 
 
@@ -99,7 +103,7 @@ PROGRAMS = (
             "--out_dir",
             "{out}",
         ),
-        needs=("pendulum",),
+        needs_runs=("pendulum",),
     ),
     PublishedProgram(
         "compute_sweep_hopper",
@@ -117,7 +121,7 @@ PROGRAMS = (
             "--out_dir",
             "{out}",
         ),
-        needs=("hopper",),
+        needs_runs=("hopper",),
     ),
     PublishedProgram(
         "sample_cost_pointnav",
@@ -137,7 +141,7 @@ PROGRAMS = (
             "--out",
             "{out}",
         ),
-        needs=("rl2_pointnav",),
+        needs_published=("rl2_pointnav",),
         quick_values=(("--seeds", ("0",)), ("--steps_per_task", ("16", "48"))),
     ),
     PublishedProgram(
@@ -158,7 +162,7 @@ PROGRAMS = (
             "--out",
             "{out}",
         ),
-        needs=("rl2_halfcheetah_vel",),
+        needs_published=("rl2_halfcheetah_vel",),
         quick_values=(("--seeds", ("0",)), ("--steps_per_task", ("16", "48"))),
     ),
 )

@@ -12,7 +12,9 @@ unless --threads says otherwise. A second call continues them: a finished seed i
 be the table's), one with a checkpoint resumes, the others start; the longest runs start first. Every run of a
 --runs folder comes from one commit of a clean checkout: the first call records it in <runs>/reproduce.json and a
 call from other code is refused (check that commit out, e.g. in a `git worktree`, to continue). Each run's
-provenance records the main.py command that reruns that seed alone.
+provenance records the main.py command that reruns that seed alone. --only brings along what a folder needs: the
+runs whose checkpoints a program reads (a compute sweep's), and the published folders a program or a comparison
+reads unless they are already published from this commit.
 
 A folder is published once all its seeds have finished: <results>/<folder>/seed_<S>_metrics.json (its earlier
 seed files removed first) and summary.json. Then each program whose folders are published runs once (its output
@@ -32,7 +34,15 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from experiments.published import COMPARISONS, PROGRAMS, RUNS, PublishedProgram, PublishedRuns
+from experiments.published import (
+    COMPARISONS,
+    FOLDERS,
+    PROGRAMS,
+    RUNS,
+    PublishedComparison,
+    PublishedProgram,
+    PublishedRuns,
+)
 from pipeline import cli
 from pipeline.comparison import write_comparison
 from pipeline.config import PipelineConfig, check_resumable, resolve_device
@@ -160,12 +170,23 @@ def with_flag_values(flags: list[str], name: str, values: tuple[str, ...]) -> li
 
 def ready_programs(selected: list[str], record: dict, commit: str) -> list[PublishedProgram]:
     """The selected programs whose folders are all published from this commit's runs."""
-    published = record["folders"]
+    published = published_from(record, commit)
     return [
         program
         for program in PROGRAMS
-        if program.folder in selected and all(published.get(name, {}).get("commit") == commit for name in program.needs)
+        if program.folder in selected and {*program.needs_runs, *program.needs_published} <= published
     ]
+
+
+def published_from(record: dict, commit: str) -> set[str]:
+    """The folders of a reproduce.json `record` published from `commit`'s runs."""
+    return {name for name, folder in record["folders"].items() if folder.get("commit") == commit}
+
+
+def read_record(results: Path) -> dict:
+    """<results>/reproduce.json, or an empty record before the first publication."""
+    path = results / "reproduce.json"
+    return json.loads(path.read_text()) if path.is_file() else {"folders": {}}
 
 
 def run_program(program: PublishedProgram, argv: list[str], runs_dir: Path, results: Path) -> None:
@@ -184,8 +205,7 @@ def publish(
     selected: list[str], seeds: dict[str, int], runs_dir: Path, results: Path, commit: str, readme: Path | None
 ) -> dict:
     """Publish every selected folder whose runs have finished; then the overview, reproduce.json and the README."""
-    record_path = results / "reproduce.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {"folders": {}}
+    record = read_record(results)
     for entry in RUNS:
         paths = finished_seeds(runs_dir, entry, seeds.get(entry.folder, 0)) if entry.folder in selected else None
         if paths is not None:
@@ -203,26 +223,38 @@ def publish(
     if model_based:
         write_overview(model_based, results / "overview.json")
     record["machine_s"] = sum(folder["machine_s"] for folder in record["folders"].values())
-    record_path.write_text(json.dumps(record, indent=2))
+    (results / "reproduce.json").write_text(json.dumps(record, indent=2))
     if readme is not None:
         readme.write_text(refresh_results_blocks(readme.read_text(), readme.parent))
     return record
 
 
-def selection(only: list[str] | None) -> list[str]:
-    """The folders to regenerate: `only` (ValueError naming unknown ones) with the folders they need, else all."""
-    known = {entry.folder: entry for entry in (*RUNS, *PROGRAMS, *COMPARISONS)}
-    if only is None:
-        return list(known)
-    unknown = sorted(set(only) - set(known))
+def check_known(only: list[str] | None) -> None:
+    """ValueError naming the folders of `only` that are not published ones."""
+    unknown = sorted(set(only or ()) - set(FOLDERS))
     if unknown:
-        raise ValueError(f"--only: unknown folders {unknown}; the published ones are {sorted(known)}")
+        raise ValueError(f"--only: unknown folders {unknown}; the published ones are {sorted(FOLDERS)}")
+
+
+def selection(only: list[str] | None, published: set[str]) -> list[str]:
+    """The folders to regenerate: `only` with what they need, else all. The runs a program reads from {runs}
+    always come along (it needs their checkpoints); the published folders a program or a comparison reads come
+    along only when they are not in `published` (the folders already published from this commit)."""
+    if only is None:
+        return list(FOLDERS)
     chosen = set(only)
-    for name in only:
-        entry = known[name]
-        chosen |= set(getattr(entry, "needs", ()))
-        chosen |= {getattr(entry, "mbrl", name), getattr(entry, "rl2", name)}
-    return [name for name in known if name in chosen]
+    for entry in (*PROGRAMS, *COMPARISONS):
+        if entry.folder in only:
+            runs, reads = needed(entry)
+            chosen |= runs | (reads - published)
+    return [name for name in FOLDERS if name in chosen]
+
+
+def needed(entry: PublishedProgram | PublishedComparison) -> tuple[set[str], set[str]]:
+    """The run folders `entry` reads from {runs} and the published folders it reads from {results}."""
+    if isinstance(entry, PublishedComparison):
+        return set(), {entry.mbrl, entry.rl2}
+    return set(entry.needs_runs), set(entry.needs_published)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,10 +281,11 @@ def main(argv: list[str] | None = None) -> dict:
     if readme is not None and not readme.is_file():
         parser.error(f"--readme {readme} is not a file")
     try:
-        selected = selection(args.only)
+        check_known(args.only)
         commit = check_commit(args.runs, args.quick)
     except ValueError as error:
         parser.error(str(error))
+    selected = selection(args.only, published_from(read_record(args.results), commit))
     count = args.seeds or (QUICK_SEEDS if args.quick else None)
     seeds = {entry.folder: count or entry.seeds for entry in RUNS}
     entries = [entry for entry in RUNS if entry.folder in selected]

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from experiments import reproduce
-from experiments.published import COMPARISONS, PROGRAMS, RUNS
+from experiments.published import COMPARISONS, FOLDERS, PROGRAMS, RUNS
 from pipeline import cli
 
 README = """# results
@@ -122,7 +122,7 @@ def test_a_comparison_is_not_drawn_against_a_folder_published_from_other_code(ch
     record_path.write_text(json.dumps(record))
     (tmp_path / "README.md").write_text(README)
     monkeypatch.setattr(reproduce, "run", lambda *args, **kwargs: 1 / 0)
-    with pytest.raises(RuntimeError, match="1 of 4 runs failed"):
+    with pytest.raises(RuntimeError, match="1 of 2 runs failed"):  # pointnav_learned is published from this code
         reproduce.main([*chain_flags(tmp_path), "--only", "tta_vs_rl2_pointnav"])
     assert (tmp_path / "results" / "rl2_pointnav" / "summary.json").is_file()
     assert not (tmp_path / "results" / "tta_vs_rl2_pointnav").exists()
@@ -161,20 +161,32 @@ def test_bad_requests_are_refused_before_any_run(flags, message, tmp_path, capsy
     assert not (tmp_path / "runs").exists()
 
 
-def test_what_a_folder_needs_is_regenerated_with_it():
-    assert reproduce.selection(["tta_vs_rl2_halfcheetah_vel"]) == [
+def test_what_a_folder_needs_is_regenerated_with_it_unless_already_published_from_this_commit():
+    assert reproduce.selection(["tta_vs_rl2_halfcheetah_vel"], set()) == [
         "halfcheetah_vel",
         "rl2_halfcheetah_vel",
         "tta_vs_rl2_halfcheetah_vel",
     ]
-    assert "pendulum" in reproduce.selection(["compute_sweep"])
+    assert reproduce.selection(["tta_vs_rl2_halfcheetah_vel"], {"halfcheetah_vel"}) == [
+        "rl2_halfcheetah_vel",
+        "tta_vs_rl2_halfcheetah_vel",
+    ]
+    assert reproduce.selection(["sample_cost_pointnav"], set()) == ["rl2_pointnav", "sample_cost_pointnav"]
+    assert reproduce.selection(["sample_cost_pointnav"], {"rl2_pointnav"}) == ["sample_cost_pointnav"]
+    # a compute sweep reads its runs' checkpoints, which only --runs holds: they come along even when published
+    assert reproduce.selection(["compute_sweep"], {"pendulum"}) == ["pendulum", "compute_sweep"]
+    assert reproduce.selection(None, set()) == list(FOLDERS)
 
 
 def test_every_published_folder_is_named_once_and_every_program_needs_published_runs():
     names = [entry.folder for entry in (*RUNS, *PROGRAMS, *COMPARISONS)]
     assert len(names) == len(set(names))
     runs = {entry.folder for entry in RUNS}
-    assert all(set(program.needs) <= runs for program in PROGRAMS)
+    assert all({*program.needs_runs, *program.needs_published} <= runs for program in PROGRAMS)
+    assert all(f"{{runs}}/{name}" in " ".join(program.flags) for program in PROGRAMS for name in program.needs_runs)
+    assert all(
+        f"{{results}}/{name}" in " ".join(program.flags) for program in PROGRAMS for name in program.needs_published
+    )
     assert all({comparison.mbrl, comparison.rl2} <= runs for comparison in COMPARISONS)
 
 
