@@ -266,7 +266,8 @@ def write_summary(runs: list[dict], out_dir: Path) -> dict:
 def summary_markdown(result: dict) -> str:
     """Markdown tables, every value first over seeds (mean [95% CI] of the seed means), then its pooled interval."""
     n_seeds = result["n_seeds"]
-    lines = [f"#### {result['env_name']}: {n_seeds} seeds ({', '.join(map(str, result['seeds']))})", ""]
+    seeds = f"{n_seeds} seed{'s' if n_seeds > 1 else ''}"
+    lines = [f"#### {result['env_name']}: {seeds} ({', '.join(map(str, result['seeds']))})", ""]
     commits = result.get("commits", ["unknown"])
     if commits == ["unknown"]:
         lines += ["Code: not recorded (these runs predate the provenance in metrics.json)", ""]
@@ -290,11 +291,16 @@ def summary_markdown(result: dict) -> str:
             f"on-policy {_distinct(steps['onpolicy'])})",
             "",
         ]
+    if n_seeds == 1:
+        over_seeds = "One seed, so no interval over seeds: each value is the mean of the seed's tasks."
+    else:
+        over_seeds = (
+            f"Mean [95% CI] over the {seeds}: the mean of each seed's tasks is one value (a seed's tasks share its "
+            "trained model)."
+        )
     lines += [
-        f"Mean [95% CI] over the {n_seeds} seeds: the mean of each seed's tasks is one value (a seed's tasks share "
-        "its trained model). Paired differences also give the seeds won/lost, each seed's mean, the two-level "
-        'bootstrap interval and, as "pairs", the interval over (seed, task) pairs, which holds the trained models '
-        "fixed.",
+        f"{over_seeds} Paired differences also give the seeds won/lost, each seed's mean, the two-level bootstrap "
+        'interval and, as "pairs", the interval over (seed, task) pairs, which holds the trained models fixed.',
         "",
     ]
     for split, learners in result.get("prediction", {}).items():

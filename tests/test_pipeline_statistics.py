@@ -103,6 +103,13 @@ def test_summary_times_every_seed_and_averages_each_stage():
     assert _timing(nested)["mean_stage_s"] == {"train ssm": 1.0, "train gru": 2.0, "evaluate": 0.5}
 
 
+def test_the_heading_counts_seeds_and_one_seed_claims_no_interval_over_seeds():
+    one = summary_markdown(summarize([_run(3, [1.0], [1.0], [0.1], [0.1])]))
+    assert ": 1 seed (3)" in one and "One seed, so no interval over seeds" in one and "[95% CI] over the" not in one
+    two = summary_markdown(summarize([_run(seed, [1.0], [1.0], [0.1], [0.1]) for seed in (0, 1)]))
+    assert ": 2 seeds (0, 1)" in two and "Mean [95% CI] over the 2 seeds:" in two
+
+
 def test_the_summary_names_the_seeds_whose_time_counts_from_a_restart():
     runs = [
         {**_run(seed, [1.0], [1.0], [0.1], [0.1]), "timing": {"total_s": 10.0, "stages": {}, "resumed": seed == 1}}
