@@ -3,8 +3,8 @@ run over them (compute sweeps, sample cost) and the comparisons drawn from two f
 regenerates all of it; adding a published result is adding a row here.
 
 `minutes` is one seed's wall time on one core of the 2-core machine with a second run beside it (the mean of the
-published seeds, rounded), used to start the longest runs first. In a program's flags, {runs}, {results} and {out} stand for the reproduction's
-run folder, its results folder and the program's own output folder.
+published seeds, rounded), used to start the longest runs first. In a program's flags, {runs}, {results} and
+{out} stand for the reproduction's run folder, its results folder and the program's own output folder.
 """
 
 from __future__ import annotations
