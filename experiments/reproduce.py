@@ -172,9 +172,7 @@ def ready_programs(selected: list[str], record: dict, commit: str) -> list[Publi
     """The selected programs whose folders are all published from this commit's runs."""
     published = published_from(record, commit)
     return [
-        program
-        for program in PROGRAMS
-        if program.folder in selected and {*program.needs_runs, *program.needs_published} <= published
+        program for program in PROGRAMS if program.folder in selected and set().union(*needed(program)) <= published
     ]
 
 
@@ -210,10 +208,9 @@ def publish(
         paths = finished_seeds(runs_dir, entry, seeds.get(entry.folder, 0)) if entry.folder in selected else None
         if paths is not None:
             record["folders"][entry.folder] = {"commit": commit, **publish_runs(entry, paths, results)}
+    published = published_from(record, commit)
     for comparison in COMPARISONS:  # both sides from this commit's runs: never a new folder against an older one
-        if comparison.folder in selected and all(
-            record["folders"].get(name, {}).get("commit") == commit for name in (comparison.mbrl, comparison.rl2)
-        ):
+        if comparison.folder in selected and {comparison.mbrl, comparison.rl2} <= published:
             write_comparison(results / comparison.mbrl, results / comparison.rl2, results / comparison.folder)
     model_based = [
         results / entry.folder
