@@ -10,12 +10,18 @@ through `Executor.map` (`pipeline.seeds.run_seeds` for `--seeds`).
 A run's numbers depend on its seed and its torch thread count, not on where it ran: every run in a worker gets
 `threads` torch threads (default max(1, cores // jobs) locally, 1 on Ray), and a run in this process with the
 same thread count writes the same metrics.
+
+A local worker ends itself within a second once the process that started it is gone: a SIGTERM or SIGKILL sent
+to that process alone (a job scheduler's, `kill PID`) leaves no run training for nobody. The runs resume from
+their checkpoints.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +32,7 @@ import torch
 from core.settings import check_settings, integer, one_of, optional, setting
 
 RAY_EXTRA = 'pip install -e ".[ray]"'
+ORPHAN_CHECK_S = 0.5  # how often a local worker checks that the process that started it is alive
 
 
 def available_cores() -> int:
@@ -67,7 +74,8 @@ class Executor:
     def _map_processes(self, function: Callable[..., Any], arguments: Sequence[tuple], labels: list[str]) -> list:
         context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
         threads = self.worker_threads()
-        with ProcessPoolExecutor(self.jobs, context, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+        setup = (threads, os.getpid())
+        with ProcessPoolExecutor(self.jobs, context, initializer=_start_worker, initargs=setup) as pool:
             futures = [pool.submit(function, *args) for args in arguments]
             try:
                 outcomes = [_outcome(future.result) for future in futures]
@@ -94,6 +102,18 @@ class Executor:
         remote = ray.remote(num_cpus=threads)(_in_worker)
         references = [remote.remote(function, args, threads) for args in arguments]
         return _results([_outcome(lambda reference=reference: ray.get(reference)) for reference in references], labels)
+
+
+def _start_worker(threads: int, parent: int) -> None:
+    """A local worker's setup: its torch threads, and a watch that ends it once `parent` is no longer its parent."""
+    torch.set_num_threads(threads)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_S)
+    os._exit(1)  # no cleanup to run: a run's files are written atomically, and its parent is gone
 
 
 def _in_worker(function: Callable[..., Any], args: tuple, threads: int) -> Any:

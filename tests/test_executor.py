@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -74,6 +79,55 @@ def test_a_failed_run_does_not_stop_the_others_and_is_named(executor):
     with pytest.raises(RuntimeError, match=r"1 of 3 runs failed \(seed 1: ValueError: math domain error\)"):
         executor.map(math.sqrt, [(4.0,), (-1.0,), (9.0,)], ["seed 0", "seed 1", "seed 2"])
     assert executor.map(math.sqrt, [(4.0,), (9.0,)]) == [2.0, 3.0]
+
+
+def workers_of(parent: int) -> list[int]:
+    """The live process-pool workers whose parent is `parent` (Linux /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            cmdline = (status.parent / "cmdline").read_bytes()
+        except OSError:  # the process ended while being read
+            continue
+        alive = not fields["State"].startswith(("Z", "X"))
+        if alive and int(fields["PPid"]) == parent and b"--multiprocessing-fork" in cmdline:
+            found.append(int(fields["Pid"]))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return not (Path(f"/proc/{pid}/status").read_text().split("State:\t", 1)[1].startswith(("Z", "X")))
+    except (OSError, IndexError):
+        return False
+
+
+def wait_until(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads processes from Linux /proc")
+@pytest.mark.parametrize("signal_to_parent", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_workers_end_when_the_process_that_started_them_is_killed_alone(signal_to_parent):
+    program = "import time; from pipeline.executor import Executor; Executor(jobs=2).map(time.sleep, [(120,), (120,)])"
+    parent = subprocess.Popen([sys.executable, "-c", program], cwd=Path(__file__).parents[1])
+    workers = []
+    try:
+        assert wait_until(lambda: len(workers_of(parent.pid)) == 2, timeout_s=60), "the two workers never started"
+        workers = workers_of(parent.pid)
+        parent.send_signal(signal_to_parent)  # to the parent alone, not its process group
+        parent.wait(timeout=10)
+        assert wait_until(lambda: not any(alive(pid) for pid in workers), timeout_s=10)
+    finally:
+        parent.kill()
+        for pid in filter(alive, workers):  # a failed check leaves no sleeping worker behind
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_worker_threads_share_the_cores():
