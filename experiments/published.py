@@ -124,6 +124,24 @@ PROGRAMS = (
         needs_runs=("hopper",),
     ),
     PublishedProgram(
+        "compute_sweep_halfcheetah_crippled",
+        "experiments.compute_sweep",
+        (
+            "--env_name",
+            "HalfCheetahCrippled-v0",
+            "--seeds",
+            "0",
+            "1",
+            "--grid",
+            "thin",
+            "--from_run",
+            "{runs}/halfcheetah_crippled",
+            "--out_dir",
+            "{out}",
+        ),
+        needs_runs=("halfcheetah_crippled",),
+    ),
+    PublishedProgram(
         "sample_cost_pointnav",
         "experiments.sample_cost",
         (
