@@ -85,62 +85,23 @@ RUNS = (
     PublishedRuns("ant_dir", ("--env_name", "AntDir-v0"), 3, 14),
 )
 
+
+def thin_compute_sweep(folder: str, env_name: str, seeds: int, run_folder: str) -> PublishedProgram:
+    """`experiments/compute_sweep.py --grid thin` over the trained worlds of seeds 0 .. seeds - 1 of the published
+    runs `run_folder` (their checkpoints, read from {runs})."""
+    flags = ("--env_name", env_name, "--seeds", *map(str, range(seeds)), "--grid", "thin")
+    return PublishedProgram(
+        folder,
+        "experiments.compute_sweep",
+        (*flags, "--from_run", f"{{runs}}/{run_folder}", "--out_dir", "{out}"),
+        needs_runs=(run_folder,),
+    )
+
+
 PROGRAMS = (
-    PublishedProgram(
-        "compute_sweep",
-        "experiments.compute_sweep",
-        (
-            "--env_name",
-            "Pendulum-v1",
-            "--seeds",
-            "0",
-            "1",
-            "2",
-            "--grid",
-            "thin",
-            "--from_run",
-            "{runs}/pendulum",
-            "--out_dir",
-            "{out}",
-        ),
-        needs_runs=("pendulum",),
-    ),
-    PublishedProgram(
-        "compute_sweep_hopper",
-        "experiments.compute_sweep",
-        (
-            "--env_name",
-            "Hopper-v5",
-            "--seeds",
-            "0",
-            "1",
-            "--grid",
-            "thin",
-            "--from_run",
-            "{runs}/hopper",
-            "--out_dir",
-            "{out}",
-        ),
-        needs_runs=("hopper",),
-    ),
-    PublishedProgram(
-        "compute_sweep_halfcheetah_crippled",
-        "experiments.compute_sweep",
-        (
-            "--env_name",
-            "HalfCheetahCrippled-v0",
-            "--seeds",
-            "0",
-            "1",
-            "--grid",
-            "thin",
-            "--from_run",
-            "{runs}/halfcheetah_crippled",
-            "--out_dir",
-            "{out}",
-        ),
-        needs_runs=("halfcheetah_crippled",),
-    ),
+    thin_compute_sweep("compute_sweep", "Pendulum-v1", 3, "pendulum"),
+    thin_compute_sweep("compute_sweep_hopper", "Hopper-v5", 2, "hopper"),
+    thin_compute_sweep("compute_sweep_halfcheetah_crippled", "HalfCheetahCrippled-v0", 2, "halfcheetah_crippled"),
     PublishedProgram(
         "sample_cost_pointnav",
         "experiments.sample_cost",
