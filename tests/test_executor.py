@@ -81,26 +81,32 @@ def test_a_failed_run_does_not_stop_the_others_and_is_named(executor):
     assert executor.map(math.sqrt, [(4.0,), (9.0,)]) == [2.0, 3.0]
 
 
-def workers_of(parent: int) -> list[int]:
-    """The live process-pool workers whose parent is `parent` (Linux /proc)."""
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-            cmdline = (status.parent / "cmdline").read_bytes()
-        except OSError:  # the process ended while being read
-            continue
-        alive = not fields["State"].startswith(("Z", "X"))
-        if alive and int(fields["PPid"]) == parent and b"--multiprocessing-fork" in cmdline:
-            found.append(int(fields["Pid"]))
-    return found
+def process_status(pid: int | str) -> dict[str, str] | None:
+    """The fields of /proc/<pid>/status of a live process (not a zombie), or None once it has ended."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    fields = dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+    return None if fields["State"].startswith(("Z", "X")) else fields
 
 
 def alive(pid: int) -> bool:
-    try:
-        return not (Path(f"/proc/{pid}/status").read_text().split("State:\t", 1)[1].startswith(("Z", "X")))
-    except (OSError, IndexError):
-        return False
+    return process_status(pid) is not None
+
+
+def workers_of(parent: int) -> list[int]:
+    """The live process-pool workers whose parent is `parent` (Linux /proc)."""
+    found = []
+    for folder in Path("/proc").glob("[0-9]*"):
+        fields = process_status(folder.name)
+        try:
+            is_worker = fields is not None and b"--multiprocessing-fork" in (folder / "cmdline").read_bytes()
+        except OSError:  # the process ended while being read
+            continue
+        if is_worker and int(fields["PPid"]) == parent:
+            found.append(int(fields["Pid"]))
+    return found
 
 
 def wait_until(condition, timeout_s: float) -> bool:
