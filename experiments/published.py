@@ -58,7 +58,7 @@ RUNS = (
         "rl2_gru_pointnav", ("--algo", "rl2", "--env_name", "PointNavigation-v0", "--rl2_memory", "gru"), 3, 14
     ),
     PublishedRuns("cadm_pendulum", ("--env_name", "Pendulum-v1", "--protocol", "cadm"), 10, 9),
-    PublishedRuns("cadm_cartpole", ("--env_name", "CartPole-v1", "--protocol", "cadm"), 10, 10),
+    PublishedRuns("cadm_cartpole", ("--env_name", "CartPole-v1", "--protocol", "cadm"), 10, 6),
     PublishedRuns(
         "cadm_halfcheetah",
         ("--env_name", "HalfCheetah-v5", "--protocol", "cadm", "--control_episodes", "1", "--control_tasks", "8"),
