@@ -21,7 +21,7 @@ from tqdm import trange
 
 from meta_rl.meta_maml import MetaMAML
 from meta_rl.sinusoid import sample_sinusoid_tasks, sinusoid_mlp
-from pipeline.statistics import mean_and_ci95
+from pipeline.report.statistics import mean_and_ci95
 
 
 def evaluate(learner: MetaMAML, shots: int, num_tasks: int, steps: tuple[int, ...], seed: int) -> dict:

@@ -1,23 +1,35 @@
-"""Atomic checkpoint files: a crash while saving never corrupts the previous file."""
+"""Atomic checkpoint and JSON files: a crash while saving never corrupts the previous file."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """`torch.save(obj)` to a temporary file beside `path`, then `os.replace` it into place."""
+    return _atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def atomic_write_json(values: Any, path: str | os.PathLike) -> Path:
+    """`values` as indented JSON, written atomically like `atomic_save`: a reader never sees half a file."""
+    return _atomic_write(path, lambda handle: handle.write(json.dumps(values, indent=2).encode()))
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
+    """`write(handle)` into a temporary file beside `path`, synced, then `os.replace`d into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)

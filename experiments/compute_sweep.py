@@ -53,7 +53,7 @@ step, log x, one line per knob, val and test markers, defaults ringed, chosen va
                         "seconds_per_step": mean over seeds, "seconds_per_step_per_seed": [...]}}}}},
      "timing": {"total_s"}, "provenance": {...} (`pipeline.provenance`)}
     summary = {"mean", "ci95": [lo, hi], "n", "per_seed": [mean of each seed], "per_task": [one per (seed, task)],
-               "over_seeds", "bootstrap_ci95"}      (`pipeline.statistics.pooled`)
+               "over_seeds", "bootstrap_ci95"}      (`pipeline.report.statistics.pooled`)
 """
 
 from __future__ import annotations
@@ -69,13 +69,13 @@ from pathlib import Path
 from core.progress import progress_bar
 from core.settings import override
 from core.ssm import SSM
+from experiments.plots import write_compute_sweep_plot
 from pipeline.config import PipelineConfig, defaults_for, resolve_device
 from pipeline.control import condition_returns, planner_rollouts
 from pipeline.flags import add_program_flags, executor_from_flags
-from pipeline.plots import write_compute_sweep_plot
 from pipeline.prediction import held_out_windows, maml_adapter, window_errors
 from pipeline.provenance import command_line, provenance
-from pipeline.statistics import normalized_scores, per_task_means, pooled
+from pipeline.report.statistics import normalized_scores, per_task_means, pooled
 from pipeline.world import World, load_world, train_world
 from planning.episode import first_episode_returns
 from planning.true_dynamics import has_true_dynamics
@@ -213,7 +213,7 @@ def sweep_seed(world: World, values: dict[str, list[int]], progress: bool) -> di
 
 # ----------------------------------------------------------------------------- results
 def pooled_pairs(per_seed: list[list[float]]) -> dict:
-    """`pipeline.statistics.pooled` over (seed, task) pairs, with the pairs' values as "per_task"."""
+    """`pipeline.report.statistics.pooled` over (seed, task) pairs, with the pairs' values as "per_task"."""
     return {**pooled(per_seed), "per_task": [value for values in per_seed for value in values]}
 
 

@@ -40,7 +40,7 @@ class PublishedProgram:
 
 @dataclass(frozen=True)
 class PublishedComparison:
-    """Model-based TTA against RL² on the same tasks (`pipeline.comparison`), from two published folders."""
+    """Model-based TTA against RL² on the same tasks (`pipeline.report.comparison`), from two published folders."""
 
     folder: str
     mbrl: str

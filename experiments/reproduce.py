@@ -1,5 +1,5 @@
 """Every published number from one command: the runs behind docs/results/ (`experiments.published`), their
-summaries, the programs over them, the comparisons, the overview table and the README's results blocks.
+summaries, the programs over them, the comparisons, the overview table and the pages that quote them.
 
     python experiments/reproduce.py --jobs 2                              # everything, at the published seed counts
     python experiments/reproduce.py --only pendulum tta_vs_rl2_pointnav   # some folders (and what they need)
@@ -20,8 +20,8 @@ A folder is published once all its seeds have finished: <results>/<folder>/seed_
 seed files removed first) and summary.json. Then each program whose folders are published runs once (its output
 kept in --runs, copied to <results>), each comparison whose two folders are published is drawn, the model-based
 folders go into <results>/overview.json, <results>/reproduce.json records the commit, the seeds and the machine
-time of every published folder, and --readme's results blocks are regenerated. A failed run does not stop the
-others; what finished is published before the failure is reported (the README is left for a call that succeeds).
+time of every published folder, and the pages of --pages (README.md, docs/) are re-rendered. A failed run does not
+stop the others; what finished is published before the failure is reported (the pages wait for a call that succeeds).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from core.checkpoint import atomic_write_json
 from experiments.published import (
     COMPARISONS,
     FOLDERS,
@@ -44,15 +45,16 @@ from experiments.published import (
     PublishedRuns,
 )
 from pipeline import cli
-from pipeline.comparison import write_comparison
 from pipeline.config import PipelineConfig, check_resumable, resolve_device
 from pipeline.executor import Executor
 from pipeline.flags import add_program_flags, config_from_flags, executor_from_flags
-from pipeline.overview import write_overview
 from pipeline.provenance import provenance
+from pipeline.report.comparison import write_comparison
+from pipeline.report.overview import write_overview
+from pipeline.report.pages import refresh_pages
+from pipeline.report.summary import check_poolable, recompute
 from pipeline.run import run
 from pipeline.run_folder import clear_run
-from pipeline.summary import check_poolable, recompute_published, refresh_results_blocks
 from pipeline.world import as_saved
 
 QUICK_SEEDS = 2
@@ -105,7 +107,7 @@ def check_commit(runs_dir: Path, quick: bool) -> str:
             )
     else:
         runs_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"commit": commit}, indent=2))
+        atomic_write_json({"commit": commit}, path)
     return commit
 
 
@@ -147,7 +149,7 @@ def publish_runs(entry: PublishedRuns, paths: list[Path], results: Path) -> dict
         old.unlink()
     for seed, path in enumerate(paths):
         shutil.copyfile(path, folder / f"seed_{seed}_metrics.json")
-    recompute_published(folder)
+    recompute(folder)
     return {"seeds": len(runs), "machine_s": sum(run["timing"]["total_s"] for run in runs)}
 
 
@@ -200,9 +202,10 @@ def run_program(program: PublishedProgram, argv: list[str], runs_dir: Path, resu
 
 
 def publish(
-    selected: list[str], seeds: dict[str, int], runs_dir: Path, results: Path, commit: str, readme: Path | None
+    selected: list[str], seeds: dict[str, int], runs_dir: Path, results: Path, commit: str, pages_root: Path | None
 ) -> dict:
-    """Publish every selected folder whose runs have finished; then the overview, reproduce.json and the README."""
+    """Publish every selected folder whose runs have finished; then the overview, reproduce.json and the pages of the
+    checkout at `pages_root`."""
     record = read_record(results)
     for entry in RUNS:
         paths = finished_seeds(runs_dir, entry, seeds.get(entry.folder, 0)) if entry.folder in selected else None
@@ -220,9 +223,9 @@ def publish(
     if model_based:
         write_overview(model_based, results / "overview.json")
     record["machine_s"] = sum(folder["machine_s"] for folder in record["folders"].values())
-    (results / "reproduce.json").write_text(json.dumps(record, indent=2))
-    if readme is not None:
-        readme.write_text(refresh_results_blocks(readme.read_text(), readme.parent))
+    atomic_write_json(record, results / "reproduce.json")
+    if pages_root is not None:
+        refresh_pages(pages_root)
     return record
 
 
@@ -260,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, help=f"seeds per run folder (default: the table's; {QUICK_SEEDS} quick)")
     parser.add_argument("--runs", type=Path, default=Path("runs/reproduce"), help="where the runs live (resumable)")
     parser.add_argument("--results", type=Path, default=Path("docs/results"), help="where results are published")
-    parser.add_argument("--readme", type=Path, help="README whose results blocks are regenerated (default README.md)")
+    parser.add_argument("--pages", type=Path, help="the checkout whose README.md and docs/ are re-rendered (default .)")
     parser.add_argument("--publish_only", action="store_true", help="publish what has finished, run nothing")
     add_program_flags(parser, threads=1)
     return parser
@@ -271,12 +274,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     executor = executor_from_flags(parser, args)
     if args.quick and args.results == parser.get_default("results"):
-        parser.error("--quick would replace the published results: give --results (and --readme) elsewhere")
+        parser.error("--quick would replace the published results: give --results (and --pages) elsewhere")
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    readme = args.readme or (None if args.quick else Path("README.md"))
-    if readme is not None and not readme.is_file():
-        parser.error(f"--readme {readme} is not a file")
+    pages_root = args.pages or (None if args.quick else Path("."))
+    if pages_root is not None and not (pages_root / "README.md").is_file():
+        parser.error(f"--pages {pages_root} is not a checkout: it holds no README.md")
     try:
         check_known(args.only)
         commit = check_commit(args.runs, args.quick)
@@ -291,13 +294,13 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         if not args.publish_only:
             run_all(entries, seeds, args.runs, args.quick, executor, not args.no_progress)
-    finally:  # what finished is published even when a run failed; the README waits for a call that succeeds
+    finally:  # what finished is published even when a run failed; the pages wait for a call that succeeds
         record = publish(selected, seeds, args.runs, args.results, commit, None)
     for program in ready_programs(selected, record, commit):
         if not args.publish_only or any((args.runs / program.folder).glob("*.json")):
             argv_program = program_argv(program, args.runs, args.results, executor_flags, args.quick)
             run_program(program, argv_program, args.runs, args.results)
-    return publish(selected, seeds, args.runs, args.results, commit, readme)
+    return publish(selected, seeds, args.runs, args.results, commit, pages_root)
 
 
 if __name__ == "__main__":

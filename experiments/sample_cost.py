@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.plots import write_sample_cost_plot
 from experiments.select_defaults import val_scores
-from pipeline.comparison import seed_metrics
 from pipeline.config import PipelineConfig, defaults_for, resolve_device
 from pipeline.executor import Executor
 from pipeline.flags import add_program_flags, executor_from_flags
-from pipeline.plots import write_sample_cost_plot
 from pipeline.provenance import command_line, provenance
-from pipeline.statistics import pooled
+from pipeline.report.statistics import pooled
+from pipeline.report.summary import seed_metrics
 from pipeline.world import train_world
 
 

@@ -23,7 +23,8 @@ offered should fit it.) The result goes to `--out` as JSON:
                      "versus_best": paired, "tied": bool}],
      "timing": {"total_s"}}
     summary = {"mean", "ci95": [lo, hi], "per_task": [...]}
-    paired = {"mean", "ci95", "n", "wins", "losses"} of candidate - best (`pipeline.statistics.paired_difference`)
+    paired = {"mean", "ci95", "n", "wins", "losses"} of candidate - best
+             (`pipeline.report.statistics.paired_difference`)
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pipeline.control import condition_returns
 from pipeline.executor import Executor
 from pipeline.flags import add_program_flags, executor_from_flags
 from pipeline.prediction import fine_tuner, held_out_windows, maml_adapter, select_erm_fine_tuning, window_errors
-from pipeline.statistics import paired_difference, per_task_means, task_summary
+from pipeline.report.statistics import paired_difference, per_task_means, task_summary
 from pipeline.world import World, train_world
 
 RULE = (

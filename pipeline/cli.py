@@ -41,10 +41,10 @@ from core.settings import SettingError
 from pipeline.config import PipelineConfig, check_resumable, resolve_device
 from pipeline.flags import add_program_flags, add_setting_flags, config_from_flags, executor_from_flags
 from pipeline.provenance import command_line
+from pipeline.report.markdown import summary_markdown
 from pipeline.rl2_run import read_rl2_checkpoint
 from pipeline.run_folder import check_writable, clear_run, holds_a_run
 from pipeline.seeds import run_seeds
-from pipeline.summary import summary_markdown
 from pipeline.training import read_training_checkpoint
 from pipeline.world import as_saved, family_and_config
 

@@ -17,7 +17,7 @@ from env_runner.rollouts import Rollouts
 from env_runner.tasks import Task
 from pipeline.acting import condition_rollouts, control_episodes
 from pipeline.config import PipelineConfig
-from pipeline.statistics import episode_summary
+from pipeline.report.statistics import episode_summary
 from pipeline.world import World
 from planning.episode import first_episode_returns, random_episode_returns
 from planning.true_dynamics import has_true_dynamics

@@ -21,7 +21,7 @@ from env_runner.tasks import Task, TaskFamily
 from pipeline.config import PipelineConfig
 from pipeline.data import collect_data, to_device
 from pipeline.models import WorldModels
-from pipeline.statistics import task_summary
+from pipeline.report.statistics import task_summary
 from pipeline.world import World
 
 ERM_CANDIDATES = (("sgd", 0.05), ("sgd", 0.01), ("sgd", 0.002), ("adam", 1e-2), ("adam", 1e-3), ("adam", 1e-4))

@@ -38,9 +38,9 @@ from meta_rl.rl2 import evaluate_rl2, random_policy_trial_returns, train_rl2
 from meta_rl.rl2_policy import RecurrentActorCritic
 from pipeline.config import PipelineConfig, check_resumable
 from pipeline.data import evaluation_reset_seed, sample_splits, split_record
-from pipeline.plots import write_run_plots
 from pipeline.provenance import command_line, provenance
-from pipeline.statistics import task_summary
+from pipeline.report.plots import write_run_plots
+from pipeline.report.statistics import task_summary
 
 RL2_CHECKPOINT_FORMAT = "ssm-metarl rl2 checkpoint 1"
 

@@ -28,9 +28,9 @@ from meta_rl.distributed import is_main_process, rank_and_world_size
 from pipeline.config import PipelineConfig, resolve_device
 from pipeline.control import evaluate_control
 from pipeline.data import split_record
-from pipeline.plots import write_run_plots
 from pipeline.prediction import evaluate_prediction
 from pipeline.provenance import command_line, provenance
+from pipeline.report.plots import write_run_plots
 from pipeline.rl2_run import run_rl2
 from pipeline.world import train_world
 

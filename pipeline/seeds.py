@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pipeline.config import PipelineConfig, check_resumable, resolve_device
 from pipeline.executor import Executor
+from pipeline.report.summary import write_summary
 from pipeline.run import run
-from pipeline.summary import write_summary
 from pipeline.world import as_saved
 
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pipeline.comparison import common_seeds, compare, comparison_markdown, write_comparison
-from pipeline.summary import refresh_results_blocks
+from pipeline.report.comparison import common_seeds, compare, comparison_markdown, write_comparison
+from pipeline.report.pages import refresh_page
 
 TASKS = {"test": [{"params": {"goal_x": 0.1 * i}} for i in range(3)], "ood": [{"params": {"goal_x": 0.9}}]}
 
@@ -75,4 +75,4 @@ def test_the_readme_block_of_a_comparison_renders_its_markdown(tmp_path):
     result = write_comparison(tmp_path / "mbrl", tmp_path / "rl2", tmp_path / "out")
     assert result["sources"] == {"mbrl": "../mbrl", "rl2": "../rl2"}  # not this machine's folders
     text = "<!-- results: out/comparison.json -->\nold\n<!-- end results -->"
-    assert comparison_markdown(result) in refresh_results_blocks(text, tmp_path)
+    assert comparison_markdown(result) in refresh_page(text, tmp_path)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.overview import build_overview, overview_markdown, verdict
-from pipeline.summary import refresh_results_blocks
+from pipeline.report.overview import build_overview, overview_markdown, verdict
+from pipeline.report.pages import refresh_page
 
 
 def paired(mean: float, ci95: list[float] | None, n: int = 3) -> dict:
@@ -69,7 +69,7 @@ def test_the_overview_renders_into_a_readme_block_by_its_kind(tmp_path):
     (folder / "summary.json").write_text(json.dumps(summary([10.0, 50.0], [-0.03, -0.01])))
     (tmp_path / "overview.json").write_text(json.dumps(build_overview([folder])))
     text = "intro\n<!-- results: overview.json -->\nstale\n<!-- end results -->\n"
-    refreshed = refresh_results_blocks(text, tmp_path)
+    refreshed = refresh_page(text, tmp_path)
     assert "stale" not in refreshed
     row = next(line for line in refreshed.splitlines() if line.startswith("| pendulum | Pendulum-v1 | 3 |"))
     assert "established: 30.0 [10.0, 50.0]" in row and "reversed: -20.0 [-30.0, -10.0]" in row
@@ -86,5 +86,5 @@ def test_the_committed_overview_is_recomputed_from_the_committed_summaries():
         name for name in model_based if (results / name / "summary.json").is_file()
     ]
     recomputed = build_overview([results / row["folder"] for row in committed["rows"]])
-    hint = "run: python -m pipeline.overview --out docs/results/overview.json <its folders>"
+    hint = "run: python -m pipeline.report.overview --out docs/results/overview.json <its folders>"
     assert json.loads(json.dumps(recomputed)) == committed, hint

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pipeline import statistics
-from pipeline.statistics import episode_summary, mean_and_ci95, paired_difference
-from pipeline.summary import _timing, summarize, summary_markdown
+from pipeline.report import statistics
+from pipeline.report.markdown import summary_markdown
+from pipeline.report.statistics import episode_summary, mean_and_ci95, paired_difference
+from pipeline.report.summary import _timing, summarize
 
 
 def test_interval_of_the_mean_uses_student_t():

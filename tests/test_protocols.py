@@ -16,7 +16,8 @@ from env_runner.locomotion import ANT_MASS_ID, HALF_CHEETAH_CRIPPLED_ID
 from env_runner.protocols import CADM, ProtocolTable, protocol_table
 from env_runner.tasks import check_disjoint
 from pipeline.config import PipelineConfig, defaults_for
-from pipeline.summary import summarize, summary_markdown
+from pipeline.report.markdown import summary_markdown
+from pipeline.report.summary import summarize
 
 # The sets as written in CaDM's configuration (younggyoseo/CaDM, cadm/envs/config.py), typed out here rather than
 # generated, so a slip in the tables' grids fails.

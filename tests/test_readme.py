@@ -1,5 +1,5 @@
-"""README.md's Python examples run as written, each on its own in a fresh interpreter; its results tables are the
-committed summaries."""
+"""README.md's Python examples run as written, each on its own in a fresh interpreter; its results tables, and every
+docs page's, are the committed summaries."""
 
 from __future__ import annotations
 
@@ -31,9 +31,11 @@ def test_each_readme_python_block_runs_alone_in_a_fresh_interpreter(block, tmp_p
     assert finished.returncode == 0, finished.stderr[-3000:]
 
 
-def test_readme_results_tables_are_the_committed_summaries():
-    from pipeline.summary import RESULTS_BLOCK, refresh_results_blocks
+def test_every_page_quotes_the_committed_results():
+    from pipeline.report.pages import RESULTS_BLOCK, pages, refresh_page
 
-    text = README.read_text()
-    assert len(RESULTS_BLOCK.findall(text)) >= 1
-    assert refresh_results_blocks(text, README.parent) == text, "run: python -m pipeline.summary --readme README.md"
+    root = README.parent
+    texts = {path: path.read_text() for path in pages(root)}
+    assert len(RESULTS_BLOCK.findall(texts[README])) >= 1  # the overview table
+    stale = [str(path.relative_to(root)) for path, text in texts.items() if refresh_page(text, root) != text]
+    assert not stale, f"{stale} quote numbers their JSON no longer holds: run python -m pipeline.report --pages"

@@ -23,7 +23,7 @@ README = """# results
 
 def chain_flags(root) -> list[str]:
     return ["--quick", "--runs", str(root / "runs"), "--results", str(root / "results"),
-            "--readme", str(root / "README.md"), "--no_progress"]  # fmt: skip
+            "--pages", str(root), "--no_progress"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def test_runs_that_cannot_be_pooled_leave_the_published_folder_as_it_was(chain, 
         (["--quick"], "--quick would replace the published results"),
         (["--quick", "--results", "x", "--only", "pendulum", "tetris"], "unknown folders ['tetris']"),
         (["--quick", "--results", "x", "--seeds", "0"], "--seeds must be >= 1"),
-        (["--quick", "--results", "x", "--readme", "missing.md"], "--readme missing.md is not a file"),
+        (["--quick", "--results", "x", "--pages", "missing"], "--pages missing is not a checkout"),
     ],
 )
 def test_bad_requests_are_refused_before_any_run(flags, message, tmp_path, capsys):

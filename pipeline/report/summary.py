@@ -23,31 +23,26 @@
     env_name, seeds, n_seeds, bootstrap (its method), commits (of the runs; "unknown" where a run recorded
     none), mixed_commits (a warning, when the runs come from several commits), timing
 
-Every value is recomputed from the per-seed metrics.json (per_task lists), `pipeline.statistics` computes them.
-Runs whose configs differ in anything but the seed are refused.
+Every value is recomputed from the per-seed metrics.json (per_task lists); `pipeline.report.statistics` computes
+them, `pipeline.report.markdown` writes them as tables. Runs whose configs differ in anything but the seed are refused.
 
-    python -m pipeline.summary --recompute docs/results/*/    summary.json of each from its seed_<S>_metrics.json
-    python -m pipeline.summary --readme README.md             the README's results blocks from those summaries
+    python -m pipeline.report --recompute docs/results/<family>    summary.json from the folder's per-seed metrics
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import re
-import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
+from core.checkpoint import atomic_write_json
 from core.settings import differences
-from pipeline.comparison import comparison_markdown
 from pipeline.config import PipelineConfig
-from pipeline.overview import overview_markdown
-from pipeline.plots import write_paired_plot
-from pipeline.statistics import BOOTSTRAP, normalized_scores, over_seeds, paired_pooled, pooled
-from pipeline.tables import over_seeds_cell, paired_table, seeds_won
+from pipeline.report.markdown import summary_markdown
+from pipeline.report.plots import write_paired_plot
+from pipeline.report.statistics import BOOTSTRAP, normalized_scores, over_seeds, paired_pooled, pooled
 
 CONTROL_PAIRS = (("tta", "no_tta"), ("tta", "memory_only"), ("memory_only", "no_tta"), ("tta", "oracle"))
 PREDICTION_PAIRS = (("maml", "erm"), ("maml", "oracle"))
@@ -256,178 +251,34 @@ def _pooled_normalized(values: list[list[float]], random: list[list[float]], cei
 def write_summary(runs: list[dict], out_dir: Path) -> dict:
     """summary.json, summary.md and summary_paired.png in `out_dir`; returns the summary."""
     result = summarize(runs)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(result, indent=2))
+    atomic_write_json(result, out_dir / "summary.json")
     (out_dir / "summary.md").write_text(summary_markdown(result))
     write_paired_plot(result, out_dir / "summary_paired.png")
     return result
 
 
-def summary_markdown(result: dict) -> str:
-    """Markdown tables, every value first over seeds (mean [95% CI] of the seed means), then its pooled interval."""
-    n_seeds = result["n_seeds"]
-    seeds = f"{n_seeds} seed{'s' if n_seeds > 1 else ''}"
-    lines = [f"#### {result['env_name']}: {seeds} ({', '.join(map(str, result['seeds']))})", ""]
-    commits = result.get("commits", ["unknown"])
-    if commits == ["unknown"]:
-        lines += ["Code: not recorded (these runs predate the provenance in metrics.json)", ""]
-    else:
-        lines += [f"Code: commit {', '.join(commits)}", ""]
-    if not result.get("task_distribution", True):
-        lines += ["Warning: a single-task family: the held-out tasks have the training physics (new episodes only)", ""]
-    if "timing" in result:
-        timing = result["timing"]
-        stages = ", ".join(f"{name} {value:.0f} s" for name, value in timing["mean_stage_s"].items())
-        per_seed = ", ".join(f"{value:.0f} s" for value in timing["per_seed_s"])
-        lines += [f"Time per seed: {per_seed} (mean by stage: {stages})", ""]
-        if "resumed_seeds" in timing:
-            seeds = ", ".join(str(seed) for seed in timing["resumed_seeds"])
-            lines += [f"Resumed from a checkpoint (their seconds count from the restart): seed {seeds}", ""]
-    if "env_steps" in result:
-        steps = result["env_steps"]
-        totals = [random + onpolicy for random, onpolicy in zip(steps["random"], steps["onpolicy"], strict=True)]
-        lines += [
-            f"Environment steps trained on per seed: {_distinct(totals)} (random policy {_distinct(steps['random'])}, "
-            f"on-policy {_distinct(steps['onpolicy'])})",
-            "",
-        ]
-    if n_seeds == 1:
-        over_seeds = "One seed, so no interval over seeds: each value is the mean of the seed's tasks."
-    else:
-        over_seeds = (
-            f"Mean [95% CI] over the {seeds}: the mean of each seed's tasks is one value (a seed's tasks share its "
-            "trained model)."
-        )
-    lines += [
-        f"{over_seeds} Paired differences also give the seeds won/lost, each seed's mean, the two-level bootstrap "
-        'interval and, as "pairs", the interval over (seed, task) pairs, which holds the trained models fixed.',
-        "",
-    ]
-    for split, learners in result.get("prediction", {}).items():
-        steps = list(next(iter(learners.values())))
-        lines += [
-            f"Prediction MSE, {split}",
-            "",
-            "| learner | " + " | ".join(f"k={k}" for k in steps) + " |",
-            "|---|" + "---|" * len(steps),
-        ]
-        lines += [
-            f"| {learner} | " + " | ".join(over_seeds_cell(by_k[k], 4) for k in steps) + " |"
-            for learner, by_k in learners.items()
-        ]
-        for pair, by_k in result["prediction_paired"][split].items():
-            cells = " | ".join(f"{over_seeds_cell(by_k[k], 4)} ({seeds_won(by_k[k])})" for k in steps)
-            lines.append(f"| {pair} (seeds won/lost) | {cells} |")
-        lines.append("")
-    for key, title in (("control", "test tasks"), ("control_ood", "OOD tasks")):
-        if key not in result:
-            continue
-        scores = result.get("normalized_score" if key == "control" else "normalized_score_ood", {})
-        lines += [f"Control return, {title}", "", "| condition | return | normalized score |", "|---|---|---|"]
-        for condition, value in result[key].items():
-            lines.append(f"| {condition} | {over_seeds_cell(value, 1)} | {_score_cell(scores.get(condition))} |")
-        if "withheld" in scores:
-            lines += ["", f"No normalized score: {scores['withheld']}."]
-        lines += ["", *paired_table("paired difference", result[f"{key}_paired"].items()), ""]
-    if "protocol" in result:
-        lines += _protocol_lines(result["protocol"])
-    for split, policies in result.get("rl2", {}).items():
-        episodes = len(next(iter(policies.values()))["episode_returns"])
-        scores = result["rl2_normalized_score"].get(split, {})
-        lines += [
-            f"RL² return of each episode of a trial, {split}",
-            "",
-            "| policy | " + " | ".join(f"episode {e + 1}" for e in range(episodes)) + " | normalized score (last) |",
-            "|---|" + "---|" * (episodes + 1),
-        ]
-        for name, value in policies.items():
-            cells = " | ".join(over_seeds_cell(r, 1) for r in value["episode_returns"])
-            lines.append(f"| {name} | {cells} | {_score_cell(scores.get(name))} |")
-        gains = [
-            (f"{name} {pair}", value)
-            for name, pairs in result["rl2_paired"][split].items()
-            for pair, value in pairs.items()
-        ]
-        lines += ["", *paired_table("paired in-context gain", gains), ""]
-    return "\n".join(lines)
-
-
-def _protocol_lines(protocol: dict) -> list[str]:
-    """The protocol's test settings as columns: each condition's per-setting return and the mean over settings."""
-    settings = [
-        ", ".join(f"{name} {{{', '.join(f'{v:g}' for v in values)}}}" for name, values in setting.items())
-        for setting in protocol["table"]["test_settings"]
-    ]
-    lines = [
-        f"The {protocol['name']} protocol's test settings ({protocol['source']}): return per setting, and the "
-        "unweighted mean over settings (the protocol's overall figure)",
-        "",
-        "| condition | " + " | ".join(settings) + " | mean over settings |",
-        "|---|" + "---|" * (len(settings) + 1),
-    ]
-    for condition, per_setting in protocol["per_setting"].items():
-        cells = " | ".join("-" if value is None else over_seeds_cell({"over_seeds": value}, 1) for value in per_setting)
-        lines.append(f"| {condition} | {cells} | {over_seeds_cell(protocol['setting_mean'][condition], 1)} |")
-    lines += ["", *paired_table("paired, mean over settings", protocol["setting_mean_paired"].items()), ""]
-    return lines
-
-
-def _distinct(values: list[int]) -> str:
-    return ", ".join(map(str, sorted(set(values))))
-
-
-def _score_cell(score: dict | None) -> str:
-    if score is None:
-        return "-"
-    if score["n"] == 0:
-        return f"- (no pair has a range; {score['excluded_pairs']} excluded)"
-    excluded = score["excluded_pairs"]
-    return over_seeds_cell(score, 2) + (f" ({excluded} pairs without a range excluded)" if excluded else "")
-
-
-RESULTS_BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.DOTALL)
-
-
-def refresh_results_blocks(text: str, root: Path) -> str:
-    """`text` with every `<!-- results: PATH -->` ... `<!-- end results -->` block regenerated from the summary
-    JSON at PATH (relative to `root`; a comparison's or an overview's JSON, marked by its "kind", renders as
-    `pipeline.comparison` or `pipeline.overview` does), so README tables are always the committed results."""
-    renderers = {"comparison": comparison_markdown, "overview": overview_markdown}
-
-    def block(match: re.Match) -> str:
-        result = json.loads((root / match["path"]).read_text())
-        markdown = renderers.get(result.get("kind"), summary_markdown)(result)
-        return f"{match[1]}{markdown}\n{match[4]}"
-
-    return RESULTS_BLOCK.sub(block, text)
-
-
-def recompute_published(folder: Path) -> dict:
-    """summary.json and summary_paired.png of a published results folder (docs/results/<family>/), recomputed from
-    the per-seed metrics committed there as seed_<S>_metrics.json."""
-    paths = sorted(folder.glob("seed_*_metrics.json"), key=lambda path: int(path.name.split("_")[1]))
+def seed_metrics(folder: Path) -> list[dict]:
+    """The per-seed metrics of a results folder, by seed: the published layout (seed_<S>_metrics.json) or the one
+    `main.py --seeds` writes (seed_<S>/metrics.json). ValueError naming the folder when it holds neither, and
+    naming the file when one is not readable JSON."""
+    paths = list(folder.glob("seed_*_metrics.json")) + list(folder.glob("seed_*/metrics.json"))
     if not paths:
-        raise ValueError(f"{folder} holds no seed_<S>_metrics.json")
-    result = summarize([json.loads(path.read_text()) for path in paths])
-    (folder / "summary.json").write_text(json.dumps(result, indent=2))
+        raise ValueError(f"{folder} holds no seed_<S>_metrics.json and no seed_<S>/metrics.json")
+    runs = []
+    for path in paths:
+        try:
+            runs.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not readable JSON ({error}); rerun or remove that seed") from error
+    seeds = [run["seed"] for run in runs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{folder} holds metrics of seed {max(seeds, key=seeds.count)} twice")
+    return sorted(runs, key=lambda run: run["seed"])
+
+
+def recompute(folder: Path) -> dict:
+    """summary.json and summary_paired.png of a results folder, recomputed from the per-seed metrics in it."""
+    result = summarize(seed_metrics(folder))
+    atomic_write_json(result, folder / "summary.json")
     write_paired_plot(result, folder / "summary_paired.png")
     return result
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description="Recompute published summaries from their per-seed metrics, or regenerate README results blocks."
-    )
-    parser.add_argument("--recompute", type=Path, nargs="+", default=[], help="docs/results/<family> folders")
-    parser.add_argument("--readme", type=Path, help="a README whose results blocks are regenerated in place")
-    args = parser.parse_args(argv)
-    if not args.recompute and args.readme is None:
-        parser.error("give --recompute FOLDER ... and/or --readme README.md")
-    for folder in args.recompute:
-        recompute_published(folder)
-    if args.readme is not None:
-        args.readme.write_text(refresh_results_blocks(args.readme.read_text(), args.readme.parent))
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -1,8 +1,8 @@
 """The results at a glance: per published family, whether each claim holds over training runs (seeds).
 
-    python -m pipeline.overview --out docs/results/overview.json docs/results/pendulum docs/results/cartpole ...
+    python -m pipeline.report.overview --out docs/results/overview.json docs/results/pendulum docs/results/cartpole ...
 
-Three claims, on test tasks and on OOD tasks, each read from a family's summary.json (`pipeline.summary`):
+Three claims, on test tasks and on OOD tasks, each read from a family's summary.json (`pipeline.report.summary`):
 
     adaptation helps        control_paired / control_ood_paired "tta-no_tta"          higher return is better
     the update helps        control_paired / control_ood_paired "tta-memory_only"     (the weight update over memory)
@@ -10,7 +10,7 @@ Three claims, on test tasks and on OOD tasks, each read from a family's summary.
 
 A verdict is "established" when the 95% interval over seeds of the paired difference lies on the better side of
 0, "reversed" when it lies on the worse side, "not established" when it contains 0, and "1 seed" when there is
-no interval. overview.json (rendered into the README by `pipeline.summary --readme`):
+no interval. overview.json (rendered into the README by `python -m pipeline.report --pages`):
 
     {"kind": "overview", "claims": [{"key", "label"}],
      "rows": [{"folder", "env_name", "protocol", "n_seeds", "cells": {claim: {split: verdict | null}}}]}
@@ -24,7 +24,8 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.tables import interval, number
+from core.checkpoint import atomic_write_json
+from pipeline.report.markdown import interval, number
 
 SPLITS = ("test", "ood")
 CLAIMS = (  # (key, label, where in summary.json per split, the sign of "better")
@@ -112,7 +113,7 @@ def overview_markdown(result: dict) -> str:
 
 def write_overview(folders: list[Path], out: Path) -> dict:
     result = build_overview(folders)
-    out.write_text(json.dumps(result, indent=2))
+    atomic_write_json(result, out)
     return result
 
 

@@ -2,38 +2,31 @@
 folders (the same environment and tasks, on the seeds both hold; RL² trials start from the model-based first
 episodes' resets), with the environment steps each method trained on.
 
-    python -m pipeline.comparison --mbrl docs/results/pointnav_learned --rl2 docs/results/rl2_pointnav \
+    python -m pipeline.report.comparison --mbrl docs/results/pointnav_learned --rl2 docs/results/rl2_pointnav \
         --out docs/results/tta_vs_rl2_pointnav
 
 Rows: every model-based condition's first-episode return (no experience of the task before it), and every RL² policy's
 first and last episode of a trial (the memory has seen the earlier episodes). Paired differences, tta minus the RL²
 learner's first and last episode, pair the two methods' per-task means within each seed; intervals are over seeds.
 comparison.json holds {"kind": "comparison", "env_name", "seeds", "rows", "paired", "env_steps"}; the README block
-`<!-- results: .../comparison.json -->` renders it (`pipeline.summary.refresh_results_blocks`).
+`<!-- results: .../comparison.json -->` renders it (`pipeline.report.pages`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.statistics import paired_pooled, pooled
-from pipeline.tables import number, over_seeds_cell, paired_table
+from core.checkpoint import atomic_write_json
+from pipeline.report.markdown import number, over_seeds_cell, paired_table
+from pipeline.report.statistics import paired_pooled, pooled
+from pipeline.report.summary import seed_metrics
 
 SPLITS = {"test": ("control", "in_distribution"), "ood": ("control_ood", "ood")}  # mbrl key, RL² key
-
-
-def seed_metrics(folder: Path) -> list[dict]:
-    """The seed_<S>_metrics.json of a published results folder, by seed."""
-    paths = sorted(folder.glob("seed_*_metrics.json"), key=lambda path: int(path.name.split("_")[1]))
-    if not paths:
-        raise ValueError(f"{folder} holds no seed_<S>_metrics.json")
-    return [json.loads(path.read_text()) for path in paths]
 
 
 def _check_comparable(mbrl: list[dict], rl2: list[dict]) -> None:
@@ -50,11 +43,6 @@ def _check_comparable(mbrl: list[dict], rl2: list[dict]) -> None:
         for split in ("test", "ood"):
             if [task["params"] for task in a["tasks"][split]] != [task["params"] for task in b["tasks"][split]]:
                 raise ValueError(f"seed {a['seed']}: the two runs' {split} tasks differ")
-
-
-def _evaluated(run: dict, key: str, count: int) -> list[dict]:
-    """The first `count` tasks of a split's task list: the ones an evaluation ran on."""
-    return run["tasks"]["test" if key in ("control", "in_distribution") else "ood"][:count]
 
 
 def _rl2_per_task(runs: list[dict], split_key: str, policy: str, episode: int, tasks: int) -> list[list[float]]:
@@ -145,7 +133,7 @@ def write_comparison(mbrl_folder: Path, rl2_folder: Path, out_dir: Path) -> dict
         "rl2": os.path.relpath(rl2_folder.resolve(), out_dir.resolve()),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "comparison.json").write_text(json.dumps(result, indent=2))
+    atomic_write_json(result, out_dir / "comparison.json")
     (out_dir / "comparison.md").write_text(comparison_markdown(result))
     return result
 

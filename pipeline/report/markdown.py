@@ -1,0 +1,163 @@
+"""Markdown of results: cells (numbers, intervals, values over seeds), paired-difference tables and the whole
+summary of a run folder (`summary_markdown`, written as summary.md and rendered into the docs pages)."""
+
+from __future__ import annotations
+
+
+def number(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}"
+
+
+def interval(bounds: list[float] | None, digits: int) -> str:
+    return "-" if bounds is None else f"[{number(bounds[0], digits)}, {number(bounds[1], digits)}]"
+
+
+def over_seeds_cell(value: dict, digits: int) -> str:
+    """'mean [lo, hi]' of the seed means ('mean (1 seed)' without an interval)."""
+    seeds = value["over_seeds"]
+    if seeds["ci95"] is None:
+        return f"{number(seeds['mean'], digits)} (1 seed)"
+    return f"{number(seeds['mean'], digits)} {interval(seeds['ci95'], digits)}"
+
+
+def seeds_won(value: dict) -> str:
+    return f"{value['over_seeds']['wins']}/{value['over_seeds']['losses']}"
+
+
+def paired_table(title: str, rows) -> list[str]:
+    lines = [
+        f"| {title} | mean [95% CI] over seeds | seeds won/lost | per seed | bootstrap 95% | "
+        "pairs: mean [95% CI] (won/lost of n) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, value in rows:
+        per_seed = ", ".join(number(mean, 1) for mean in value["over_seeds"]["per_seed"])
+        won = f"{value['wins']}/{value['losses']} of {value['n']}"
+        pairs = f"{number(value['mean'], 1)} {interval(value['ci95'], 1)} ({won})"
+        lines.append(
+            f"| {label} | {over_seeds_cell(value, 1)} | {seeds_won(value)} | {per_seed} | "
+            f"{interval(value['bootstrap_ci95'], 1)} | {pairs} |"
+        )
+    return lines
+
+
+def summary_markdown(result: dict) -> str:
+    """Markdown tables, every value first over seeds (mean [95% CI] of the seed means), then its pooled interval."""
+    n_seeds = result["n_seeds"]
+    seeds = f"{n_seeds} seed{'s' if n_seeds > 1 else ''}"
+    lines = [f"#### {result['env_name']}: {seeds} ({', '.join(map(str, result['seeds']))})", ""]
+    commits = result.get("commits", ["unknown"])
+    if commits == ["unknown"]:
+        lines += ["Code: not recorded (these runs predate the provenance in metrics.json)", ""]
+    else:
+        lines += [f"Code: commit {', '.join(commits)}", ""]
+    if not result.get("task_distribution", True):
+        lines += ["Warning: a single-task family: the held-out tasks have the training physics (new episodes only)", ""]
+    if "timing" in result:
+        timing = result["timing"]
+        stages = ", ".join(f"{name} {value:.0f} s" for name, value in timing["mean_stage_s"].items())
+        per_seed = ", ".join(f"{value:.0f} s" for value in timing["per_seed_s"])
+        lines += [f"Time per seed: {per_seed} (mean by stage: {stages})", ""]
+        if "resumed_seeds" in timing:
+            seeds = ", ".join(str(seed) for seed in timing["resumed_seeds"])
+            lines += [f"Resumed from a checkpoint (their seconds count from the restart): seed {seeds}", ""]
+    if "env_steps" in result:
+        steps = result["env_steps"]
+        totals = [random + onpolicy for random, onpolicy in zip(steps["random"], steps["onpolicy"], strict=True)]
+        lines += [
+            f"Environment steps trained on per seed: {_distinct(totals)} (random policy {_distinct(steps['random'])}, "
+            f"on-policy {_distinct(steps['onpolicy'])})",
+            "",
+        ]
+    if n_seeds == 1:
+        over_seeds = "One seed, so no interval over seeds: each value is the mean of the seed's tasks."
+    else:
+        over_seeds = (
+            f"Mean [95% CI] over the {seeds}: the mean of each seed's tasks is one value (a seed's tasks share its "
+            "trained model)."
+        )
+    lines += [
+        f"{over_seeds} Paired differences also give the seeds won/lost, each seed's mean, the two-level bootstrap "
+        'interval and, as "pairs", the interval over (seed, task) pairs, which holds the trained models fixed.',
+        "",
+    ]
+    for split, learners in result.get("prediction", {}).items():
+        steps = list(next(iter(learners.values())))
+        lines += [
+            f"Prediction MSE, {split}",
+            "",
+            "| learner | " + " | ".join(f"k={k}" for k in steps) + " |",
+            "|---|" + "---|" * len(steps),
+        ]
+        lines += [
+            f"| {learner} | " + " | ".join(over_seeds_cell(by_k[k], 4) for k in steps) + " |"
+            for learner, by_k in learners.items()
+        ]
+        for pair, by_k in result["prediction_paired"][split].items():
+            cells = " | ".join(f"{over_seeds_cell(by_k[k], 4)} ({seeds_won(by_k[k])})" for k in steps)
+            lines.append(f"| {pair} (seeds won/lost) | {cells} |")
+        lines.append("")
+    for key, title in (("control", "test tasks"), ("control_ood", "OOD tasks")):
+        if key not in result:
+            continue
+        scores = result.get("normalized_score" if key == "control" else "normalized_score_ood", {})
+        lines += [f"Control return, {title}", "", "| condition | return | normalized score |", "|---|---|---|"]
+        for condition, value in result[key].items():
+            lines.append(f"| {condition} | {over_seeds_cell(value, 1)} | {_score_cell(scores.get(condition))} |")
+        if "withheld" in scores:
+            lines += ["", f"No normalized score: {scores['withheld']}."]
+        lines += ["", *paired_table("paired difference", result[f"{key}_paired"].items()), ""]
+    if "protocol" in result:
+        lines += _protocol_lines(result["protocol"])
+    for split, policies in result.get("rl2", {}).items():
+        episodes = len(next(iter(policies.values()))["episode_returns"])
+        scores = result["rl2_normalized_score"].get(split, {})
+        lines += [
+            f"RL² return of each episode of a trial, {split}",
+            "",
+            "| policy | " + " | ".join(f"episode {e + 1}" for e in range(episodes)) + " | normalized score (last) |",
+            "|---|" + "---|" * (episodes + 1),
+        ]
+        for name, value in policies.items():
+            cells = " | ".join(over_seeds_cell(r, 1) for r in value["episode_returns"])
+            lines.append(f"| {name} | {cells} | {_score_cell(scores.get(name))} |")
+        gains = [
+            (f"{name} {pair}", value)
+            for name, pairs in result["rl2_paired"][split].items()
+            for pair, value in pairs.items()
+        ]
+        lines += ["", *paired_table("paired in-context gain", gains), ""]
+    return "\n".join(lines)
+
+
+def _protocol_lines(protocol: dict) -> list[str]:
+    """The protocol's test settings as columns: each condition's per-setting return and the mean over settings."""
+    settings = [
+        ", ".join(f"{name} {{{', '.join(f'{v:g}' for v in values)}}}" for name, values in setting.items())
+        for setting in protocol["table"]["test_settings"]
+    ]
+    lines = [
+        f"The {protocol['name']} protocol's test settings ({protocol['source']}): return per setting, and the "
+        "unweighted mean over settings (the protocol's overall figure)",
+        "",
+        "| condition | " + " | ".join(settings) + " | mean over settings |",
+        "|---|" + "---|" * (len(settings) + 1),
+    ]
+    for condition, per_setting in protocol["per_setting"].items():
+        cells = " | ".join("-" if value is None else over_seeds_cell({"over_seeds": value}, 1) for value in per_setting)
+        lines.append(f"| {condition} | {cells} | {over_seeds_cell(protocol['setting_mean'][condition], 1)} |")
+    lines += ["", *paired_table("paired, mean over settings", protocol["setting_mean_paired"].items()), ""]
+    return lines
+
+
+def _distinct(values: list[int]) -> str:
+    return ", ".join(map(str, sorted(set(values))))
+
+
+def _score_cell(score: dict | None) -> str:
+    if score is None:
+        return "-"
+    if score["n"] == 0:
+        return f"- (no pair has a range; {score['excluded_pairs']} excluded)"
+    excluded = score["excluded_pairs"]
+    return over_seeds_cell(score, 2) + (f" ({excluded} pairs without a range excluded)" if excluded else "")
