@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import platform
 import time
 from pathlib import Path
 
 import torch
+
+from core.checkpoint import atomic_write_json
 
 SECTIONS = ("ssm", "maml", "env", "adapt", "planner", "rl2", "pipeline")  # default run
 EXTRA_SECTIONS = ("gpu", "shared")  # CUDA only; whole runs beside a busy neighbour (minutes)
@@ -58,8 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["total_s"] = time.perf_counter() - start
     print(f"\nall sections: {results['total_s']:.1f} s")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+        atomic_write_json(results, args.json)
     return results
 
 

@@ -11,7 +11,6 @@ query points after 1 and 10 steps (mean and 95% interval over tasks).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import trange
 
+from core.checkpoint import atomic_write_json
 from meta_rl.meta_maml import MetaMAML
 from meta_rl.sinusoid import sample_sinusoid_tasks, sinusoid_mlp
 from pipeline.report.statistics import mean_and_ci95
@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
         print(f"K={shots}, {args.iterations} iterations ({run['train_s']:.0f} s): query MSE {summary}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+        atomic_write_json(results, args.json)
     return results
 
 

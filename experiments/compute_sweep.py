@@ -59,13 +59,13 @@ step, log x, one line per knob, val and test markers, defaults ringed, chosen va
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from core.checkpoint import atomic_write_json
 from core.progress import progress_bar
 from core.settings import override
 from core.ssm import SSM
@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     results = assemble(runs, args, time.perf_counter() - start)
     results["provenance"] = provenance(command_line(argv), resolve_device(results["config"]["device"]))
-    (out_dir / "compute_sweep.json").write_text(json.dumps(results, indent=2))
+    atomic_write_json(results, out_dir / "compute_sweep.json")
     write_compute_sweep_plot(results, out_dir / "compute_sweep.png", selection_score)
     if not args.no_progress:
         print_table(results)

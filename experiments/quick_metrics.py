@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.checkpoint import atomic_write_json
+
 MBRL_FAMILIES = (
     "Pendulum-v1",
     "CartPole-v1",
@@ -119,7 +121,7 @@ def run_all(names: list[str], out_root: Path) -> None:
         with open(out / "stderr.log", "w") as log:
             status = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=log).returncode
         results = {"exit_status": status, **without_times(results_of(out))}
-        (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
+        atomic_write_json(results, out / "results.json")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,6 @@ mean return of each episode of one trial per val task. Writes sample_cost.json a
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from dataclasses import replace
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.checkpoint import atomic_write_json
 from experiments.plots import write_sample_cost_plot
 from experiments.select_defaults import val_scores
 from pipeline.config import PipelineConfig, defaults_for, resolve_device
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["timing"] = {"total_s": time.perf_counter() - start}
     result["provenance"] = provenance(command_line(argv), resolve_device(defaults_for(args.env_name).device))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sample_cost.json").write_text(json.dumps(result, indent=2))
+    atomic_write_json(result, args.out / "sample_cost.json")
     write_sample_cost_plot(result, args.out / "sample_cost.png")
     return result
 

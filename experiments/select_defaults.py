@@ -37,6 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from core.checkpoint import atomic_write_json
 from core.settings import override
 from pipeline.config import PipelineConfig, defaults_for
 from pipeline.control import condition_returns
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             executor,
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2))
+    atomic_write_json(record, args.out)
     if not args.no_progress:
         print(f"chosen: candidate {record['chosen']} {json.dumps(record['candidates'][record['chosen']]['overrides'])}")
     return record

@@ -6,6 +6,7 @@ the same code runs under `python main.py` and `torchrun --nproc_per_node=N main.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -13,6 +14,12 @@ import torch
 import torch.distributed as dist
 
 Item = TypeVar("Item")
+
+
+def launched_rank_and_world_size() -> tuple[int, int]:
+    """This process's rank and the number of processes as torchrun launched them (its RANK and WORLD_SIZE), before
+    any process group exists; (0, 1) for a process started otherwise."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def rank_and_world_size() -> tuple[int, int]:

@@ -29,7 +29,6 @@ episodes), with an oracle and a random baseline, and reports the return of each 
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 from dataclasses import replace
 from datetime import datetime
@@ -38,6 +37,7 @@ from pathlib import Path
 import gymnasium as gym
 
 from core.settings import SettingError
+from meta_rl.distributed import launched_rank_and_world_size
 from pipeline.config import PipelineConfig, check_resumable, resolve_device
 from pipeline.flags import add_program_flags, add_setting_flags, config_from_flags, executor_from_flags
 from pipeline.provenance import command_line
@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> dict:
     except (ValueError, gym.error.Error) as error:
         parser.error(str(error))
     executor = executor_from_flags(parser, args)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    launched_rank, launched_world_size = launched_rank_and_world_size()
+    if launched_world_size > 1:
         if not executor.in_process:
             parser.error("under torchrun every process trains the same run: leave --jobs at 1 and --executor local")
         if args.overwrite:
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     out_dir = args.out_dir or Path("runs") / f"{config.env_name}-{datetime.now():%Y%m%d-%H%M%S}"
     folders = {seed: out_dir / f"seed_{seed}" if args.seeds is not None else out_dir for seed in seeds}
     check_out_dir(parser, args, config, out_dir, folders)
-    progress = not args.no_progress and int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 speaks
+    progress = not args.no_progress and launched_rank == 0  # torchrun: rank 0 speaks
     if progress:
         print(f"output folder: {out_dir}", flush=True)
     if args.overwrite:

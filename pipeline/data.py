@@ -10,11 +10,13 @@ import torch
 
 from core.progress import progress_bar
 from core.seeding import derive_seed
+from env_runner.protocols import protocol_record
 from env_runner.rollouts import Rollouts, collect
 from env_runner.segments import SegmentBatch, WindowSource, sample_source_batches
 from env_runner.tasks import Task, TaskFamily, check_disjoint
 from meta_rl.distributed import all_gather_objects, shard
 from pipeline.config import PipelineConfig
+from pipeline.provenance import provenance
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,23 @@ def sample_splits(family: TaskFamily, config: PipelineConfig) -> TaskSplits:
     return splits
 
 
-def split_record(family: TaskFamily) -> dict[str, bool]:
-    """What a run's metrics say about its family's splits: whether tasks differ, whether test tasks are held out of
-    training (False for a family of a few tasks that every split shares) and whether there is an OOD split."""
+def run_header(config: PipelineConfig, family: TaskFamily, splits: TaskSplits, argv: list[str]) -> dict:
+    """What every run's metrics.json starts with: the environment, seed and config, where the numbers came from
+    (`provenance`), what the family's splits are (whether tasks differ, whether test tasks are held out of training,
+    whether there is an OOD split), the protocol the tasks come from, and each split's tasks."""
     return {
+        "env_name": config.env_name,
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "provenance": provenance(argv, config.device),
         "task_distribution": family.has_task_distribution,
         "held_out_tasks": family.held_out_tasks,
         "ood_split": family.has_ood_split,
+        "protocol": protocol_record(config.protocol, config.env_name),
+        "tasks": {
+            split: [{"params": task.params, "coefficients": family.coefficients(task)} for task in tasks]
+            for split, tasks in splits.as_dict().items()
+        },
     }
 
 

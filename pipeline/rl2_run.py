@@ -23,22 +23,20 @@ written before training (no policies yet) and again after each policy is trained
 
 from __future__ import annotations
 
-import json
-import os
 import time
 import warnings
 from pathlib import Path
 
-from core.checkpoint import atomic_save, load_marked_checkpoint
+from core.checkpoint import atomic_save, atomic_write_json, load_marked_checkpoint
 from core.seeding import derive_seed, seed_everything
 from env_runner.environment import make_task_family
-from env_runner.protocols import protocol_record
 from env_runner.tasks import Task, TaskFamily
+from meta_rl.distributed import launched_rank_and_world_size
 from meta_rl.rl2 import evaluate_rl2, random_policy_trial_returns, train_rl2
 from meta_rl.rl2_policy import RecurrentActorCritic
 from pipeline.config import PipelineConfig, check_resumable
-from pipeline.data import evaluation_reset_seed, sample_splits, split_record
-from pipeline.provenance import command_line, provenance
+from pipeline.data import evaluation_reset_seed, run_header, sample_splits
+from pipeline.provenance import command_line
 from pipeline.report.plots import write_run_plots
 from pipeline.report.statistics import task_summary
 
@@ -56,7 +54,7 @@ def run_rl2(
     """Train, evaluate and report one seed; returns the metrics written to <out_dir>/metrics.json. `argv`: the
     command line the provenance records (default: this process's)."""
     start_time = time.perf_counter()
-    if int(os.environ.get("WORLD_SIZE", "1")) != 1:
+    if launched_rank_and_world_size()[1] != 1:
         raise ValueError("--algo rl2 runs in a single process: launch it without torchrun")
     if config.device != "cpu":
         warnings.warn(f"--algo rl2 trains on the CPU; device {config.device!r} is not used", stacklevel=2)
@@ -73,7 +71,7 @@ def run_rl2(
         for name in names:
             (out_dir / f"train_{name}.pt").unlink(missing_ok=True)
         _save_checkpoint(checkpoint_path, config, {})
-    (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    atomic_write_json(config.to_dict(), out_dir / "config.json")
     splits = sample_splits(family, config)
 
     policies, curves, train_s = {}, {}, {}
@@ -95,21 +93,12 @@ def run_rl2(
 
     started = time.perf_counter()
     metrics = {
-        "env_name": config.env_name,
-        "seed": config.seed,
+        **run_header(config, family, splits, command_line() if argv is None else argv),
         "algo": "rl2",
-        "config": config.to_dict(),
-        "provenance": provenance(command_line() if argv is None else argv, config.device),
-        **split_record(family),
-        "protocol": protocol_record(config.protocol, config.env_name),
         "env_steps": {
             "random": 0,
             "onpolicy": curves[config.rl2_memory][-1]["env_steps"],
         },  # the learner's, not the oracle's
-        "tasks": {
-            split: [{"params": task.params, "coefficients": family.coefficients(task)} for task in tasks]
-            for split, tasks in splits.as_dict().items()
-        },
         "rl2_val": _evaluate(family, splits.val, policies, config, "val") if splits.val else {},
         "rl2": {},
     }
@@ -123,7 +112,7 @@ def run_rl2(
         "evaluate_s": time.perf_counter() - started,
         "resumed": resume,  # then the seconds count from the restart
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    atomic_write_json(metrics, out_dir / "metrics.json")
     write_run_plots(metrics, out_dir)
     return metrics
 

@@ -15,7 +15,6 @@ the data and training stages; the evaluation runs in rank 0 alone.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import replace
@@ -23,13 +22,13 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from env_runner.protocols import protocol_record
-from meta_rl.distributed import is_main_process, rank_and_world_size
+from core.checkpoint import atomic_write_json
+from meta_rl.distributed import is_main_process, launched_rank_and_world_size, rank_and_world_size
 from pipeline.config import PipelineConfig, resolve_device
 from pipeline.control import evaluate_control
-from pipeline.data import split_record
+from pipeline.data import run_header
 from pipeline.prediction import evaluate_prediction
-from pipeline.provenance import command_line, provenance
+from pipeline.provenance import command_line
 from pipeline.report.plots import write_run_plots
 from pipeline.rl2_run import run_rl2
 from pipeline.world import train_world
@@ -37,7 +36,7 @@ from pipeline.world import train_world
 
 def setup_distributed(config: PipelineConfig) -> PipelineConfig:
     """Join the torchrun process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    if launched_rank_and_world_size()[1] == 1:
         return config
     # torch.distributed.nn.functional binds the default group into its functions' defaults when it is imported
     # (which the first optimizer does, through torch._dynamo). Imported after the group exists, it keeps the group
@@ -79,27 +78,16 @@ def run(
     if not main_process:
         return None
     family, config = world.family, world.config
-    metrics = {
-        "env_name": config.env_name,
-        "seed": config.seed,
-        "config": config.to_dict(),
-        "provenance": provenance(argv, config.device),
-        **split_record(family),
-        "protocol": protocol_record(config.protocol, config.env_name),
-        "tasks": {
-            split: [{"params": task.params, "coefficients": family.coefficients(task)} for task in tasks]
-            for split, tasks in world.splits.as_dict().items()
-        },
-    }
+    metrics = run_header(config, family, world.splits, argv)
     metrics.update(evaluate_prediction(world, progress))
     stages["prediction_s"] = time.perf_counter() - start_time - sum(stages.values())
-    _write_json(out_dir / "metrics.partial.json", metrics)  # a stage's results are kept before the next can fail
+    atomic_write_json(metrics, out_dir / "metrics.partial.json")  # a stage's results are kept before the next can fail
     if config.control:
         for key, split in (("control", "test"), ("control_ood", "ood")):
             if world.splits.as_dict()[split]:
                 metrics[key] = evaluate_control(world, split, progress)
                 stages[f"{key}_s"] = time.perf_counter() - start_time - sum(stages.values())
-                _write_json(out_dir / "metrics.partial.json", metrics)
+                atomic_write_json(metrics, out_dir / "metrics.partial.json")
     random_steps = len(world.splits.train) * config.steps_per_task
     metrics["env_steps"] = {
         "random": random_steps,
@@ -113,14 +101,7 @@ def run(
     }
     # a resumed run's seconds count from its restart: the training before the interruption is not in them
     metrics["timing"] = {"total_s": time.perf_counter() - start_time, "stages": stages, "resumed": resume}
-    _write_json(out_dir / "metrics.json", metrics)
+    atomic_write_json(metrics, out_dir / "metrics.json")
     (out_dir / "metrics.partial.json").unlink(missing_ok=True)
     write_run_plots(metrics, out_dir)
     return metrics
-
-
-def _write_json(path: Path, values: dict) -> None:
-    """Write atomically: a reader never sees half a file (a temporary file beside it, then `os.replace`)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(values, indent=2))
-    os.replace(temporary, path)

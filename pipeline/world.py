@@ -7,13 +7,13 @@ prediction and control stages, the compute sweep, default selection), trained he
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gymnasium as gym
 
+from core.checkpoint import atomic_write_json
 from core.seeding import seed_everything
 from env_runner.environment import make_task_family
 from env_runner.rollouts import Rollouts
@@ -96,7 +96,7 @@ def train_world(
     family, config = family_and_config(config)
     if is_main_process() and not resume:  # a resumed run's config.json is the one it must match
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        atomic_write_json(config.to_dict(), out_dir / "config.json")
     splits = sample_splits(family, config)
     stages["setup_s"] = time.perf_counter() - start_time
     random_data = collect_data(family, splits.train, config.steps_per_task, config.seed, progress)

@@ -16,7 +16,7 @@ from env_runner.families import make_task_family
 from env_runner.locomotion import ANT_DIR_ID, HALF_CHEETAH_DIR_ID, HALF_CHEETAH_VEL_ID
 from env_runner.tasks import OOD_MARGIN, Task, check_disjoint
 from pipeline.config import defaults_for
-from pipeline.data import sample_splits, split_record
+from pipeline.data import run_header, sample_splits
 from tests.test_mujoco_families import mujoco_log_in_a_temporary_directory, rollout  # noqa: F401 (autouse)
 
 GOAL_IDS = [HALF_CHEETAH_VEL_ID, HALF_CHEETAH_DIR_ID, ANT_DIR_ID]
@@ -117,7 +117,8 @@ def test_halfcheetah_dir_has_two_tasks_that_every_split_shares_and_no_ood_split(
         family.sample(1, seed=0, split="ood")
     splits = sample_splits(family, defaults_for(HALF_CHEETAH_DIR_ID, quick=True))
     assert splits.ood == [] and splits.test[0].params == splits.train[0].params
-    assert split_record(family) == {"task_distribution": True, "held_out_tasks": False, "ood_split": False}
+    header = run_header(defaults_for(HALF_CHEETAH_DIR_ID, quick=True), family, splits, ["main.py"])
+    assert (header["task_distribution"], header["held_out_tasks"], header["ood_split"]) == (True, False, False)
 
 
 @pytest.mark.parametrize("env_id", GOAL_IDS)
