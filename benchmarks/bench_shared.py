@@ -2,10 +2,10 @@
 
 A shared machine gives a run fewer cores than torch assumes. torch's CPU build parallelises with GNU OpenMP,
 whose threads spin at every barrier while they wait for the others (300,000 spins by default); when a neighbour
-holds one of the cores, the spinning thread burns the time slice its partner needs. The project's default is
-1,000 spins (`core/__init__.py`). Each case runs `main.py` in a fresh process (OpenMP reads its settings when it
-loads) with the environment and flags below, alone and beside a neighbour that keeps one core busy (a Python
-busy loop); cases alternate, and the median of the repeats is reported.
+holds one of the cores, the spinning thread burns the time slice its partner needs. The programs' default is
+1,000 spins (`core/openmp.py`, set before torch loads). Each case runs `main.py` in a fresh process (OpenMP reads
+its settings when it loads) with the environment and flags below, alone and beside a neighbour that keeps one core
+busy (a Python busy loop); cases alternate, and the median of the repeats is reported.
 """
 
 from __future__ import annotations

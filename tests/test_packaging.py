@@ -69,8 +69,8 @@ def test_the_wheel_holds_only_the_library_packages_and_two_console_scripts(wheel
         entry_points = next(name for name in archive.namelist() if name.endswith(".dist-info/entry_points.txt"))
         console_scripts = archive.read(entry_points).decode()
     assert top_level == set(PACKAGES)
-    assert "ssm-metarl = pipeline.cli:console_main" in console_scripts
-    assert "ssm-metarl-bench = benchmarks.cli:" in console_scripts
+    assert "ssm-metarl = pipeline.__main__:console_main" in console_scripts
+    assert "ssm-metarl-bench = benchmarks.__main__:console_main" in console_scripts
 
 
 def test_modules_come_from_the_installed_wheel(install, tmp_path):
