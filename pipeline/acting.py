@@ -36,7 +36,7 @@ from pipeline.data import TaskContext, evaluation_reset_seed
 from pipeline.models import WorldModels
 from planning.dynamics import Dynamics, LearnedDynamics, predicts_reward
 from planning.episode import TransitionHook, run_episodes
-from planning.planner import CEMPlanner
+from planning.planner import make_planner
 from planning.true_dynamics import true_dynamics
 
 PLANNER_CONDITIONS = ("tta", "memory_only", "no_tta", "oracle", "true_dynamics")
@@ -55,13 +55,13 @@ def act(
     until_first_done: bool = False,
     explore_steps: int = 0,
 ) -> Rollouts:
-    """One CEM planner acting in one env per task (E = len(tasks)) for `steps` steps; a row per env; the first
-    `explore_steps` steps of every episode act uniformly at random.
+    """One planner (`config.planner.method`) acting in one env per task (E = len(tasks)) for `steps` steps; a row
+    per env; the first `explore_steps` steps of every episode act uniformly at random.
 
     The planner scores with the reward the dynamics predict where they do (a world model that learned the reward),
     else with the family's planning reward.
     """
-    planner = CEMPlanner(
+    planner = make_planner(
         dynamics,
         None if predicts_reward(dynamics) else family.planning_reward_fn(tasks),
         family.action_space,

@@ -15,6 +15,7 @@ import gymnasium as gym
 
 from core.checkpoint import atomic_write_json
 from core.seeding import seed_everything
+from env_runner.actions import is_discrete
 from env_runner.environment import make_task_family
 from env_runner.rollouts import Rollouts
 from env_runner.segments import Normalizer
@@ -61,6 +62,15 @@ def family_and_config(config: PipelineConfig) -> tuple[TaskFamily, PipelineConfi
         raise ValueError(
             f"{config.env_name} has no closed-form reward for the planner to score imagined trajectories: "
             "pass --reward learned or --no-control"
+        )
+    if (
+        config.algo == "mbrl"
+        and config.control
+        and config.planner.method == "mppi"
+        and is_discrete(family.action_space)
+    ):
+        raise ValueError(
+            f"--planner.method mppi needs a Box action space; {config.env_name}'s is {family.action_space}: use cem"
         )
     return family, replace(config, input_dim=width, reward=reward, device=resolve_device(config.device))
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from core.settings import check_settings, integer, number, positive, setting
+from core.settings import check_settings, integer, number, one_of, positive, setting
 from env_runner.actions import action_dim, is_discrete, one_hot_actions
 from env_runner.rewards import RewardFn
 from env_runner.tasks import TerminationFn
@@ -29,6 +29,7 @@ from planning.dynamics import Dynamics, predicts_reward
 class PlannerConfig:
     """Sampling settings shared by the planners (the defaults are the pipeline's).
 
+    method: which planner `make_planner` builds (`PLANNERS`).
     horizon: H steps per candidate sequence. num_candidates: C sequences per iteration.
     num_iterations: refinements of the sampling distribution per planning step.
     elite_fraction: share of the best candidates CEM refits on. discount: reward weight gamma^t.
@@ -39,6 +40,7 @@ class PlannerConfig:
     (shifted) probabilities and the uniform distribution, so that collapsed probabilities explore again.
     """
 
+    method: str = setting("cem", "cem (cross-entropy method) or mppi (Box action spaces only)", one_of(("cem", "mppi")))
     horizon: int = setting(15, "steps H per candidate sequence", integer(1))
     # 100 candidates: on 10 Pendulum val tasks CEM on the true dynamics returned -175 with 100 and -182 with 200
     # (3 iterations, horizon 15), at half the compute
@@ -326,3 +328,23 @@ class MPPIPlanner(ShootingPlanner):
             mean = torch.einsum("ec,echa->eha", weights, candidates)
         self._mean = torch.cat([mean[:, 1:], self._middle()[:, :1]], dim=1)
         return mean[:, 0]
+
+
+PLANNERS: dict[str, type[ShootingPlanner]] = {"cem": CEMPlanner, "mppi": MPPIPlanner}
+
+
+def make_planner(
+    dynamics: Dynamics,
+    reward_fn: RewardFn | None,
+    action_space: spaces.Space,
+    config: PlannerConfig,
+    seed: int = 0,
+    *,
+    num_episodes: int = 1,
+    termination_fn: TerminationFn | None = None,
+) -> ShootingPlanner:
+    """The planner `config.method` names, over `dynamics`, for `num_episodes` episodes at once."""
+    planner = PLANNERS[config.method]
+    return planner(
+        dynamics, reward_fn, action_space, config, seed, num_episodes=num_episodes, termination_fn=termination_fn
+    )
