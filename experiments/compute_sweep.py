@@ -76,8 +76,9 @@ from core.ssm import SSM
 from experiments.plots import write_compute_sweep_plot
 from pipeline.config import PipelineConfig, defaults_for, resolve_device
 from pipeline.control import condition_returns, planner_rollouts
+from pipeline.data import held_out_windows
 from pipeline.flags import add_program_flags, executor_from_flags
-from pipeline.prediction import held_out_windows, maml_adapter, window_errors
+from pipeline.prediction import maml_adapter, window_errors
 from pipeline.provenance import command_line, provenance
 from pipeline.report.statistics import normalized_scores, per_task_means, pooled
 from pipeline.world import World, load_world, train_world

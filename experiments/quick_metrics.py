@@ -71,6 +71,8 @@ IGNORED_KEYS = {
     "seconds_per_step_per_seed",
     "from_run",
     "argv",
+    "commits",  # the code's commit, as in the provenance
+    "mixed_commits",
 }
 
 

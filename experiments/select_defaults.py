@@ -45,9 +45,10 @@ from core.checkpoint import atomic_write_json
 from core.settings import override
 from pipeline.config import PipelineConfig, defaults_for
 from pipeline.control import condition_returns
+from pipeline.data import held_out_windows
 from pipeline.executor import Executor
 from pipeline.flags import add_program_flags, executor_from_flags
-from pipeline.prediction import fine_tuner, held_out_windows, maml_adapter, select_erm_fine_tuning, window_errors
+from pipeline.prediction import fine_tuner, maml_adapter, select_erm_fine_tuning, window_errors
 from pipeline.report.statistics import paired_difference, per_task_means, task_summary
 from pipeline.world import World, train_world
 

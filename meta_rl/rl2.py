@@ -23,7 +23,7 @@ Every seed derives from the run's seed through `core.seeding.derive_seed`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -300,8 +300,10 @@ def train_rl2(
     progress: bool = True,
     checkpoint_path: str | Path | None = None,
     val_tasks: Sequence[Task] = (),
+    on_iteration: Callable[[dict], None] | None = None,
 ) -> tuple[RecurrentActorCritic, list[dict]]:
-    """Train an RL² policy with PPO; returns it and one dict of statistics per iteration.
+    """Train an RL² policy with PPO; returns it and one dict of statistics per iteration (`on_iteration` receives
+    each as it is made).
 
     Every `config.val_every` iterations (and after the last), the iteration's dict adds "val_returns": the mean over
     `val_tasks` of each episode's return in one trial per task (its own seeds: training's randomness is unchanged).
@@ -372,6 +374,8 @@ def train_rl2(
                 },
                 checkpoint_path,
             )
+        if on_iteration is not None:
+            on_iteration(curve[-1])
     return policy, curve
 
 

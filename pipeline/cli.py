@@ -42,6 +42,8 @@ from pipeline.config import PipelineConfig, check_resumable, resolve_device
 from pipeline.flags import add_program_flags, add_setting_flags, config_from_flags, executor_from_flags
 from pipeline.provenance import command_line
 from pipeline.report.markdown import summary_markdown
+from pipeline.report.tensorboard import TENSORBOARD_EXTRA
+from pipeline.report.tensorboard import check_available as check_tensorboard
 from pipeline.rl2_run import read_rl2_checkpoint
 from pipeline.run_folder import check_writable, clear_run, holds_a_run
 from pipeline.seeds import run_seeds
@@ -63,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite", action="store_true", help="remove the run already in --out_dir first (its files only)"
     )
+    parser.add_argument(
+        "--tensorboard",
+        type=Path,
+        metavar="DIR",
+        help=f"log the training curves to DIR as they are made (seed_<S>/ per seed; needs {TENSORBOARD_EXTRA})",
+    )
     add_program_flags(parser)
     return parser
 
@@ -81,6 +89,11 @@ def main(argv: list[str] | None = None) -> dict:
     except (ValueError, gym.error.Error) as error:
         parser.error(str(error))
     executor = executor_from_flags(parser, args)
+    if args.tensorboard is not None:
+        try:
+            check_tensorboard()
+        except RuntimeError as error:
+            parser.error(str(error))
     launched_rank, launched_world_size = launched_rank_and_world_size()
     if launched_world_size > 1:
         if not executor.in_process:
@@ -110,6 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
             per_seed_dirs=args.seeds is not None,
             executor=executor,
             argv=command_line(argv),
+            tensorboard=args.tensorboard,
         )
     except KeyboardInterrupt:
         print(f"\ninterrupted: {out_dir} keeps every finished epoch; continue with: {resume_command(argv, out_dir)}")

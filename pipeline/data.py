@@ -12,7 +12,7 @@ from core.progress import progress_bar
 from core.seeding import derive_seed
 from env_runner.protocols import protocol_record
 from env_runner.rollouts import Rollouts, collect
-from env_runner.segments import SegmentBatch, WindowSource, sample_source_batches
+from env_runner.segments import Normalizer, SegmentBatch, WindowSource, sample_source_batches, sample_task_batches
 from env_runner.tasks import Task, TaskFamily, check_disjoint
 from meta_rl.distributed import all_gather_objects, shard
 from pipeline.config import PipelineConfig
@@ -189,3 +189,20 @@ def sample_meta_batch(
 
 def to_device(batch: SegmentBatch, device: torch.device | str) -> SegmentBatch:
     return replace(batch, **{field.name: getattr(batch, field.name).to(device) for field in fields(SegmentBatch)})
+
+
+def held_out_windows(
+    family: TaskFamily, tasks: list[Task], split: str, normalizer: Normalizer, config: PipelineConfig, progress: bool
+) -> SegmentBatch:
+    """`eval_windows_per_task` (support, query) windows of fresh random-policy data per task: (n, W, ·)."""
+    data = collect_data(family, tasks, config.steps_per_task, config.seed, progress)
+    batch = sample_task_batches(
+        data,
+        normalizer,
+        list(range(len(tasks))),
+        config.eval_windows_per_task,
+        config.support_len,
+        config.query_len,
+        derive_seed(config.seed, f"windows-{split}"),
+    )
+    return to_device(batch, config.device)

@@ -72,13 +72,32 @@ class WorldModels:
         context (n_tasks, K): the oracle's per-task input (needed when there is an oracle).
         """
         losses = {"maml": self.learner.meta_update(batch.window_tuples())}  # support: one window, as at test time
+        for name, (model, x, y, reset) in self._supervised_windows(batch, context).items():
+            losses[name] = self._supervised_step(model, self.optimizers[name], x, y, reset)
+        return losses
+
+    @torch.no_grad()
+    def losses(self, batch: SegmentBatch, context: torch.Tensor | None = None) -> dict[str, float]:
+        """The losses `train_step` descends, on `batch` (held-out windows) without a step: MetaMAML's query loss
+        after its inner step, and each supervised model's MSE over the windows."""
+        losses = {"maml": self.learner.meta_loss(batch.window_tuples()).item()}
+        for name, (model, x, y, reset) in self._supervised_windows(batch, context).items():
+            flat_x, flat_y, flat_reset = (t.flatten(0, 1) for t in (x, y, reset))
+            prediction, _ = model(flat_x, model.init_hidden(flat_x.shape[0]), flat_reset)
+            losses[name] = F.mse_loss(prediction, flat_y).item()
+        return losses
+
+    def _supervised_windows(self, batch: SegmentBatch, context: torch.Tensor | None) -> dict[str, tuple]:
+        """Each supervised model with its inputs, targets and resets: a window's support and query as one sequence
+        (n_tasks, W, M + K, ·), the oracle's inputs carrying the task context (n_tasks, K)."""
         x = torch.cat([batch.support_x, batch.query_x], dim=2)  # (n_tasks, W, M + K, D_in)
         y = torch.cat([batch.support_y, batch.query_y], dim=2)
         reset = torch.cat([batch.support_reset, batch.query_reset], dim=2)
+        windows = {}
         for name, model in self._supervised().items():
             inputs = x if name == "erm" else torch.cat([x, context[:, None, None].expand(*x.shape[:3], -1)], dim=-1)
-            losses[name] = self._supervised_step(model, self.optimizers[name], inputs, y, reset)
-        return losses
+            windows[name] = (model, inputs, y, reset)
+        return windows
 
     def _supervised_step(self, model: SSM, optimizer: torch.optim.Optimizer, x, y, reset) -> float:
         """One Adam step on the MSE over all windows; under torch.distributed each rank takes a shard of tasks."""

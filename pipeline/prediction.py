@@ -15,33 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from adaptation.test_time_adaptation import AdaptationConfig, Adapter
-from core.seeding import derive_seed
-from env_runner.segments import Normalizer, SegmentBatch, sample_task_batches
-from env_runner.tasks import Task, TaskFamily
+from env_runner.segments import SegmentBatch
 from pipeline.config import PipelineConfig
-from pipeline.data import collect_data, to_device
+from pipeline.data import held_out_windows
 from pipeline.models import WorldModels
 from pipeline.report.statistics import task_summary
 from pipeline.world import World
 
 ERM_CANDIDATES = (("sgd", 0.05), ("sgd", 0.01), ("sgd", 0.002), ("adam", 1e-2), ("adam", 1e-3), ("adam", 1e-4))
-
-
-def held_out_windows(
-    family: TaskFamily, tasks: list[Task], split: str, normalizer: Normalizer, config: PipelineConfig, progress: bool
-) -> SegmentBatch:
-    """`eval_windows_per_task` (support, query) windows of fresh random-policy data per task: (n, W, ·)."""
-    data = collect_data(family, tasks, config.steps_per_task, config.seed, progress)
-    batch = sample_task_batches(
-        data,
-        normalizer,
-        list(range(len(tasks))),
-        config.eval_windows_per_task,
-        config.support_len,
-        config.query_len,
-        derive_seed(config.seed, f"windows-{split}"),
-    )
-    return to_device(batch, config.device)
 
 
 def window_errors(
@@ -112,10 +93,8 @@ def evaluate_prediction(world: World, progress: bool) -> dict:
     family, splits, models, config = world.family, world.splits, world.models, world.config
     steps = tuple(config.eval_steps)
     choice = ("sgd", config.inner_lr)
-    if splits.val:
-        choice = select_erm_fine_tuning(
-            models, held_out_windows(family, splits.val, "val", world.normalizer, config, progress), config
-        )
+    if world.val_windows is not None:
+        choice = select_erm_fine_tuning(models, world.val_windows, config)
     sections = {}
     for name, tasks in (("in_distribution", splits.test), ("ood", splits.ood)):
         if not tasks:

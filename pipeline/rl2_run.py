@@ -39,6 +39,7 @@ from pipeline.data import evaluation_reset_seed, run_header, sample_splits
 from pipeline.provenance import command_line
 from pipeline.report.plots import write_run_plots
 from pipeline.report.statistics import task_summary
+from pipeline.report.tensorboard import CurveLog
 
 RL2_CHECKPOINT_FORMAT = "ssm-metarl rl2 checkpoint 1"
 
@@ -49,10 +50,16 @@ def read_rl2_checkpoint(path: Path) -> dict:
 
 
 def run_rl2(
-    config: PipelineConfig, out_dir: Path, resume: bool = False, progress: bool = True, argv: list[str] | None = None
+    config: PipelineConfig,
+    out_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    argv: list[str] | None = None,
+    tensorboard: Path | None = None,
 ) -> dict:
     """Train, evaluate and report one seed; returns the metrics written to <out_dir>/metrics.json. `argv`: the
-    command line the provenance records (default: this process's)."""
+    command line the provenance records (default: this process's); `tensorboard`: a folder each policy's training
+    curve is logged to (a subfolder per policy) as it is made."""
     start_time = time.perf_counter()
     if launched_rank_and_world_size()[1] != 1:
         raise ValueError("--algo rl2 runs in a single process: launch it without torchrun")
@@ -77,17 +84,23 @@ def run_rl2(
     policies, curves, train_s = {}, {}, {}
     for name in names:
         started = time.perf_counter()
-        policies[name], curves[name] = train_rl2(
-            family,
-            splits.train,
-            config.rl2,
-            config.seed,
-            memory=config.rl2_memory,
-            oracle=name == "oracle",
-            progress=progress,
-            checkpoint_path=out_dir / f"train_{name}.pt",
-            val_tasks=splits.val,
-        )
+        log = CurveLog(tensorboard / name) if tensorboard is not None else None
+        try:
+            policies[name], curves[name] = train_rl2(
+                family,
+                splits.train,
+                config.rl2,
+                config.seed,
+                memory=config.rl2_memory,
+                oracle=name == "oracle",
+                progress=progress,
+                checkpoint_path=out_dir / f"train_{name}.pt",
+                val_tasks=splits.val,
+                on_iteration=log,
+            )
+        finally:
+            if log is not None:
+                log.close()
         train_s[name] = time.perf_counter() - started
         _save_checkpoint(checkpoint_path, config, policies)
 

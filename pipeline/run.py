@@ -30,6 +30,7 @@ from pipeline.data import run_header
 from pipeline.prediction import evaluate_prediction
 from pipeline.provenance import command_line
 from pipeline.report.plots import write_run_plots
+from pipeline.report.tensorboard import CurveLog
 from pipeline.rl2_run import run_rl2
 from pipeline.world import train_world
 
@@ -59,20 +60,25 @@ def run(
     resume: bool = False,
     progress: bool = True,
     argv: list[str] | None = None,
+    tensorboard: Path | None = None,
 ) -> dict | None:
     """The whole pipeline for one seed; returns the metrics written to <out_dir>/metrics.json (None on ranks
-    other than 0). `argv`: the command line the provenance records (default: this process's)."""
+    other than 0). `argv`: the command line the provenance records (default: this process's); `tensorboard`: a
+    folder the training curves are logged to as they are made."""
     config = replace(config, device=resolve_device(config.device))
     argv = command_line() if argv is None else argv
     if config.algo == "rl2":
-        return run_rl2(config, out_dir, resume, progress, argv)
+        return run_rl2(config, out_dir, resume, progress, argv, tensorboard)
     start_time = time.perf_counter()
     config = setup_distributed(config)
     main_process, world_size = is_main_process(), rank_and_world_size()[1]
     stages: dict[str, float] = {}
+    log = CurveLog(tensorboard) if tensorboard is not None and main_process else None
     try:
-        world = train_world(config, out_dir, resume, progress and main_process, stages)
+        world = train_world(config, out_dir, resume, progress and main_process, stages, log)
     finally:
+        if log is not None:
+            log.close()
         if dist.is_initialized():
             dist.destroy_process_group()
     if not main_process:
@@ -95,6 +101,7 @@ def run(
     }
     metrics["training"] = {
         "final_losses": world.last_losses,
+        "curve": world.curve,
         "world_size": world_size,
         "skipped_meta_updates": world.models.learner.skipped_updates,
         "transitions": world.dataset.num_envs * world.dataset.steps,

@@ -20,6 +20,7 @@ RUN_FILES = (
     "prediction_mse.png",
     "control_returns.png",
     "control_ood_returns.png",
+    "training_curves.png",
     "rl2_returns.png",
     "rl2_training.png",
     "summary.json",

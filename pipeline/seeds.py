@@ -26,13 +26,14 @@ def run_seeds(
     per_seed_dirs: bool = True,
     executor: Executor | None = None,
     argv: list[str] | None = None,
+    tensorboard: Path | None = None,
 ) -> dict:
     """One complete run per seed in <out_dir>/seed_<S>/, then summary.json, summary.md and summary_paired.png.
 
     `resume`: a seed whose metrics.json exists is read back, one with a checkpoint continues from it, the others
     start. `per_seed_dirs=False` (one seed, `--seed S`): the run writes into `out_dir` itself, summary beside it.
     Runs go through `executor` (default: one after another in this process); with several at once they print no
-    progress of their own.
+    progress of their own. `tensorboard`: a folder the training curves are logged to (seed_<S>/ per seed).
     """
     if not per_seed_dirs and len(seeds) != 1:
         raise ValueError(f"a run without per-seed folders has one seed, got {seeds}")
@@ -54,6 +55,7 @@ def run_seeds(
             resume and (folders[seed] / "checkpoint.pt").is_file(),
             progress and executor.in_process,
             argv,
+            None if tensorboard is None else tensorboard / f"seed_{seed}" if per_seed_dirs else tensorboard,
         )
         for seed in pending
     ]

@@ -1,10 +1,15 @@
 """Meta-training: the epoch loop over the world models (`pipeline.models`), with on-policy rounds, and the
 checkpoint after each epoch that makes a run resumable (ending with exactly the weights of an uninterrupted
 run). A meta-batch holds `meta_batch_size` training tasks with `windows_per_task` (support, query) pairs each.
+
+The training curve has a row per epoch: {"epoch", "train": {model: mean loss over the epoch's meta-batches},
+"val": {model: the same loss on the val tasks' windows, without a step}} ("val" only where there are val tasks);
+`on_epoch(row)` receives each row as it is made (TensorBoard).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -13,7 +18,7 @@ import torch
 from core.checkpoint import atomic_save, load_marked_checkpoint
 from core.progress import progress_bar
 from env_runner.rollouts import Rollouts
-from env_runner.segments import Normalizer, WindowSource
+from env_runner.segments import Normalizer, SegmentBatch, WindowSource
 from env_runner.tasks import Task, TaskFamily
 from meta_rl.distributed import is_main_process
 from pipeline.acting import collect_onpolicy
@@ -35,21 +40,25 @@ def train(
     checkpoint_path: Path,
     resume: bool,
     progress: bool,
-) -> tuple[Rollouts, dict[str, float] | None]:
+    val_windows: SegmentBatch | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[Rollouts, dict[str, float] | None, list[dict]]:
     """Meta-train (and train ERM and the oracle) epoch by epoch, checkpointing after each.
 
     The last `onpolicy_rounds` epochs (with control) first collect on-policy rows with the planner and
-    test-time adaptation on training tasks (GrBAL style). Returns the final training set and the last losses.
+    test-time adaptation on training tasks (GrBAL style). Returns the final training set, the last losses and the
+    training curve (`val_windows`: the val tasks' windows its "val" losses are measured on).
     """
     generator = torch.Generator().manual_seed(config.seed)
-    first_epoch, last_losses = 0, None
+    first_epoch, last_losses, curve = 0, None, []
     if resume:
-        first_epoch, dataset, last_losses = load_training_checkpoint(
+        first_epoch, dataset, last_losses, curve = load_training_checkpoint(
             checkpoint_path, config, models, normalizer, splits.train, generator
         )
         if progress:
             print(f"resumed from {checkpoint_path} after epoch {first_epoch}")
     train_context = context(splits.train).to(config.device) if models.oracle_model is not None else None
+    val_context = context(splits.val).to(config.device) if train_context is not None and splits.val else None
     position = {task: index for index, task in enumerate(splits.train)}
     onpolicy_from = config.num_epochs - config.onpolicy_rounds if config.control else config.num_epochs
     source = WindowSource.of(dataset, normalizer)  # normalised once per dataset, not once per meta-batch
@@ -59,18 +68,28 @@ def train(
             dataset = concat_rollouts([dataset, split_rows(onpolicy, config.onpolicy_steps)], splits.train)
             source = WindowSource.of(dataset, normalizer)
         bar = progress_bar(range(config.iterations_per_epoch), progress, f"epoch {epoch + 1}/{config.num_epochs}")
+        sums: dict[str, float] = {}
         for _ in bar:
             batch, tasks = sample_meta_batch(source, dataset.tasks, config, generator)
             batch_context = None if train_context is None else train_context[[position[task] for task in tasks]]
             last_losses = models.train_step(to_device(batch, config.device), batch_context)
+            sums = {name: sums.get(name, 0.0) + value for name, value in last_losses.items()}
             bar.set_postfix({name: f"{value:.4f}" for name, value in last_losses.items()})
-        if progress and last_losses:
-            print("  losses: " + ", ".join(f"{name} {value:.4f}" for name, value in last_losses.items()), flush=True)
+        row = {"epoch": epoch + 1, "train": {name: total / config.iterations_per_epoch for name, total in sums.items()}}
+        if val_windows is not None:
+            row["val"] = models.losses(val_windows, val_context)
+        curve.append(row)
+        if progress:
+            for part in ("train", "val"):
+                if part in row:
+                    print(f"  {part} loss: " + ", ".join(f"{k} {v:.4f}" for k, v in row[part].items()), flush=True)
         if is_main_process():
             save_training_checkpoint(
-                checkpoint_path, config, epoch + 1, models, normalizer, dataset, generator, last_losses
+                checkpoint_path, config, epoch + 1, models, normalizer, dataset, generator, last_losses, curve
             )
-    return dataset, last_losses
+            if on_epoch is not None:
+                on_epoch(row)
+    return dataset, last_losses, curve
 
 
 def save_training_checkpoint(
@@ -82,6 +101,7 @@ def save_training_checkpoint(
     dataset: Rollouts,
     generator: torch.Generator,
     last_losses: dict[str, float] | None,
+    curve: list[dict],
 ) -> None:
     """Write atomically: key "model" is the meta-learned SSM's state dict (with "model_config")."""
     atomic_save(
@@ -96,6 +116,7 @@ def save_training_checkpoint(
             "config": config.to_dict(),
             "epoch": epoch,
             "last_losses": last_losses,
+            "curve": curve,
         },
         path,
     )
@@ -116,13 +137,14 @@ def load_training_checkpoint(
     normalizer: Normalizer,
     tasks: list[Task],
     generator: torch.Generator,
-) -> tuple[int, Rollouts, dict[str, float] | None]:
+) -> tuple[int, Rollouts, dict[str, float] | None, list[dict]]:
     """Restore models, normaliser and generator in place; return (completed epochs, training dataset, the last
-    meta-batch's losses: None in a checkpoint written before they were kept)."""
+    meta-batch's losses: None in a checkpoint written before they were kept, the training curve so far: empty in
+    a checkpoint written before it was kept)."""
     state = read_training_checkpoint(path)
     check_resumable(PipelineConfig.from_dict(state["config"]), config, path)
     models.load_state_dict(state["models"])
     normalizer.load_state_dict(state["normalizer"])
     generator.set_state(state["generator"])
     dataset = Rollouts(**state["dataset"], tasks=tuple(tasks))
-    return int(state["epoch"]), dataset, state.get("last_losses")
+    return int(state["epoch"]), dataset, state.get("last_losses"), state.get("curve", [])

@@ -8,6 +8,7 @@ prediction and control stages, the compute sweep, default selection), trained he
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,11 +19,11 @@ from core.seeding import seed_everything
 from env_runner.actions import is_discrete
 from env_runner.environment import make_task_family
 from env_runner.rollouts import Rollouts
-from env_runner.segments import Normalizer
+from env_runner.segments import Normalizer, SegmentBatch
 from env_runner.tasks import TaskFamily
 from meta_rl.distributed import is_main_process
 from pipeline.config import PipelineConfig, resolve_device, resolve_reward
-from pipeline.data import TaskContext, TaskSplits, collect_data, sample_splits, split_rows
+from pipeline.data import TaskContext, TaskSplits, collect_data, held_out_windows, sample_splits, split_rows
 from pipeline.models import WorldModels
 from pipeline.training import read_training_checkpoint, train
 
@@ -39,6 +40,8 @@ class World:
     models: WorldModels
     dataset: Rollouts  # the final training set, random and on-policy rows
     last_losses: dict[str, float] | None  # the last meta-batch's losses (None from a checkpoint that predates them)
+    curve: list[dict]  # the training curve, a row per epoch (`pipeline.training`)
+    val_windows: SegmentBatch | None  # the val tasks' held-out windows (None without val tasks): selection reads them
 
 
 def family_and_config(config: PipelineConfig) -> tuple[TaskFamily, PipelineConfig]:
@@ -92,13 +95,14 @@ def train_world(
     resume: bool = False,
     progress: bool = True,
     stages: dict[str, float] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> World:
     """The data and training stages of one seed: tasks, random-policy data on the train tasks, the normaliser
     (fit on that data only) and the world models, checkpointed to out_dir/checkpoint.pt after each epoch
     (`resume`: continue from it). A fresh run writes out_dir/config.json first.
 
-    `stages` (when given) receives the seconds spent setting up ("setup_s"), collecting ("collect_s") and training
-    ("train_s").
+    `stages` (when given) receives the seconds spent setting up ("setup_s"), collecting ("collect_s", the val tasks'
+    windows included) and training ("train_s"); `on_epoch` each row of the training curve as it is made.
     """
     stages = {} if stages is None else stages
     start_time = time.perf_counter()
@@ -110,19 +114,20 @@ def train_world(
     splits = sample_splits(family, config)
     stages["setup_s"] = time.perf_counter() - start_time
     random_data = collect_data(family, splits.train, config.steps_per_task, config.seed, progress)
-    stages["collect_s"] = time.perf_counter() - start_time - stages["setup_s"]
     normalizer = Normalizer.fit(  # training data only
         random_data, dropped_obs=family.translation_invariant_obs, reward_weight=reward_weight(config)
     )
+    val_windows = held_out_windows(family, splits.val, "val", normalizer, config, progress) if splits.val else None
+    stages["collect_s"] = time.perf_counter() - start_time - stages["setup_s"]
     context = TaskContext(family, splits.train)
     models = WorldModels(config, config.input_dim, normalizer.target_dim, context.width)
     rows = split_rows(random_data, config.onpolicy_steps)
     checkpoint = out_dir / "checkpoint.pt"
-    dataset, last_losses = train(
-        config, family, splits, models, normalizer, context, rows, checkpoint, resume, progress
+    dataset, last_losses, curve = train(
+        config, family, splits, models, normalizer, context, rows, checkpoint, resume, progress, val_windows, on_epoch
     )
     stages["train_s"] = time.perf_counter() - start_time - stages["setup_s"] - stages["collect_s"]
-    return World(family, config, splits, normalizer, context, models, dataset, last_losses)
+    return World(family, config, splits, normalizer, context, models, dataset, last_losses, curve, val_windows)
 
 
 def load_world(run_dir: Path) -> World:
@@ -147,4 +152,8 @@ def load_world(run_dir: Path) -> World:
     models.load_state_dict(state["models"])
     normalizer.load_state_dict(state["normalizer"])
     dataset = Rollouts(**state["dataset"], tasks=tuple(splits.train))
-    return World(family, config, splits, normalizer, context, models, dataset, state.get("last_losses"))
+    val_windows = held_out_windows(family, splits.val, "val", normalizer, config, False) if splits.val else None
+    curve = state.get("curve", [])
+    return World(
+        family, config, splits, normalizer, context, models, dataset, state.get("last_losses"), curve, val_windows
+    )

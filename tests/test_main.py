@@ -173,6 +173,10 @@ def test_resume_after_an_interrupted_run_ends_with_the_same_weights(tmp_path, mo
     for name, value in learned_rates.items():
         torch.testing.assert_close(resumed["models"]["learner"]["inner_lrs"][name], value, atol=0, rtol=0, msg=name)
     torch.testing.assert_close(resumed["dataset"]["obs"], uninterrupted["dataset"]["obs"], atol=0, rtol=0)
+    curves = [
+        json.loads((tmp_path / run / "metrics.json").read_text())["training"]["curve"] for run in ("full", "resumed")
+    ]
+    assert [row["epoch"] for row in curves[1]] == [1, 2, 3] and curves[1] == curves[0]  # the curve resumes too
 
 
 def test_resume_with_other_flags_is_refused_naming_each_difference(tmp_path, capsys):

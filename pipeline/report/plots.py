@@ -55,7 +55,24 @@ def write_run_plots(metrics: dict, out_dir: Path) -> list[Path]:
     for key in ("control", "control_ood"):
         if key in metrics:
             written.append(_control_plot(metrics, key, out_dir / f"{key}_returns.png"))
+    if metrics["training"]["curve"]:
+        written.append(_training_plot(metrics, out_dir / "training_curves.png"))
     return written
+
+
+def _training_plot(metrics: dict, path: Path) -> Path:
+    """Each model's loss against the epoch, log y: the mean over the epoch's meta-batches (solid) and the loss on
+    the val tasks' windows after the epoch (dashed)."""
+    curve = metrics["training"]["curve"]
+    figure, (axis,) = subplots()
+    epochs = [row["epoch"] for row in curve]
+    for index, name in enumerate(curve[0]["train"]):
+        axis.plot(epochs, [row["train"][name] for row in curve], "-o", color=f"C{index}", label=f"{name} train")
+        if "val" in curve[0]:
+            axis.plot(epochs, [row["val"][name] for row in curve], "--s", color=f"C{index}", label=f"{name} val")
+    axis.set(title=f"{metrics['env_name']}: training curves", xlabel="epoch", ylabel="loss", yscale="log")
+    axis.legend(fontsize=8)
+    return save(figure, path)
 
 
 def _prediction_plot(metrics: dict, path: Path) -> Path:
