@@ -387,7 +387,7 @@ def evaluate_rl2(
     seed: int,
     reset_seeds: Sequence[int] | None = None,
 ) -> list[list[float]]:
-    """One trial per task with the policy's own sampling; returns[task][episode] (tasks x episodes_per_trial).
+    """One trial per task with the policy's own sampling; returns `returns[task][episode]` (tasks x episodes_per_trial).
 
     The memory adapts within the trial; no weights change. An oracle policy (told by its observation
     width) reads the tasks' parameters. `reset_seeds`: each trial's first reset (see `collect_trials`).
