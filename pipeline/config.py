@@ -12,7 +12,7 @@ these fields (`pipeline.flags`).
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -168,8 +168,45 @@ class PipelineConfig:
             f"a multiple of --onpolicy_steps ({self.onpolicy_steps})",
             self.steps_per_task,
         )
-
+        if self.algo == "mbrl":
+            self._check_what_can_be_honoured()
         self._check_protocol()
+
+    def _check_what_can_be_honoured(self) -> None:
+        """A count above what the run has would be cut silently while config.json recorded it: refuse it, naming the
+        largest value that can be honoured."""
+        train = self.num_train_tasks
+        require(
+            self.meta_batch_size <= train,
+            "meta_batch_size",
+            f"at most --num_train_tasks ({train})",
+            self.meta_batch_size,
+        )
+        if not self.control:
+            return
+        held_out = max(self.num_test_tasks, self.num_ood_tasks)
+        require(
+            self.control_tasks <= held_out,
+            "control_tasks",
+            f"at most {held_out} (the test and OOD tasks: --num_test_tasks {self.num_test_tasks}, "
+            f"--num_ood_tasks {self.num_ood_tasks})",
+            self.control_tasks,
+        )
+        require(
+            self.onpolicy_rounds <= self.num_epochs,
+            "onpolicy_rounds",
+            f"at most --num_epochs ({self.num_epochs}): each round is an epoch",
+            self.onpolicy_rounds,
+        )
+        require(
+            self.onpolicy_tasks <= train, "onpolicy_tasks", f"at most --num_train_tasks ({train})", self.onpolicy_tasks
+        )
+        require(
+            self.explore_steps < self.episode_steps,
+            "explore_steps",
+            f"less than --episode_steps ({self.episode_steps}): else tta, memory_only and no_tta all act at random",
+            self.explore_steps,
+        )
 
     def _check_protocol(self) -> None:
         """Each split's task count within what the protocol's table holds for this family."""
@@ -192,6 +229,14 @@ class PipelineConfig:
     def from_dict(cls, values: dict) -> PipelineConfig:
         """The config that `to_dict` wrote (config.json, a checkpoint's "config")."""
         return override(cls(), values)
+
+
+# the settings each --algo reads; a flag outside its algo's set is refused (it would change nothing)
+RL2_SETTINGS = frozenset(
+    {"env_name", "seed", "device", "algo", "protocol", "num_train_tasks", "num_val_tasks", "num_test_tasks"}
+    | {"num_ood_tasks", "rl2_memory", "rl2"}
+)
+MBRL_SETTINGS = frozenset(item.name for item in fields(PipelineConfig)) - {"rl2_memory", "rl2"}
 
 
 QUICK_SIZES: dict[str, Any] = {
@@ -277,19 +322,21 @@ def protocol_split_sizes(table: ProtocolTable) -> dict[str, int]:
 
 
 def protocol_row(table: ProtocolTable, config: PipelineConfig, quick: bool) -> dict[str, Any]:
-    """What a protocol changes in `config`: the train, val and test task counts capped by the table's, and (unless
-    `quick`) every OOD combination, all of them in the control evaluation, and the protocol's episode length."""
+    """What a protocol changes in `config`: the train, val and test task counts capped by the table's (and the
+    meta-batch and on-policy task counts by the train tasks), and (unless `quick`) every OOD combination, all of
+    them in the control evaluation, and the protocol's episode length."""
     sizes = protocol_split_sizes(table)
     row: dict[str, Any] = {
         f"num_{split}_tasks": min(getattr(config, f"num_{split}_tasks"), sizes[split])
         for split in ("train", "val", "test")
     }
+    row |= {name: min(getattr(config, name), row["num_train_tasks"]) for name in ("meta_batch_size", "onpolicy_tasks")}
     if quick:
         return {**row, "num_ood_tasks": min(config.num_ood_tasks, sizes["ood"])}
     return {
         **row,
         "num_ood_tasks": sizes["ood"],
-        "control_tasks": max(config.control_tasks, sizes["ood"]),
+        "control_tasks": max(min(config.control_tasks, row["num_test_tasks"]), sizes["ood"]),
         "episode_steps": table.episode_steps,
     }
 

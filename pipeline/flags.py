@@ -28,8 +28,8 @@ import torch
 
 from core.settings import SettingError, override
 from env_runner.protocols import COEFFICIENTS
-from pipeline.config import PipelineConfig, defaults_for
-from pipeline.executor import Executor
+from pipeline.config import MBRL_SETTINGS, RL2_SETTINGS, PipelineConfig, defaults_for
+from pipeline.executor import Executor, available_cores
 
 
 def add_setting_flags(parser: argparse.ArgumentParser, config_type: type = PipelineConfig, group: str = "") -> None:
@@ -44,7 +44,9 @@ def add_setting_flags(parser: argparse.ArgumentParser, config_type: type = Pipel
         options: dict[str, Any] = {
             "dest": name,
             "default": None,
-            "help": f"{item.metadata['help']} (default {default})",
+            "help": item.metadata["help"]
+            if "default" in item.metadata["help"]
+            else f"{item.metadata['help']} (default {default})",
         }
         base, can_be_none = _base_type(kind)
         if base is bool:
@@ -64,7 +66,11 @@ def add_program_flags(parser: argparse.ArgumentParser, threads: int | None = Non
     """--quick, --no_progress, --threads (default `threads`: None leaves torch's choice in this process and
     max(1, cores // jobs) in workers) and the executor's --jobs, --executor and --ray_address."""
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration (tiny sizes)")
-    parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--no_progress",
+        action="store_true",
+        help="hide the progress (bars, stage lines); the results are still printed",
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -98,13 +104,28 @@ def given_settings(args: argparse.Namespace, config_type: type = PipelineConfig,
 def config_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> PipelineConfig:
     """The family's defaults (`--quick` sizes when asked) with every given flag; a refused value is the parser's
     error naming the flag."""
+    given = given_settings(args)
+    algo = args.algo or PipelineConfig().algo
+    applicable = RL2_SETTINGS if algo == "rl2" else MBRL_SETTINGS
+    for name in given:
+        if name not in applicable:
+            flag = next(iter(_flags(name, given[name])))
+            reads = "--rl2.* and the task counts" if algo == "rl2" else "everything but --rl2.* and --rl2_memory"
+            parser.error(f"{flag} does not apply to --algo {algo}, which reads {reads}: leave it out")
     try:
         defaults = defaults_for(args.env_name or PipelineConfig().env_name, args.quick, args.protocol or COEFFICIENTS)
-        return override(defaults, given_settings(args))
+        return override(defaults, given)
     except SettingError as error:
         parser.error(f"--{error}")
     except ValueError as error:
         parser.error(str(error))
+
+
+def _flags(name: str, value: Any) -> list[str]:
+    """The flags of a given setting: --name, or --group.member for each member given of a nested group."""
+    if isinstance(value, dict):
+        return [f"--{name}.{member}" for member in value]
+    return [f"--{name}" if value is not False else f"--no-{name}"]
 
 
 def executor_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Executor:
@@ -116,6 +137,9 @@ def executor_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error(f"--{error}")
     except RuntimeError as error:
         parser.error(str(error))
+    cores = available_cores()
+    if args.threads is not None and args.executor == "local" and args.threads > cores:
+        parser.error(f"--threads must be at most {cores} (the cores this process may run on), got {args.threads}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     return executor

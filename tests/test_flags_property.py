@@ -103,10 +103,42 @@ def test_every_valued_setting_is_drawn():
         (["--steps_per_task", "0"], "--steps_per_task must be an int >= 1, got 0"),
         (["--device", "gpu"], "--device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
         (["--seeds", "0", "0"], "--seeds must be distinct ints >= 0, got 0 0"),
+        # what cannot be honoured is refused, naming the largest value that can
+        (["--explore_steps", "5"], "--explore_steps must be less than --episode_steps (5)"),
+        (["--control_tasks", "100"], "--control_tasks must be at most 3 (the test and OOD tasks"),
+        (["--onpolicy_rounds", "5"], "--onpolicy_rounds must be at most --num_epochs (1)"),
+        (["--meta_batch_size", "50"], "--meta_batch_size must be at most --num_train_tasks (6), got 50"),
+        (["--onpolicy_tasks", "9"], "--onpolicy_tasks must be at most --num_train_tasks (6), got 9"),
+        (["--threads", "999"], "--threads must be at most"),
+        # flags that cannot apply
+        (["--seed", "5", "--seeds", "0", "1"], "--seed 5 and --seeds 0 1: give one of them"),
+        (["--algo", "rl2"], "--num_epochs does not apply to --algo rl2"),
+        (["--rl2.iterations", "3"], "--rl2.iterations does not apply to --algo mbrl"),
+        (["--executor", "ray", "--ray_address", "127.0.0.1:1"], "--ray_address 127.0.0.1:1: no Ray cluster answers"),
     ],
 )
 def test_the_reported_bad_values_are_one_line_errors_before_any_work(flags, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:
         cli.main([*TINY, *flags, "--out_dir", str(tmp_path / "never")])
     assert refused.value.code == 2 and not (tmp_path / "never").exists()
-    assert message in capsys.readouterr().err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].endswith(" --help)"), lines
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=flag_and_value(), second=flag_and_value())
+def test_two_flags_together_are_refused_in_one_line_or_run(first, second, tmp_path_factory, capsys):
+    """Pairs reach the checks that relate settings (a count against another, a flag against --algo)."""
+    if first[0] == second[0]:
+        return
+    out_dir = tmp_path_factory.mktemp("run") / "out"
+    flags = [*TINY, first[0], *first[1].split(" "), second[0], *second[1].split(" "), "--out_dir", str(out_dir)]
+    try:
+        cli.main(flags)
+    except SystemExit as refused:
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert refused.code == 2 and not out_dir.exists(), (first, second, error)
+        assert "error: " in error and re.search(r"--[a-z_.0-9]+", error), f"{first} {second}: {error}"
+        return
+    capsys.readouterr()
+    assert (out_dir / "metrics.json").is_file(), (first, second)
