@@ -121,6 +121,8 @@ def summary_markdown(result: dict) -> str:
         for name, value in policies.items():
             cells = " | ".join(over_seeds_cell(r, 1) for r in value["episode_returns"])
             lines.append(f"| {name} | {cells} | {_score_cell(scores.get(name))} |")
+        if "withheld" in scores:
+            lines += ["", f"No normalized score: {scores['withheld']}."]
         gains = [
             (f"{name} {pair}", value)
             for name, pairs in result["rl2_paired"][split].items()

@@ -19,7 +19,8 @@
     --algo rl2, instead of prediction and control (split: in_distribution | ood; policy: ssm | gru, oracle, random):
       rl2.<split>.<policy>.episode_returns: [pooled statistics for each episode of a trial]
       rl2_paired.<split>.<policy>."episode_2-episode_1"|"last-first": the in-context gain, paired per (seed, task)
-      rl2_normalized_score.<split>.<policy>: last episode's (R - R_random) / (R_oracle - R_random)
+      rl2_normalized_score.<split>.<policy>: last episode's (R - R_random) / (R_oracle - R_random); {"withheld": reason}
+          instead where a policy (random included) returns more than the oracle over seeds
     env_name, seeds, n_seeds, bootstrap (its method), commits (of the runs; "unknown" where a run recorded
     none), mixed_commits (a warning, when the runs come from several commits), timing
 
@@ -230,10 +231,16 @@ def _summarize_rl2(runs: list[dict]) -> dict:
             if len(by_episode) > 1
         }
         if "oracle" in per_task and "random" in per_task:
-            result["rl2_normalized_score"][split] = {
-                name: _pooled_normalized(by_episode[-1], per_task["random"][-1], per_task["oracle"][-1])
-                for name, by_episode in per_task.items()
-            }
+            last = {name: result["rl2"][split][name]["episode_returns"][-1]["over_seeds"]["mean"] for name in per_task}
+            beaten = [name for name in per_task if last[name] > last["oracle"]]
+            result["rl2_normalized_score"][split] = (
+                {"withheld": f"the oracle is no ceiling here: {', '.join(beaten)} returned more over seeds"}
+                if beaten
+                else {
+                    name: _pooled_normalized(by_episode[-1], per_task["random"][-1], per_task["oracle"][-1])
+                    for name, by_episode in per_task.items()
+                }
+            )
     return result
 
 
