@@ -4,7 +4,7 @@ from core.openmp import set_wait_policy
 
 set_wait_policy()  # before torch loads
 
-from pipeline.cli import main
+from pipeline.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -19,13 +19,14 @@ from pathlib import Path
 import torch
 
 from core.checkpoint import atomic_write_json
+from pipeline.console import OneLineParser
 
 SECTIONS = ("ssm", "maml", "env", "adapt", "planner", "rl2", "pipeline")  # default run
 EXTRA_SECTIONS = ("gpu", "shared")  # CUDA only; whole runs beside a busy neighbour (minutes)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--section",
         choices=SECTIONS + EXTRA_SECTIONS,

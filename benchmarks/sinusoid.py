@@ -21,6 +21,7 @@ from tqdm import trange
 from core.checkpoint import atomic_write_json
 from meta_rl.meta_maml import MetaMAML
 from meta_rl.sinusoid import sample_sinusoid_tasks, sinusoid_mlp
+from pipeline.console import OneLineParser
 from pipeline.report.statistics import mean_and_ci95
 
 
@@ -51,7 +52,7 @@ def train_and_evaluate(shots: int, iterations: int, seed: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=10000, help="meta-training iterations per K")
     parser.add_argument("--shots", type=int, nargs="+", default=[5, 10], help="support points per task (K)")
     parser.add_argument("--seed", type=int, default=0)

@@ -75,6 +75,7 @@ from core.settings import override
 from core.ssm import SSM
 from experiments.plots import write_compute_sweep_plot
 from pipeline.config import PipelineConfig, defaults_for, resolve_device
+from pipeline.console import OneLineParser
 from pipeline.control import condition_returns, planner_rollouts
 from pipeline.data import held_out_windows
 from pipeline.flags import add_program_flags, executor_from_flags
@@ -336,7 +337,7 @@ def print_table(results: dict) -> None:
 
 # ----------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env_name", default="Pendulum-v1", help="gymnasium id with a task family")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one world model per seed")
     parser.add_argument("--out_dir", type=Path, help="output folder (default runs/compute_sweep-<env>-<timestamp>)")

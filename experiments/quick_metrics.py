@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.checkpoint import atomic_write_json
+from pipeline.console import OneLineParser
 
 MBRL_FAMILIES = (
     "Pendulum-v1",
@@ -127,7 +128,7 @@ def run_all(names: list[str], out_root: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--save", type=Path, help="run everything and keep the results in this folder")
     action.add_argument("--compare", type=Path, help="run everything and compare with the results saved here")

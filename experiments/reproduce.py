@@ -50,6 +50,7 @@ from experiments.published import (
 )
 from pipeline import cli
 from pipeline.config import PipelineConfig, check_resumable, resolve_device
+from pipeline.console import OneLineParser
 from pipeline.executor import Executor
 from pipeline.flags import add_program_flags, config_from_flags, executor_from_flags
 from pipeline.provenance import provenance
@@ -262,7 +263,7 @@ def needed(entry: PublishedProgram | PublishedComparison) -> tuple[set[str], set
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", help="these results folders (and those they need), not all")
     parser.add_argument("--seeds", type=int, help=f"seeds per run folder (default: the table's; {QUICK_SEEDS} quick)")
     parser.add_argument("--runs", type=Path, default=Path("runs/reproduce"), help="where the runs live (resumable)")

@@ -33,6 +33,7 @@ from core.checkpoint import atomic_write_json
 from experiments.plots import write_sample_cost_plot
 from experiments.select_defaults import val_scores
 from pipeline.config import PipelineConfig, defaults_for, resolve_device
+from pipeline.console import OneLineParser
 from pipeline.executor import Executor
 from pipeline.flags import add_program_flags, executor_from_flags
 from pipeline.provenance import command_line, provenance
@@ -104,7 +105,7 @@ def rl2_curve(folder: Path, seeds: list[int]) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env_name", required=True, help="gymnasium id with a task family")
     parser.add_argument("--steps_per_task", type=int, nargs="+", required=True, help="the data budgets")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every budget")

@@ -44,6 +44,7 @@ from typing import Any
 from core.checkpoint import atomic_write_json
 from core.settings import override
 from pipeline.config import PipelineConfig, defaults_for
+from pipeline.console import OneLineParser
 from pipeline.control import condition_returns
 from pipeline.data import held_out_windows
 from pipeline.executor import Executor
@@ -158,7 +159,7 @@ def describe(record: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env_name", required=True, help="gymnasium id with a task family")
     parser.add_argument(
         "--candidate", action="append", type=json.loads, required=True, help="JSON overrides of the defaults"

@@ -29,6 +29,7 @@ episodes), with an oracle and a random baseline, and reports the return of each 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 from dataclasses import replace
 from datetime import datetime
@@ -37,22 +38,29 @@ from pathlib import Path
 import gymnasium as gym
 
 from core.settings import SettingError
+from env_runner.families import TASK_FAMILIES
 from meta_rl.distributed import launched_rank_and_world_size
 from pipeline.config import PipelineConfig, check_resumable, resolve_device
+from pipeline.console import OneLineParser, quiet_warnings, warn
 from pipeline.flags import add_program_flags, add_setting_flags, config_from_flags, executor_from_flags
 from pipeline.provenance import command_line
 from pipeline.report.markdown import summary_markdown
 from pipeline.report.tensorboard import TENSORBOARD_EXTRA
 from pipeline.report.tensorboard import check_available as check_tensorboard
 from pipeline.rl2_run import read_rl2_checkpoint
-from pipeline.run_folder import check_writable, clear_run, holds_a_run
+from pipeline.run_folder import RunFolderLock, check_writable, clear_run, holds_a_run, seed_folders
 from pipeline.seeds import run_seeds
-from pipeline.training import read_training_checkpoint
+from pipeline.training import TrainingDiverged, read_training_checkpoint
 from pipeline.world import as_saved, family_and_config
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(
+        description=__doc__,
+        epilog=f"task families (--env_name): {', '.join(TASK_FAMILIES)}; any other gymnasium id runs as a "
+        "single task with --no-control",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_setting_flags(parser)
     parser.add_argument(
         "--seeds",
@@ -80,6 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     before every check has passed. Ctrl-C ends with one line that says how to continue, and exit status 130."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.seed is not None and args.seeds is not None:
+        parser.error(f"--seed {args.seed} and --seeds {' '.join(map(str, args.seeds))}: give one of them")
     config = config_from_flags(parser, args)
     try:
         config = replace(config, device=resolve_device(config.device))
@@ -89,6 +99,11 @@ def main(argv: list[str] | None = None) -> dict:
     except (ValueError, gym.error.Error) as error:
         parser.error(str(error))
     executor = executor_from_flags(parser, args)
+    if config.algo == "mbrl" and config.control and config.planner.horizon > config.episode_steps:
+        warn(
+            f"--planner.horizon {config.planner.horizon} is longer than an episode (--episode_steps "
+            f"{config.episode_steps}): every plan imagines steps the episode never reaches, at their cost"
+        )
     if args.tensorboard is not None:
         try:
             check_tensorboard()
@@ -108,27 +123,38 @@ def main(argv: list[str] | None = None) -> dict:
     out_dir = args.out_dir or Path("runs") / f"{config.env_name}-{datetime.now():%Y%m%d-%H%M%S}"
     folders = {seed: out_dir / f"seed_{seed}" if args.seeds is not None else out_dir for seed in seeds}
     check_out_dir(parser, args, config, out_dir, folders)
-    progress = not args.no_progress and launched_rank == 0  # torchrun: rank 0 speaks
-    if progress:
-        print(f"output folder: {out_dir}", flush=True)
-    if args.overwrite:
-        clear_run(out_dir)
+    speaks = launched_rank == 0  # torchrun: rank 0 speaks, and holds the folder for every rank
+    progress = speaks and not args.no_progress  # --no_progress hides the progress, not where the results went
     try:
-        summary = run_seeds(
-            config,
-            seeds,
-            out_dir,
-            resume=args.resume,
-            progress=progress,
-            per_seed_dirs=args.seeds is not None,
-            executor=executor,
-            argv=command_line(argv),
-            tensorboard=args.tensorboard,
-        )
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {out_dir} keeps every finished epoch; continue with: {resume_command(argv, out_dir)}")
-        raise SystemExit(130) from None
-    if progress and summary:
+        hold = RunFolderLock(out_dir) if launched_rank == 0 else contextlib.nullcontext()
+    except ValueError as error:
+        parser.error(str(error))
+    with hold:
+        if speaks:
+            print(f"output folder: {out_dir}", flush=True)
+        if args.overwrite:
+            clear_run(out_dir)
+        try:
+            summary = run_seeds(
+                config,
+                seeds,
+                out_dir,
+                resume=args.resume,
+                progress=progress,
+                per_seed_dirs=args.seeds is not None,
+                executor=executor,
+                argv=command_line(argv),
+                tensorboard=args.tensorboard,
+            )
+        except KeyboardInterrupt:
+            command = continue_command(argv, out_dir, folders)
+            print(f"\ninterrupted: {out_dir} keeps every finished epoch; continue with: {command}")
+            raise SystemExit(130) from None
+        except RuntimeError as error:
+            if not isinstance(error, TrainingDiverged) and not isinstance(error.__cause__, TrainingDiverged):
+                raise
+            raise SystemExit(f"{parser.prog}: error: {error}") from None
+    if speaks and summary:
         print(summary_markdown(summary), f"\noutput folder: {out_dir}", sep="\n", flush=True)
     return summary
 
@@ -150,35 +176,46 @@ def check_out_dir(
                 f"--out_dir {out_dir} already holds a run: continue it with --resume, or replace it with --overwrite"
             )
         return
+    if args.seeds is not None:
+        held = sorted(int(folder.name[5:]) for folder in seed_folders(out_dir) if holds_a_run(folder))
+        left_out = [seed for seed in held if seed not in folders]
+        if left_out:
+            every = " ".join(map(str, sorted({*held, *folders})))
+            parser.error(
+                f"--out_dir {out_dir} holds seeds {' '.join(map(str, held))}: resuming without seed "
+                f"{' '.join(map(str, left_out))} would rewrite its summary over the others; give --seeds {every}"
+            )
     checkpoints = {seed: folder / "checkpoint.pt" for seed, folder in folders.items()}
     if not any(path.is_file() for path in checkpoints.values()):
         parser.error(f"--resume needs an existing checkpoint, none of {[str(p) for p in checkpoints.values()]} exists")
     read_checkpoint = read_rl2_checkpoint if config.algo == "rl2" else read_training_checkpoint
     for seed, path in checkpoints.items():
-        if path.is_file():
+        try:
+            state = read_checkpoint(path) if path.is_file() else None
+        except ValueError:  # unreadable: run_seeds says so and starts that seed again
+            continue
+        if state is not None:
             try:
-                saved = PipelineConfig.from_dict(read_checkpoint(path)["config"])
-                check_resumable(saved, as_saved(replace(config, seed=seed)), path)
+                check_resumable(PipelineConfig.from_dict(state["config"]), as_saved(replace(config, seed=seed)), path)
             except ValueError as error:
                 parser.error(str(error))
 
 
-def resume_command(argv: list[str] | None, out_dir: Path) -> str:
-    """The command line that continues this run: the same flags, --out_dir named, --resume, no --overwrite."""
+def continue_command(argv: list[str] | None, out_dir: Path, folders: dict[int, Path]) -> str:
+    """The command line that continues this run: the same flags with --out_dir named and --resume where a checkpoint
+    was written; before the first checkpoint, the same run again with --overwrite (there is nothing to resume)."""
     program, *flags = command_line(argv)
-    flags = [flag for flag in flags if flag != "--overwrite"]
+    flags = [flag for flag in flags if flag not in ("--overwrite", "--resume")]
     if "--out_dir" not in flags:
         flags += ["--out_dir", str(out_dir)]
-    if "--resume" not in flags:
-        flags.append("--resume")
+    started = any((folder / "checkpoint.pt").is_file() for folder in folders.values())
+    flags.append("--resume" if started else "--overwrite")
     prefix = f"python {program}" if program.endswith(".py") else program
     return shlex.join([*prefix.split(), *flags])
 
 
-if __name__ == "__main__":
-    main()
-
-
 def console_main() -> None:
-    """The `ssm-metarl` console script: runs `main` (whose returned summary would be its exit status)."""
+    """The program: `main` with warnings printed as one line each (whose returned summary would otherwise be the
+    exit status); `python main.py` and the `ssm-metarl` console script."""
+    quiet_warnings()
     main()

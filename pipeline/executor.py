@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,8 +33,10 @@ import torch
 
 from core.openmp import openmp_environment
 from core.settings import check_settings, integer, one_of, optional, setting
+from pipeline.console import quiet_warnings
 
 RAY_EXTRA = 'pip install -e ".[ray]"'
+CONNECT_TIMEOUT_S = 5.0  # how long --ray_address's host:port has to answer
 ORPHAN_CHECK_S = 0.5  # how often a local worker checks that the process that started it is alive
 
 
@@ -80,18 +84,31 @@ class Executor:
             futures = [pool.submit(function, *args) for args in arguments]
             try:
                 outcomes = [_outcome(future.result) for future in futures]
-            except KeyboardInterrupt:
-                pool.shutdown(wait=False, cancel_futures=True)
+            except KeyboardInterrupt:  # the workers ignore Ctrl-C: this process ends them, and reports it once
+                for worker in list(pool._processes.values()):  # no public way to stop a running task
+                    worker.terminate()
+                pool.shutdown(wait=True, cancel_futures=True)
                 raise
         return _results(outcomes, labels)
 
     def check_available(self) -> None:
-        """RuntimeError naming the extra to install when the executor needs Ray and it is missing."""
-        if self.kind == "ray":
+        """RuntimeError naming the extra to install when the executor needs Ray and it is missing, or naming the
+        address when `ray_address` is a host:port that nothing answers at within `CONNECT_TIMEOUT_S` (Ray itself
+        would retry without end)."""
+        if self.kind != "ray":
+            return
+        try:
+            import ray  # noqa: F401
+        except ImportError as error:
+            raise RuntimeError(f"--executor ray needs Ray, which is not installed: {RAY_EXTRA}") from error
+        host, _, port = (self.ray_address or "").removeprefix("ray://").rpartition(":")
+        if host and port.isdigit():
             try:
-                import ray  # noqa: F401
-            except ImportError as error:
-                raise RuntimeError(f"--executor ray needs Ray, which is not installed: {RAY_EXTRA}") from error
+                socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+            except OSError as error:
+                raise RuntimeError(
+                    f"--ray_address {self.ray_address}: no Ray cluster answers there ({error})"
+                ) from None
 
     def _map_ray(self, function: Callable[..., Any], arguments: Sequence[tuple], labels: list[str]) -> list:
         self.check_available()
@@ -108,9 +125,19 @@ class Executor:
 
 
 def _start_worker(threads: int, parent: int) -> None:
-    """A local worker's setup: its torch threads, and a watch that ends it once `parent` is no longer its parent."""
+    """A local worker's setup: its torch threads, its warnings as the programs print them, Ctrl-C left to the parent
+    (which ends the workers and reports the interruption once), and a watch that ends it once `parent` is no longer
+    its parent."""
     torch.set_num_threads(threads)
+    quiet_warnings()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_cleanly(*_) -> None:
+    """SIGTERM from the parent (Ctrl-C there): end the task, then the worker, with its finalizers run."""
+    raise SystemExit(143)
 
 
 def _exit_when_orphaned(parent: int) -> None:
@@ -121,6 +148,7 @@ def _exit_when_orphaned(parent: int) -> None:
 
 def _in_worker(function: Callable[..., Any], args: tuple, threads: int) -> Any:
     torch.set_num_threads(threads)
+    quiet_warnings()
     return function(*args)
 
 

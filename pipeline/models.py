@@ -60,6 +60,12 @@ class WorldModels:
         }
         self.grad_clip_norm = config.grad_clip_norm
 
+    def non_finite(self) -> list[str]:
+        """The models (and MetaMAML's learned inner rates) holding a weight that is not finite."""
+        learned = {"maml": [*self.maml_model.parameters(), *self.learner.inner_lrs.values()]}
+        models = learned | {name: list(model.parameters()) for name, model in self._supervised().items()}
+        return [name for name, weights in models.items() if not all(torch.isfinite(w).all() for w in weights)]
+
     def _supervised(self) -> dict[str, SSM]:
         models = {"erm": self.erm_model}
         if self.oracle_model is not None:

@@ -2,11 +2,14 @@
 
 A run writes only the files of `RUN_FILES` (and, with several seeds, one `seed_<S>/` folder each); a folder that
 holds any of them holds a run, and a new run never mixes its files with an earlier run's. `clear_run` removes
-exactly those files and folders, nothing else a user keeps there.
+exactly those files and folders, nothing else a user keeps there. `RunFolderLock` keeps a second process out of a
+folder in use: an advisory lock on `LOCK_FILE` that the operating system releases when its process ends, however
+it ends, so a killed run leaves nothing stuck.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -28,6 +31,7 @@ RUN_FILES = (
     "summary_paired.png",
 )
 MARKS = ("config.json", "metrics.json", "checkpoint.pt", "summary.json")  # what a run writes first or last
+LOCK_FILE = ".run.lock"
 
 
 def seed_folders(folder: Path) -> list[Path]:
@@ -60,3 +64,33 @@ def check_writable(folder: Path) -> None:
         raise ValueError(
             f"--out_dir must be a folder this user can write, got {str(folder)!r} ({existing} is not writable)"
         )
+
+
+class RunFolderLock:
+    """This process's hold on a run folder, taken on creation and released on leaving the `with` block; ValueError
+    naming the process that holds it when another one does."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.handle = open(folder / LOCK_FILE, "a+")  # noqa: SIM115  (held open for as long as the lock)
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "unknown"
+            self.handle.close()
+            raise ValueError(
+                f"--out_dir {folder} is in use by another run (process {holder}): wait for it to end, or give "
+                "another --out_dir"
+            ) from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"{os.getpid()}\n")
+        self.handle.flush()
+
+    def __enter__(self) -> RunFolderLock:
+        return self
+
+    def __exit__(self, *exception) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()

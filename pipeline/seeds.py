@@ -7,13 +7,16 @@ run_seeds(config, [S], out_dir, per_seed_dirs=False)    one seed written into <o
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
 from pipeline.config import PipelineConfig, check_resumable, resolve_device
 from pipeline.executor import Executor
 from pipeline.report.summary import write_summary
+from pipeline.rl2_run import read_rl2_checkpoint
 from pipeline.run import run
+from pipeline.training import read_training_checkpoint
 from pipeline.world import as_saved
 
 
@@ -42,8 +45,8 @@ def run_seeds(
     folders = {seed: out_dir / f"seed_{seed}" if per_seed_dirs else out_dir for seed in seeds}
     finished = {}
     for seed, folder in folders.items():
-        if resume and (folder / "metrics.json").is_file():  # a finished seed is read back, not rerun
-            metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = finished_metrics(folder) if resume else None
+        if metrics is not None:  # a finished seed is read back, not rerun
             saved = PipelineConfig.from_dict(metrics["config"])
             check_resumable(saved, as_saved(replace(config, seed=seed)), folder)
             finished[seed] = metrics
@@ -52,7 +55,7 @@ def run_seeds(
         (
             replace(config, seed=seed),
             folders[seed],
-            resume and (folders[seed] / "checkpoint.pt").is_file(),
+            resume and saved_checkpoint(folders[seed], config.algo) is not None,
             progress and executor.in_process,
             argv,
             None if tensorboard is None else tensorboard / f"seed_{seed}" if per_seed_dirs else tensorboard,
@@ -66,3 +69,30 @@ def run_seeds(
     if any(metrics is None for metrics in per_seed):  # a torchrun rank other than 0: rank 0 writes the summary
         return {}
     return write_summary(per_seed, out_dir)
+
+
+def finished_metrics(folder: Path) -> dict | None:
+    """The metrics.json of a finished run in `folder`; None where there is none, and, with a warning naming the file,
+    where it is not readable JSON (a run killed while an older version wrote it): that seed runs again."""
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        warnings.warn(f"{path} is not readable JSON ({error}): that seed runs again", stacklevel=2)
+        return None
+
+
+def saved_checkpoint(folder: Path, algo: str) -> dict | None:
+    """The checkpoint a run in `folder` resumes from; None where there is none, and, with a warning naming the file,
+    where it is not a readable checkpoint: that seed starts again from nothing."""
+    path = folder / "checkpoint.pt"
+    if not path.is_file():
+        return None
+    read = read_rl2_checkpoint if algo == "rl2" else read_training_checkpoint
+    try:
+        return read(path)
+    except ValueError as error:
+        warnings.warn(f"{error}: that seed starts again", stacklevel=2)
+        return None

@@ -9,6 +9,7 @@ The training curve has a row per epoch: {"epoch", "train": {model: mean loss ove
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -69,10 +70,18 @@ def train(
             source = WindowSource.of(dataset, normalizer)
         bar = progress_bar(range(config.iterations_per_epoch), progress, f"epoch {epoch + 1}/{config.num_epochs}")
         sums: dict[str, float] = {}
-        for _ in bar:
+        for iteration in bar:
             batch, tasks = sample_meta_batch(source, dataset.tasks, config, generator)
             batch_context = None if train_context is None else train_context[[position[task] for task in tasks]]
+            skipped = models.learner.skipped_updates
             last_losses = models.train_step(to_device(batch, config.device), batch_context)
+            diverged = [
+                name
+                for name, value in last_losses.items()
+                if not math.isfinite(value) and (name != "maml" or models.learner.skipped_updates == skipped)
+            ]  # MetaMAML skips a step whose meta-gradient is not finite; the supervised models have no such guard
+            if diverged:
+                raise TrainingDiverged(diverged, epoch, iteration, checkpoint_path)
             sums = {name: sums.get(name, 0.0) + value for name, value in last_losses.items()}
             bar.set_postfix({name: f"{value:.4f}" for name, value in last_losses.items()})
         row = {"epoch": epoch + 1, "train": {name: total / config.iterations_per_epoch for name, total in sums.items()}}
@@ -83,6 +92,8 @@ def train(
             for part in ("train", "val"):
                 if part in row:
                     print(f"  {part} loss: " + ", ".join(f"{k} {v:.4f}" for k, v in row[part].items()), flush=True)
+        if models.non_finite():
+            raise TrainingDiverged(models.non_finite(), epoch, config.iterations_per_epoch - 1, checkpoint_path)
         if is_main_process():
             save_training_checkpoint(
                 checkpoint_path, config, epoch + 1, models, normalizer, dataset, generator, last_losses, curve
@@ -90,6 +101,18 @@ def train(
             if on_epoch is not None:
                 on_epoch(row)
     return dataset, last_losses, curve
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a loss or weights that are not finite and that no safeguard skipped; the checkpoint keeps
+    the last epoch whose weights were finite."""
+
+    def __init__(self, models: list[str], epoch: int, iteration: int, checkpoint_path: Path) -> None:
+        kept = f"{checkpoint_path} keeps epoch {epoch}" if epoch else "no epoch was checkpointed"
+        super().__init__(
+            f"training diverged in epoch {epoch + 1}, meta-batch {iteration + 1}: the {' and '.join(models)} loss or "
+            f"weights are not finite; {kept}. Lower --outer_lr or --inner_lr"
+        )
 
 
 def save_training_checkpoint(

@@ -6,16 +6,16 @@ python -m pipeline.report --pages                     every results block and va
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from pipeline.console import OneLineParser
 from pipeline.report.pages import refresh_pages
 from pipeline.report.summary import recompute
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m pipeline.report",
         description="Recompute results summaries from their per-seed metrics, and re-render the pages that quote them.",
     )

@@ -14,7 +14,6 @@ comparison.json holds {"kind": "comparison", "env_name", "seeds", "rows", "paire
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core.checkpoint import atomic_write_json
+from pipeline.console import OneLineParser
 from pipeline.report.markdown import number, over_seeds_cell, paired_table
 from pipeline.report.statistics import paired_pooled, pooled
 from pipeline.report.summary import seed_metrics
@@ -139,7 +139,7 @@ def write_comparison(mbrl_folder: Path, rl2_folder: Path, out_dir: Path) -> dict
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Model-based TTA against RL² on the same tasks, from published runs.")
+    parser = OneLineParser(description="Model-based TTA against RL² on the same tasks, from published runs.")
     parser.add_argument("--mbrl", type=Path, required=True, help="docs/results/<family> of model-based runs")
     parser.add_argument("--rl2", type=Path, required=True, help="docs/results/<family> of RL² runs, the same seeds")
     parser.add_argument("--out", type=Path, required=True, help="where comparison.json and comparison.md go")

@@ -19,12 +19,12 @@ no interval. overview.json (rendered into the README by `python -m pipeline.repo
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 from core.checkpoint import atomic_write_json
+from pipeline.console import OneLineParser
 from pipeline.report.markdown import interval, number
 
 SPLITS = ("test", "ood")
@@ -118,7 +118,7 @@ def write_overview(folders: list[Path], out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="The published results at a glance, from their summaries.")
+    parser = OneLineParser(description="The published results at a glance, from their summaries.")
     parser.add_argument("folders", type=Path, nargs="+", help="docs/results/<family> folders of model-based runs")
     parser.add_argument("--out", type=Path, required=True, help="overview.json")
     args = parser.parse_args(argv)
