@@ -125,6 +125,14 @@ def test_the_reported_bad_values_are_one_line_errors_before_any_work(flags, mess
     assert len(lines) == 1 and message in lines[0] and lines[0].endswith(" --help)"), lines
 
 
+def test_no_control_with_rl2_is_refused_naming_why(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--algo", "rl2", "--no-control", "--quick", "--out_dir", str(tmp_path / "never")])
+    error = capsys.readouterr().err
+    assert "--no-control does not apply to --algo rl2, which reads --rl2.* and the task counts" in error
+    assert not (tmp_path / "never").exists()
+
+
 @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(first=flag_and_value(), second=flag_and_value())
 def test_two_flags_together_are_refused_in_one_line_or_run(first, second, tmp_path_factory, capsys):

@@ -153,6 +153,23 @@ def test_the_planner_and_the_online_adapter_hold_their_flags(name, monkeypatch):
         assert setting_value(online.config, name.removeprefix("adapt.")) == CHANGED[name]
 
 
+@pytest.mark.parametrize("name", sorted(name for name in CHANGED if name.startswith("rl2.")))
+def test_rl2_training_receives_its_flags(name, tmp_path, monkeypatch):
+    """`--algo rl2` hands the --rl2.* group to `train_rl2` for every policy it trains."""
+    received = []
+
+    def train_rl2(family, tasks, config, seed, **kwargs):
+        received.append((kwargs["memory"], config))
+        raise KeyboardInterrupt  # enough: the settings have arrived
+
+    monkeypatch.setattr("pipeline.rl2_run.train_rl2", train_rl2)
+    flags = ["--algo", "rl2", "--no_progress", *as_flags({name: CHANGED[name]})]  # the default sizes CHANGED fits
+    with pytest.raises(SystemExit):
+        cli.main([*flags, "--rl2_memory", "gru", "--out_dir", str(tmp_path / "run")])
+    memory, config = received[0]
+    assert memory == "gru" and setting_value(config, name.removeprefix("rl2.")) == CHANGED[name]
+
+
 def test_mppi_is_refused_for_a_discrete_action_space_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["--env_name", "CartPole-v1", "--planner.method", "mppi", "--quick", "--out_dir", str(tmp_path / "x")])
