@@ -1,4 +1,5 @@
-"""Section `planner`: CEM planning steps per second with the SSM world model against a GRU world model.
+"""Section `planner`: CEM planning steps per second with the SSM world model against a GRU world model, and one
+control step of the pipeline against its bound.
 
 Both world models have width 128 (SSM state and hidden width; GRU hidden size) and run through the
 same `LearnedDynamics` and `CEMPlanner` on a Pendulum-v1 task: every `plan` call rolls C candidate
@@ -6,6 +7,11 @@ sequences of H steps for a few iterations, all candidates in one batch. One `pla
 control step. The true physics (`true_dynamics`) run as a third row for scale. Models are untrained
 (the cost of a step does not depend on the weights); their readouts are scaled down so that imagined
 trajectories stay finite.
+
+The bound: one control step of the default Pendulum run plans for E = 30 episodes (10 tasks, 3 episodes each)
+with C candidates, H steps and I iterations, `tta` with one adapted weight set per episode (`torch.func.vmap`).
+The same SSM arithmetic as plain batched steps over E·C rows with shared weights, H·I of them, is what a
+planner step cannot go below; the projections' matrix products alone are the floor under that.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from core.ssm import SSM
 from env_runner.environment import make_task_family
 from env_runner.rollouts import collect
 from env_runner.segments import Normalizer
+from pipeline.config import defaults_for
 from planning.dynamics import LearnedDynamics
 from planning.planner import CEMPlanner, PlannerConfig
 from planning.true_dynamics import true_dynamics
@@ -50,6 +57,67 @@ def _planning_steps(planner: CEMPlanner, obs: torch.Tensor, hidden: torch.Tensor
             planner.plan(obs, hidden)
 
     return run
+
+
+def control_step_against_bound(quick: bool = False) -> dict:
+    """One `plan` call of the default Pendulum run (per-episode and shared weights) against the same SSM steps on
+    E·C rows, and against their matrix products alone; prints the table and returns the medians and ratios."""
+    defaults = defaults_for(ENV_ID)
+    config, episodes = defaults.planner, defaults.control_tasks * defaults.control_episodes
+    family = make_task_family(ENV_ID)
+    tasks = family.sample(defaults.control_tasks, seed=0, split="test")
+    torch.manual_seed(0)
+    normalizer = Normalizer.fit(collect(family, tasks[:1], steps=200, seed=0))
+    model = SSM(defaults.state_dim, family.obs_dim + family.action_dim, family.obs_dim, defaults.hidden_dim)
+    with torch.no_grad():
+        model.out_proj.weight.mul_(0.01)
+    params = {name: value.detach() for name, value in model.named_parameters()}
+    stacked = {name: value.expand(episodes, *value.shape).clone() for name, value in params.items()}
+    episode_tasks = [task for task in tasks for _ in range(defaults.control_episodes)]
+    reward_fn = family.planning_reward_fn(episode_tasks)
+    obs = torch.zeros(episodes, family.obs_dim)
+    obs[:, 0] = -1.0  # hanging down
+    cases = {}
+    for name, weights in (("tta: per-episode weights (vmap)", stacked), ("shared weights", None)):
+        dynamics = LearnedDynamics(model, normalizer, num_episodes=episodes)
+        dynamics.set_params(weights, stacked=weights is not None)
+        planner = CEMPlanner(dynamics, reward_fn, family.action_space, config, seed=0, num_episodes=episodes)
+        cases[f"plan call, {name}"] = _planning_steps(planner, obs, dynamics.init_hidden(episodes), 1)
+    rows, steps = episodes * config.num_candidates, config.horizon * config.num_iterations
+    x, hidden = torch.randn(rows, model.input_dim), model.init_hidden(rows)
+
+    @torch.no_grad()
+    def ssm_steps() -> None:
+        h = hidden
+        for _ in range(steps):
+            _, h = model(x, h)
+
+    products = [
+        (model.in_proj.weight, model.input_dim),
+        *((layer.weight, model.hidden_dim) for layer in (model.z_proj, model.gate_proj, model.rate_proj)),
+        (model.dt_proj.weight, model.dt_proj.in_features),
+        (model.out_proj.weight, model.state_dim),
+    ]
+    operands = [(torch.randn(rows, width), weight.detach().T.contiguous()) for weight, width in products]
+
+    def matmuls() -> None:
+        for _ in range(steps):
+            for left, right in operands:
+                torch.mm(left, right)
+
+    cases["bound: SSM steps on E·C rows, shared weights"] = ssm_steps
+    cases["floor: their matrix products alone"] = matmuls
+    medians = time_interleaved(cases, repeats=3 if quick else 7)
+    bound = "bound: SSM steps on E·C rows, shared weights"
+    title = (
+        f"{ENV_ID}, one control step of the default run: E={episodes} episodes x C={config.num_candidates} "
+        f"candidates x H={config.horizon} x I={config.num_iterations}, SSM state {defaults.state_dim}, "
+        f"hidden {defaults.hidden_dim}"
+    )
+    print(format_table(title, list(medians.items()), bound))
+    ratios = {name: seconds / medians[bound] for name, seconds in medians.items()}
+    print(f"tta plan call / bound: {ratios['plan call, tta: per-episode weights (vmap)']:.2f}x (target <= 2x)")
+    return {"episodes": episodes, "config": vars(config), "median_s": medians, "vs_bound": ratios}
 
 
 def run(quick: bool = False) -> dict:
@@ -89,6 +157,7 @@ def run(quick: bool = False) -> dict:
     print("planning steps/s: " + ", ".join(f"{name} {value:,.1f}" for name, value in steps_per_s.items()))
     print(f"ssm / gru planning steps per second: {ratio:.3f} (higher is faster for the SSM)")
     return {
+        "control_step": control_step_against_bound(quick),
         "env_id": ENV_ID,
         "width": WIDTH,
         "config": vars(config),
