@@ -20,6 +20,7 @@ import torch
 
 from core.checkpoint import atomic_write_json
 from pipeline.console import OneLineParser
+from pipeline.provenance import command_line, provenance
 
 SECTIONS = ("ssm", "maml", "env", "adapt", "planner", "rl2", "pipeline")  # default run
 EXTRA_SECTIONS = ("gpu", "shared")  # CUDA only; whole runs beside a busy neighbour (minutes)
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
             "torch": torch.__version__,
             "threads": args.threads,
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        }
+        },
+        "provenance": provenance(command_line(argv), "cuda" if torch.cuda.is_available() else "cpu"),
     }
     start = time.perf_counter()
     for section in args.section or SECTIONS:
