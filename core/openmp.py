@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 
 SPIN_COUNT = "1000"
-
-
 OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 

@@ -47,10 +47,9 @@ from pipeline.provenance import command_line
 from pipeline.report.markdown import summary_markdown
 from pipeline.report.tensorboard import TENSORBOARD_EXTRA
 from pipeline.report.tensorboard import check_available as check_tensorboard
-from pipeline.rl2_run import read_rl2_checkpoint
 from pipeline.run_folder import RunFolderLock, check_writable, clear_run, holds_a_run, seed_folders
-from pipeline.seeds import run_seeds
-from pipeline.training import TrainingDiverged, read_training_checkpoint
+from pipeline.seeds import read_run_checkpoint, run_seeds
+from pipeline.training import TrainingDiverged
 from pipeline.world import as_saved, family_and_config
 
 
@@ -188,10 +187,9 @@ def check_out_dir(
     checkpoints = {seed: folder / "checkpoint.pt" for seed, folder in folders.items()}
     if not any(path.is_file() for path in checkpoints.values()):
         parser.error(f"--resume needs an existing checkpoint, none of {[str(p) for p in checkpoints.values()]} exists")
-    read_checkpoint = read_rl2_checkpoint if config.algo == "rl2" else read_training_checkpoint
     for seed, path in checkpoints.items():
         try:
-            state = read_checkpoint(path) if path.is_file() else None
+            state = read_run_checkpoint(path, config.algo) if path.is_file() else None
         except ValueError:  # unreadable: run_seeds says so and starts that seed again
             continue
         if state is not None:

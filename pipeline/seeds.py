@@ -90,9 +90,13 @@ def saved_checkpoint(folder: Path, algo: str) -> dict | None:
     path = folder / "checkpoint.pt"
     if not path.is_file():
         return None
-    read = read_rl2_checkpoint if algo == "rl2" else read_training_checkpoint
     try:
-        return read(path)
+        return read_run_checkpoint(path, algo)
     except ValueError as error:
         warnings.warn(f"{error}: that seed starts again", stacklevel=2)
         return None
+
+
+def read_run_checkpoint(path: Path, algo: str) -> dict:
+    """The checkpoint of a run of `algo` ("mbrl" or "rl2"); ValueError naming the file when it is not readable."""
+    return (read_rl2_checkpoint if algo == "rl2" else read_training_checkpoint)(path)

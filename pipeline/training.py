@@ -92,8 +92,9 @@ def train(
             for part in ("train", "val"):
                 if part in row:
                     print(f"  {part} loss: " + ", ".join(f"{k} {v:.4f}" for k, v in row[part].items()), flush=True)
-        if models.non_finite():
-            raise TrainingDiverged(models.non_finite(), epoch, config.iterations_per_epoch - 1, checkpoint_path)
+        broken = models.non_finite()
+        if broken:
+            raise TrainingDiverged(broken, epoch, config.iterations_per_epoch - 1, checkpoint_path)
         if is_main_process():
             save_training_checkpoint(
                 checkpoint_path, config, epoch + 1, models, normalizer, dataset, generator, last_losses, curve
