@@ -132,6 +132,8 @@ class SSM(nn.Module):
             hidden_state = torch.zeros(x.shape[0], self.state_dim, device=x.device, dtype=x.dtype)
         if x.dim() == 3 and self._sequence_scan(x) == "fused":
             return self._fused_sequence(x, hidden_state, reset)
+        if x.dim() == 2 and not torch.is_grad_enabled():
+            return self._step_values(x, hidden_state, reset)
         z, gate, a, b = self._gates(x)
         if reset is not None:
             a = a * (1.0 - reset.to(a.dtype)).unsqueeze(-1)
@@ -175,6 +177,24 @@ class SSM(nn.Module):
             self.chunk_size,
         )
         return linear(r.to(x.dtype), self.out_proj.weight, self.out_proj.bias), last
+
+    def _step_values(
+        self, x: torch.Tensor, hidden_state: torch.Tensor, reset: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step mode without autograd (planning, acting): `_gates` and `_readout`'s operations in the same order,
+        computed in place on the buffers they create. x (B, input_dim), hidden_state (B, N) -> y, h (B, N)."""
+        scan_dtype = torch.promote_types(x.dtype, torch.float32)
+        u = F.silu(self.in_proj(x), inplace=True)  # (B, H)
+        z, gate = self.z_proj(u), self.gate_proj(u)  # (B, N) each
+        rate = self.dt_proj(self.rate_proj(u)).to(scan_dtype)  # (B, N)
+        neg_delta = F.softplus(rate).mul_(-torch.exp(self.A_log.to(scan_dtype)))  # (B, N)
+        normalised_input = torch.mul(neg_delta, 2.0).expm1_().neg_().sqrt_().mul_(z.to(scan_dtype))  # b (B, N)
+        decay = neg_delta.exp_()  # a (B, N)
+        if reset is not None:
+            decay.mul_((1.0 - reset.to(scan_dtype)).unsqueeze(-1))
+        next_hidden = torch.addcmul(normalised_input, decay, hidden_state.to(scan_dtype))  # (no in-place vmap rule)
+        readout = torch.addcmul(next_hidden.to(z.dtype), self.D, z).mul_(F.silu(gate, inplace=True))
+        return self.out_proj(readout), next_hidden
 
     def _gates(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(..., input_dim) -> state input z, gate, decay a, normalised input b: each (..., N)."""

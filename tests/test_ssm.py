@@ -309,6 +309,26 @@ def test_vmap_over_inputs_in_step_mode():
         torch.testing.assert_close(h[index], h_i)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_step_without_autograd_equals_the_differentiable_step_exactly(dtype):
+    """Planning steps run the in-place path (no autograd); it performs the same operations in the same order."""
+    model = make_model().to(dtype)
+    x, h0 = torch.randn(64, 5, dtype=dtype), torch.randn(64, 16, dtype=dtype)
+    reset = (torch.rand(64) < 0.3).to(dtype)
+    for flags in (None, reset):
+        y, h = model(x, h0, flags)
+        with torch.no_grad():
+            y_values, h_values = model(x, h0, flags)
+        assert torch.equal(y_values, y.detach()) and torch.equal(h_values, h.detach())
+    params = {name: value.detach().expand(3, *value.shape).clone() for name, value in model.named_parameters()}
+    batched = vmap(lambda p, xe, he: functional_call(model, p, (xe, he)))
+    episodes_x, episodes_h = x[:60].reshape(3, 20, 5), h0[:60].reshape(3, 20, 16)
+    y, h = batched(params, episodes_x, episodes_h)
+    with torch.no_grad():  # per-episode weights, as the planner steps them
+        y_values, h_values = batched(params, episodes_x, episodes_h)
+    assert torch.equal(y_values, y) and torch.equal(h_values, h)
+
+
 def test_forward_writes_nothing_to_the_module():
     model = make_model()
     before = {name: value.clone() for name, value in model.state_dict().items()}
