@@ -72,7 +72,8 @@ class Normalizer:
         return normalizer
 
     def _raw_inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return torch.cat([obs[..., self.kept_obs.to(obs.device)], action], dim=-1)
+        kept = obs if len(self.kept_obs) == obs.shape[-1] else obs[..., self.kept_obs.to(obs.device)]
+        return torch.cat([kept, action], dim=-1)
 
     def _raw_targets(self, obs: torch.Tensor, next_obs: torch.Tensor, reward: torch.Tensor | None) -> torch.Tensor:
         delta = next_obs - obs

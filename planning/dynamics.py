@@ -127,6 +127,7 @@ class LearnedDynamics:
         weights.update({n: v.detach() for n, v in given.items()})
         self._weights = weights
         self._stacked = stacked
+        self._own_weights = not given and not stacked  # the model's own parameters: called directly
         self._buffers = dict(self.model.named_buffers())
 
     def init_hidden(self, n: int) -> torch.Tensor:
@@ -170,6 +171,8 @@ class LearnedDynamics:
 
     def _call(self, x: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised inputs (N, D_in), hidden (N, H) -> outputs under the current weights."""
+        if self._own_weights and not torch.is_grad_enabled():
+            return self.model(x, hidden)
         if not self._stacked:
             return functional_call(self.model, (self._weights, self._buffers), (x, hidden))
         episodes = self.num_episodes
