@@ -1,9 +1,5 @@
 """`python -m benchmarks` and the `ssm-metarl-bench` console script: the speed benchmarks (`benchmarks.cli`)."""
 
-from core.openmp import set_wait_policy
-
-set_wait_policy()  # before torch loads
-
 from benchmarks.cli import console_main
 
 if __name__ == "__main__":

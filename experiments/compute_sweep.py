@@ -58,10 +58,6 @@ step, log x, one line per knob, val and test markers, defaults ringed, chosen va
 
 from __future__ import annotations
 
-from core.openmp import set_wait_policy
-
-set_wait_policy()  # before torch loads
-
 import argparse
 import math
 import time

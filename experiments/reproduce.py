@@ -26,10 +26,6 @@ stop the others; what finished is published before the failure is reported (the 
 
 from __future__ import annotations
 
-from core.openmp import set_wait_policy
-
-set_wait_policy()  # before torch loads
-
 import argparse
 import importlib
 import json

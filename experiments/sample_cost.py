@@ -17,10 +17,6 @@ mean return of each episode of one trial per val task. Writes sample_cost.json a
 
 from __future__ import annotations
 
-from core.openmp import set_wait_policy
-
-set_wait_policy()  # before torch loads
-
 import argparse
 import tempfile
 import time

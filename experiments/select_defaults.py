@@ -29,10 +29,6 @@ offered should fit it.) The result goes to `--out` as JSON:
 
 from __future__ import annotations
 
-from core.openmp import set_wait_policy
-
-set_wait_policy()  # before torch loads
-
 import argparse
 import json
 import tempfile

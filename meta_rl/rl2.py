@@ -31,6 +31,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from core import threads
 from core.checkpoint import atomic_save, load_checkpoint
 from core.progress import progress_bar
 from core.seeding import derive_seed
@@ -326,6 +327,7 @@ def train_rl2(
         range(first_iteration, config.iterations), progress, f"train rl2 {memory}{' oracle' if oracle else ''}"
     )
     for iteration in bar:
+        threads.tick()
         if config.anneal_lr:
             optimizer.param_groups[0]["lr"] = (1.0 - iteration / config.iterations) * config.learning_rate
         rng = np.random.default_rng(derive_seed(seed, "rl2-tasks", iteration))

@@ -1,9 +1,5 @@
 """`python -m pipeline` and the `ssm-metarl` console script: the pipeline's command line, as `python main.py`."""
 
-from core.openmp import set_wait_policy
-
-set_wait_policy()  # before torch loads
-
 from pipeline.cli import console_main
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from typing import Any
 
 import torch
 
-from core.openmp import openmp_environment
 from core.settings import check_settings, integer, one_of, optional, setting
 from pipeline.console import quiet_warnings
 
@@ -117,9 +116,7 @@ class Executor:
         if not ray.is_initialized():
             ray.init(address=self.ray_address, include_dashboard=False, log_to_driver=True)
         threads = self.worker_threads()
-        environment = openmp_environment()
-        options = {"runtime_env": {"env_vars": environment}} if environment else {}
-        remote = ray.remote(num_cpus=threads, **options)(_in_worker)
+        remote = ray.remote(num_cpus=threads)(_in_worker)
         references = [remote.remote(function, args, threads) for args in arguments]
         return _results([_outcome(lambda reference=reference: ray.get(reference)) for reference in references], labels)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from core import threads
 from core.settings import SettingError, override
 from env_runner.protocols import COEFFICIENTS
 from pipeline.config import MBRL_SETTINGS, RL2_SETTINGS, PipelineConfig, defaults_for
@@ -62,9 +63,15 @@ def add_setting_flags(parser: argparse.ArgumentParser, config_type: type = Pipel
         parser.add_argument(f"--{name}", **options)
 
 
+FOLLOWING = (
+    "every core while no other process keeps one busy, fewer while others do, re-measured every few seconds "
+    "(core.threads); max(1, cores // jobs) with --jobs"
+)
+
+
 def add_program_flags(parser: argparse.ArgumentParser, threads: int | None = None) -> None:
-    """--quick, --no_progress, --threads (default `threads`: None leaves torch's choice in this process and
-    max(1, cores // jobs) in workers) and the executor's --jobs, --executor and --ray_address."""
+    """--quick, --no_progress, --threads (default `threads`: None follows the machine's load in this process and
+    uses max(1, cores // jobs) in workers) and the executor's --jobs, --executor and --ray_address."""
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration (tiny sizes)")
     parser.add_argument(
         "--no_progress",
@@ -75,7 +82,7 @@ def add_program_flags(parser: argparse.ArgumentParser, threads: int | None = Non
         "--threads",
         type=int,
         default=threads,
-        help=f"torch threads per run (default {threads or 'torch own choice; max(1, cores // jobs) with --jobs'})",
+        help=f"torch threads per run (default {threads or FOLLOWING})",
     )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once in local worker processes (default 1)")
     parser.add_argument(
@@ -142,6 +149,8 @@ def executor_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error(f"--threads must be at most {cores} (the cores this process may run on), got {args.threads}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    elif args.executor == "local" and args.jobs == 1:
+        threads.follow_load(cores)  # runs in this process: every core while the machine is otherwise idle
     return executor
 
 

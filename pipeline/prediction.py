@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from adaptation.test_time_adaptation import AdaptationConfig, Adapter
+from core import threads
 from env_runner.segments import SegmentBatch
 from pipeline.config import PipelineConfig
 from pipeline.data import held_out_windows
@@ -36,6 +37,7 @@ def window_errors(
     errors: dict[str, list[float]] = {str(k): [] for k in steps}
     num_tasks, num_windows = batch.support_x.shape[:2]
     for task in range(num_tasks):
+        threads.tick()
         per_window: dict[str, list[float]] = {str(k): [] for k in steps}
         for window in range(num_windows):
             sx, sy, qx, qy = (

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from core import threads
 from core.checkpoint import atomic_save, load_marked_checkpoint
 from core.progress import progress_bar
 from env_runner.rollouts import Rollouts
@@ -71,6 +72,7 @@ def train(
         bar = progress_bar(range(config.iterations_per_epoch), progress, f"epoch {epoch + 1}/{config.num_epochs}")
         sums: dict[str, float] = {}
         for iteration in bar:
+            threads.tick()
             batch, tasks = sample_meta_batch(source, dataset.tasks, config, generator)
             batch_context = None if train_context is None else train_context[[position[task] for task in tasks]]
             skipped = models.learner.skipped_updates

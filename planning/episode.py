@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from core import threads
 from core.parameters import Params
 from env_runner.actions import to_model_action, uniform_action, unit_to_env_action
 from env_runner.rollouts import Rollouts
@@ -65,6 +66,7 @@ def run_episodes(
         name: [] for name in ("obs", "action", "next_obs", "reward", "terminated", "truncated", "episode_start")
     }
     for _ in range(steps):
+        threads.tick()
         if until_first_done and finished_once.all():
             break
         obs = torch.as_tensor(obs_np, dtype=torch.float32, device=dynamics.device)
