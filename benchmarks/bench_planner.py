@@ -11,7 +11,12 @@ trajectories stay finite.
 The bound: one control step of the default Pendulum run plans for E = 30 episodes (10 tasks, 3 episodes each)
 with C candidates, H steps and I iterations, `tta` with one adapted weight set per episode (`torch.func.vmap`).
 The same SSM arithmetic as plain batched steps over E·C rows with shared weights, H·I of them, is what a
-planner step cannot go below; the projections' matrix products alone are the floor under that.
+planner step cannot go below; the projections' matrix products alone are the floor under that. Two more rows
+split the rest: the same SSM steps on a single row (what every step costs in Python and per-op dispatch, whatever
+the batch) and the family's reward function on the E·C transitions.
+
+At CaDM's size (HalfCheetah, 10 episodes x 200 candidates x horizon 30 x 5 iterations, width 128) one plan call is
+timed with what planning 200,000 environment steps would take at that speed.
 """
 
 from __future__ import annotations
@@ -36,7 +41,12 @@ CONTROL_STEP_CASES = {
     "shared": "plan call, shared weights",
     "bound": "bound: SSM steps on E·C rows, shared weights",
     "floor": "floor: their matrix products alone",
+    "dispatch": "the same SSM steps on 1 row (per-op cost)",
+    "reward": "reward function on the E·C transitions",
 }
+CADM_ID = "HalfCheetah-v5"  # CaDM's planner (CEM, 200 candidates, 5 iterations, horizon 30) on 10 episodes
+CADM_PLANNER = PlannerConfig(horizon=30, num_candidates=200, num_iterations=5)
+CADM_EPISODES, CADM_WIDTH, CADM_STEPS = 10, 128, 200_000
 BOUND = CONTROL_STEP_CASES["bound"]
 
 
@@ -94,10 +104,16 @@ def control_step_against_bound(quick: bool = False) -> dict:
     x, hidden = torch.randn(rows, model.input_dim), model.init_hidden(rows)
 
     @torch.no_grad()
-    def ssm_steps() -> None:
-        h = hidden
+    def ssm_steps(rows_x: torch.Tensor = x, h: torch.Tensor = hidden) -> None:
         for _ in range(steps):
-            _, h = model(x, h)
+            _, h = model(rows_x, h)
+
+    transition = obs.repeat_interleave(config.num_candidates, 0).reshape(episodes, config.num_candidates, -1)
+    action = torch.zeros(episodes, config.num_candidates, family.action_dim)
+
+    def rewards() -> None:
+        for _ in range(steps):
+            reward_fn(transition, action, transition)
 
     products = [
         (model.in_proj.weight, model.input_dim),
@@ -113,6 +129,8 @@ def control_step_against_bound(quick: bool = False) -> dict:
                 torch.mm(left, right)
 
     cases["bound"], cases["floor"] = ssm_steps, matmuls
+    cases["dispatch"] = lambda: ssm_steps(x[:1], hidden[:1])
+    cases["reward"] = rewards
     medians = time_interleaved(cases, repeats=3 if quick else 7)
     title = (
         f"{ENV_ID}, one control step of the default run: E={episodes} episodes x C={config.num_candidates} "
@@ -123,6 +141,61 @@ def control_step_against_bound(quick: bool = False) -> dict:
     ratios = {key: seconds / medians["bound"] for key, seconds in medians.items()}
     print(f"tta plan call / bound: {ratios['tta']:.2f}x (target <= 2x)")
     return {"episodes": episodes, "config": vars(config), "median_s": medians, "vs_bound": ratios}
+
+
+def cadm_sized_call(quick: bool = False) -> dict:
+    """One plan call at CaDM's size on HalfCheetah (E episodes x 200 candidates x horizon 30 x 5 iterations, SSM
+    width 128), per-episode and shared weights; prints it with the planning time a 200,000-step run implies."""
+    family = make_task_family(CADM_ID)
+    tasks = family.sample(CADM_EPISODES, seed=0, split="test")
+    torch.manual_seed(0)
+    normalizer = Normalizer.fit(collect(family, tasks[:1], steps=200, seed=0))
+    model = SSM(CADM_WIDTH, family.obs_dim + family.action_dim, family.obs_dim, CADM_WIDTH)
+    with torch.no_grad():
+        model.out_proj.weight.mul_(0.01)
+    stacked = {
+        name: value.detach().expand(CADM_EPISODES, *value.shape).clone() for name, value in model.named_parameters()
+    }
+    with family.make_env(tasks[0]) as env:
+        obs = torch.as_tensor(env.reset(seed=0)[0], dtype=torch.float32).expand(CADM_EPISODES, -1).contiguous()
+    cases = {}
+    for key, weights in (("tta", stacked), ("shared", None)):
+        dynamics = LearnedDynamics(model, normalizer, num_episodes=CADM_EPISODES)
+        dynamics.set_params(weights, stacked=weights is not None)
+        planner = CEMPlanner(
+            dynamics,
+            family.planning_reward_fn(tasks),
+            family.action_space,
+            CADM_PLANNER,
+            seed=0,
+            num_episodes=CADM_EPISODES,
+            termination_fn=family.batch_termination_fn(tasks),
+        )
+        cases[key] = _planning_steps(planner, obs, dynamics.init_hidden(CADM_EPISODES), 1)
+    medians = time_interleaved(cases, repeats=2 if quick else 5)
+    calls = CADM_STEPS / CADM_EPISODES  # one call acts in every episode
+    hours = {key: seconds * calls / 3600 for key, seconds in medians.items()}
+    title = (
+        f"{CADM_ID}, one plan call at CaDM's size: E={CADM_EPISODES} x C={CADM_PLANNER.num_candidates} x "
+        f"H={CADM_PLANNER.horizon} x I={CADM_PLANNER.num_iterations}, SSM width {CADM_WIDTH}"
+    )
+    print(
+        format_table(
+            title, [(CONTROL_STEP_CASES[key], seconds) for key, seconds in medians.items()], "plan call, shared weights"
+        )
+    )
+    print(
+        f"planning {CADM_STEPS:,} environment steps ({calls:,.0f} calls): "
+        + ", ".join(f"{key} {value:.1f} h" for key, value in hours.items())
+        + f" on {torch.get_num_threads()} thread(s)"
+    )
+    return {
+        "episodes": CADM_EPISODES,
+        "config": vars(CADM_PLANNER),
+        "width": CADM_WIDTH,
+        "median_s": medians,
+        "hours_for_200k_steps": hours,
+    }
 
 
 def run(quick: bool = False) -> dict:
@@ -163,6 +236,7 @@ def run(quick: bool = False) -> dict:
     print(f"ssm / gru planning steps per second: {ratio:.3f} (higher is faster for the SSM)")
     return {
         "control_step": control_step_against_bound(quick),
+        "cadm_sized_call": cadm_sized_call(quick),
         "env_id": ENV_ID,
         "width": WIDTH,
         "config": vars(config),
