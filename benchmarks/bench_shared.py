@@ -1,11 +1,13 @@
 """Section `shared`: one run of the pipeline alone and beside a busy neighbour, under each thread setting.
 
-A shared machine gives a run fewer cores than torch assumes. torch's CPU build parallelises with GNU OpenMP,
-whose threads spin at every barrier while they wait for the others (300,000 spins by default); when a neighbour
-holds one of the cores, the spinning thread burns the time slice its partner needs. The programs' default is
-1,000 spins (`core/openmp.py`, set before torch loads). Each case runs `main.py` in a fresh process (OpenMP reads
-its settings when it loads) with the environment and flags below, alone and beside a neighbour that keeps one core
-busy (a Python busy loop); cases alternate, and the median of the repeats is reported.
+A shared machine gives a run fewer cores than torch assumes. torch's CPU build parallelises with GNU OpenMP, whose
+threads spin at every barrier while they wait for the others (300,000 spins by default); when a neighbour holds one
+of the cores, the spinning thread burns the time slice its partner needs, and a fixed thread count either wastes a
+quiet machine (one thread) or stalls beside a neighbour (two). The programs' default follows the load instead
+(`core.threads`): every core while no other process keeps one busy, one fewer per core another process takes.
+Each case runs `main.py` in a fresh process (OpenMP reads its settings when it loads) with the environment and flags
+below, alone and beside a neighbour that keeps one core busy (a Python busy loop); cases alternate, and the median
+of the repeats is reported.
 """
 
 from __future__ import annotations
@@ -20,20 +22,31 @@ from pathlib import Path
 
 MAIN = Path(__file__).resolve().parents[1] / "main.py"
 CASES = {  # name -> (OpenMP environment, extra flags)
-    "GNU OpenMP's 300,000 spins (before)": ({"GOMP_SPINCOUNT": "300000"}, []),
-    "1,000 spins (the default)": ({}, []),
-    "OMP_WAIT_POLICY=PASSIVE (no spin)": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
-    "--threads 1, 300,000 spins": ({"GOMP_SPINCOUNT": "300000"}, ["--threads", "1"]),
+    "default: threads follow the load": ({}, []),
+    "--threads 2": ({}, ["--threads", "2"]),
+    "--threads 2, GOMP_SPINCOUNT=1000 (the previous default)": ({"GOMP_SPINCOUNT": "1000"}, ["--threads", "2"]),
+    "--threads 2, OMP_WAIT_POLICY=active": ({"OMP_WAIT_POLICY": "active"}, ["--threads", "2"]),
+    "--threads 1": ({}, ["--threads", "1"]),
 }
 OPENMP = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 RUNS = {  # name -> main.py flags
     "--quick": ["--quick"],
-    "training slice (default sizes, 30 meta-updates)": [
+    "training slice (default sizes, 100 meta-updates, prediction, no control)": [
         "--num_epochs",
         "1",
         "--iterations_per_epoch",
-        "30",
+        "100",
         "--no-control",
+    ],
+    "control slice (10 meta-updates, control on 2 test and 2 OOD tasks)": [
+        "--num_epochs",
+        "1",
+        "--iterations_per_epoch",
+        "10",
+        "--onpolicy_rounds",
+        "0",
+        "--control_tasks",
+        "2",
     ],
 }
 
@@ -71,12 +84,11 @@ def run(quick: bool = False) -> dict:
     alone = _timings(runs, repeats, neighbour=False)
     shared = _timings(runs, repeats, neighbour=True)
     for name in runs:
-        print(f"{name}: seconds alone, beside a busy neighbour, slowdown ({repeats} repeats, medians)")
-        reference = alone[name][next(iter(CASES))]
+        print(f"{name}: seconds alone, beside a busy neighbour ({repeats} repeats, medians), each / the default's")
+        default = next(iter(CASES))
         for case in CASES:
             print(
-                f"  {case:<38}{alone[name][case]:8.1f} s{shared[name][case]:8.1f} s"
-                f"{shared[name][case] / alone[name][case]:8.2f}x   (alone: {alone[name][case] / reference:.2f}x "
-                f"of before)"
+                f"  {case:<58}{alone[name][case]:8.1f} s ({alone[name][case] / alone[name][default]:.2f}x)"
+                f"{shared[name][case]:8.1f} s ({shared[name][case] / shared[name][default]:.2f}x)"
             )
     return {"cpu_count": os.cpu_count(), "repeats": repeats, "alone_s": alone, "shared_s": shared}
