@@ -68,6 +68,8 @@ def _timings(runs: dict[str, list[str]], repeats: int, neighbour: bool) -> dict[
             for run, flags in runs.items():
                 for case, (openmp, extra) in CASES.items():
                     samples[run][case].append(_seconds([*flags, *extra], openmp))
+                    where = "beside the neighbour" if neighbour else "alone"
+                    print(f"  {run} | {case} | {where}: {samples[run][case][-1]:.1f} s", flush=True)
     finally:
         if busy is not None:
             busy.kill()
