@@ -2,19 +2,22 @@
 while others do.
 
 Two threads on two cores are the fastest setting for a lone run; beside another busy process the same two threads
-wait at every parallel region for a partner that has lost its core, and one thread is faster by 1.5-2.7x
-(`docs/benchmarks.md`, section "Threads"). A program that turns this on (`follow_load(max_threads)`; the command
-line does unless `--threads` fixes the count) then calls `tick()` from its loops: at most once per `INTERVAL`
-seconds it reads how much CPU time other processes took on this process's cores (Linux `/proc/stat` less this
-process's own time) and sets `torch.set_num_threads` to the cores they leave free. The thread count changes
-speed, never a number: every reduction the runs use gives the same floats at any count (the tests compare runs at
-one and two threads). `tick()` is a no-op until `follow_load` is called, and wherever `/proc/stat` is missing.
+wait at every parallel region for a partner that has lost its core, and one thread is 1.7-2.4x faster
+(`docs/benchmarks.md`, section `shared`). A program turns this on for a block (`following_load(max_threads)`; the
+command line does unless `--threads` fixes the count, or `--jobs` sends the runs to workers) and calls `tick()`
+from its loops: at most once per `INTERVAL` seconds it reads how much CPU time other processes took on this
+process's cores (Linux `/proc/stat` less this process's own time) and sets `torch.set_num_threads` to the cores
+they leave free. The thread count changes speed, not numbers: the default Pendulum run writes the same floats at
+one and two threads, and `tests/test_threads.py` compares a run at both. `tick()` is a no-op unless following, and
+wherever `/proc/stat` is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +89,18 @@ class LoadFollower:
 
 
 _follower: LoadFollower | None = None
+
+
+@contextlib.contextmanager
+def following_load(max_threads: int) -> Iterator[None]:
+    """`follow_load(max_threads)` inside the block; afterwards the thread count it found, and no following."""
+    before = torch.get_num_threads()
+    follow_load(max_threads)
+    try:
+        yield
+    finally:
+        stop_following()
+        torch.set_num_threads(before)
 
 
 def follow_load(max_threads: int) -> None:

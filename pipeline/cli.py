@@ -42,7 +42,13 @@ from env_runner.families import TASK_FAMILIES
 from meta_rl.distributed import launched_rank_and_world_size
 from pipeline.config import PipelineConfig, check_resumable, resolve_device
 from pipeline.console import OneLineParser, quiet_warnings, warn
-from pipeline.flags import add_program_flags, add_setting_flags, config_from_flags, executor_from_flags
+from pipeline.flags import (
+    add_program_flags,
+    add_setting_flags,
+    config_from_flags,
+    executor_from_flags,
+    threads_from_flags,
+)
 from pipeline.provenance import command_line
 from pipeline.report.markdown import summary_markdown
 from pipeline.report.tensorboard import TENSORBOARD_EXTRA
@@ -128,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
         hold = RunFolderLock(out_dir) if launched_rank == 0 else contextlib.nullcontext()
     except ValueError as error:
         parser.error(str(error))
-    with hold:
+    with hold, threads_from_flags(args, executor):
         if speaks:
             print(f"output folder: {out_dir}", flush=True)
         if args.overwrite:

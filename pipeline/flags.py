@@ -18,6 +18,7 @@ read, which tyro would need a second parse for, and tyro reports errors in wrapp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import types
 import typing
@@ -149,9 +150,15 @@ def executor_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error(f"--threads must be at most {cores} (the cores this process may run on), got {args.threads}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    elif args.executor == "local" and args.jobs == 1:
-        threads.follow_load(cores)  # runs in this process: every core while the machine is otherwise idle
     return executor
+
+
+def threads_from_flags(args: argparse.Namespace, executor: Executor) -> contextlib.AbstractContextManager:
+    """While the runs of this process run: torch's threads following the machine's load, unless --threads fixed
+    them or the runs go to workers (each with its own count)."""
+    if args.threads is None and executor.in_process:
+        return threads.following_load(available_cores())
+    return contextlib.nullcontext()
 
 
 _NONE = object()  # "--flag none": the setting switched off, unlike a flag not given

@@ -54,6 +54,34 @@ def test_threads_drop_to_the_free_cores_while_another_process_is_busy_and_come_b
     assert torch.get_num_threads() == 2  # the neighbour is gone
 
 
+def test_following_ends_with_its_block_and_gives_the_thread_count_back(monkeypatch, restore_threads):
+    machine = FakeMachine(monkeypatch)
+    torch.set_num_threads(1)
+    with threads.following_load(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == 1
+    machine.run(threads.INTERVAL, own_cores=0.0, other_cores=0.0)
+    threads.tick()
+    assert torch.get_num_threads() == 1
+
+
+def test_the_command_line_follows_the_load_only_for_runs_in_its_own_process(tmp_path, monkeypatch, restore_threads):
+    from pipeline import cli as main
+
+    seen = []
+
+    def record(*args, executor, **kwargs):
+        seen.append((executor.in_process, threads._follower is not None))
+
+    monkeypatch.setattr(main, "run_seeds", record)
+    quick = ["--quick", "--no_progress"]
+    main.main([*quick, "--out_dir", str(tmp_path / "a")])
+    main.main([*quick, "--out_dir", str(tmp_path / "b"), "--threads", "1"])
+    main.main([*quick, "--out_dir", str(tmp_path / "c"), "--seeds", "0", "1", "--jobs", "2"])
+    assert seen == [(True, True), (True, False), (False, False)]
+    assert threads._follower is None
+
+
 def test_tick_changes_nothing_unless_following_the_load(monkeypatch, restore_threads):
     machine = FakeMachine(monkeypatch)
     torch.set_num_threads(2)
