@@ -26,6 +26,7 @@ from pipeline.config import PipelineConfig, resolve_device, resolve_reward
 from pipeline.data import TaskContext, TaskSplits, collect_data, held_out_windows, sample_splits, split_rows
 from pipeline.models import WorldModels
 from pipeline.training import read_training_checkpoint, train
+from planning.planner import PLANNERS
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,12 @@ def family_and_config(config: PipelineConfig) -> tuple[TaskFamily, PipelineConfi
     if (
         config.algo == "mbrl"
         and config.control
-        and config.planner.method == "mppi"
+        and not PLANNERS[config.planner.method].supports_discrete
         and is_discrete(family.action_space)
     ):
         raise ValueError(
-            f"--planner.method mppi needs a Box action space; {config.env_name}'s is {family.action_space}: use cem"
+            f"--planner.method {config.planner.method} needs a Box action space; {config.env_name}'s is "
+            f"{family.action_space}: use cem"
         )
     return family, replace(config, input_dim=width, reward=reward, device=resolve_device(config.device))
 

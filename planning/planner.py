@@ -1,4 +1,5 @@
-"""Sampling-based model-predictive control: CEM (Chua et al. 2018, PETS) and MPPI (Williams et al. 2017).
+"""Sampling-based model-predictive control: CEM (Chua et al. 2018, PETS), iCEM (Pinneri et al. 2020) and MPPI
+(Williams et al. 2017).
 
 One planner acts in E episodes at once (different tasks, different weights). Every planning step samples,
 for each episode, C candidate action sequences of H steps, rolls all E * C of them through the dynamics in
@@ -38,9 +39,17 @@ class PlannerConfig:
     temperature: MPPI weights are softmax(standardised return / temperature).
     warm_start_weight: discrete spaces start each planning step from this mix of the previous plan's
     (shifted) probabilities and the uniform distribution, so that collapsed probabilities explore again.
+    noise_exponent, population_decay, kept_elite_fraction: iCEM's colored-noise exponent beta (power spectral
+    density 1/f^beta along the horizon; 0 is white noise), the factor its population shrinks by per iteration
+    and the share of elites it carries into the next iteration and, shifted, into the next planning step.
     """
 
-    method: str = setting("cem", "cem (cross-entropy method) or mppi (Box action spaces only)", one_of(("cem", "mppi")))
+    method: str = setting(
+        "cem",
+        "cem (cross-entropy method), icem (improved CEM: colored noise, elites kept; Box action spaces only) or "
+        "mppi (Box action spaces only)",
+        one_of(("cem", "icem", "mppi")),
+    )
     horizon: int = setting(15, "steps H per candidate sequence", integer(1))
     # 100 candidates: on 10 Pendulum val tasks CEM on the true dynamics returned -175 with 100 and -182 with 200
     # (3 iterations, horizon 15), at half the compute
@@ -52,6 +61,15 @@ class PlannerConfig:
     momentum: float = setting(0.1, "weight of the previous distribution in CEM refits", number(0, 1, open_high=True))
     temperature: float = setting(0.5, "MPPI softmax temperature", positive())
     warm_start_weight: float = setting(0.5, "discrete warm start: weight of the old plan", number(0, 1))
+    # iCEM's values from Pinneri et al. (2020): population decay 1.25, 30% of the elites kept; beta 2 is within
+    # the range (1 to 4) the paper reports for its locomotion tasks
+    noise_exponent: float = setting(2.0, "iCEM colored-noise exponent beta (0: white noise)", number(0, 10))
+    population_decay: float = setting(
+        1.25, "iCEM: iteration i samples max(C / decay^i, 2 * elites) sequences", number(1, 10)
+    )
+    kept_elite_fraction: float = setting(
+        0.3, "iCEM: share of the elites carried into the next iteration and the next step", number(0, 1)
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -59,6 +77,14 @@ class PlannerConfig:
     @property
     def num_elites(self) -> int:
         return max(1, round(self.elite_fraction * self.num_candidates))
+
+    @property
+    def num_kept_elites(self) -> int:
+        return round(self.kept_elite_fraction * self.num_elites)
+
+    def population(self, iteration: int) -> int:
+        """iCEM's sample count at `iteration` (0-based): C shrunk by the decay, never below twice the elites."""
+        return max(round(self.num_candidates / self.population_decay**iteration), 2 * self.num_elites)
 
 
 def rollout_returns(
@@ -218,13 +244,13 @@ class ShootingPlanner:
         best = returns.topk(self.config.num_elites, dim=1).indices  # (E, K)
         return torch.take_along_dim(candidates, best[:, :, None, None], dim=1)
 
-    def _sample_gaussian(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-        """C sequences per episode from N(mean, std) (E, H, A), clipped to the Box -> (E, C, H, A)."""
-        noise = torch.randn(
-            (self.num_episodes, self.config.num_candidates, *mean.shape[1:]),
-            generator=self.generator,
-            device=self.device,
-        )
+    def _sample_gaussian(
+        self, mean: torch.Tensor, std: torch.Tensor, count: int | None = None, exponent: float = 0.0
+    ) -> torch.Tensor:
+        """`count` (default C) sequences per episode from N(mean, std) (E, H, A), clipped to the Box -> (E, C, H, A);
+        `exponent` > 0 correlates each sequence's noise over the horizon (`colored_noise`)."""
+        shape = (self.num_episodes, count or self.config.num_candidates, *mean.shape[1:])
+        noise = colored_noise(shape, exponent, self.generator, self.device)
         return torch.maximum(torch.minimum(mean.unsqueeze(1) + std.unsqueeze(1) * noise, self.high), self.low)
 
     def _initial_std(self) -> torch.Tensor:
@@ -233,6 +259,36 @@ class ShootingPlanner:
 
     def _middle(self) -> torch.Tensor:
         return ((self.low + self.high) / 2).expand(self.num_episodes, self.config.horizon, -1)
+
+
+def colored_noise(
+    shape: tuple[int, ...], exponent: float, generator: torch.Generator, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Standard Gaussian noise of `shape` (..., H, A) whose power spectral density along H falls as 1/f^exponent.
+
+    Exponent 0 is white noise: `torch.randn` itself. Otherwise each (sequence, action entry) gets an independent
+    series from random Fourier coefficients scaled by f^(-exponent / 2) (Timmer and Koenig 1995, the lowest
+    frequency 1/H standing in for 0), scaled so that every step has unit variance.
+    """
+    if exponent == 0:
+        return torch.randn(shape, generator=generator, device=device)
+    *batch, horizon, width = shape
+    frequencies = torch.fft.rfftfreq(horizon, device=device).clamp_min(1.0 / horizon)  # (F,)
+    scale = frequencies ** (-exponent / 2)
+    coefficients = torch.randn((*batch, width, frequencies.numel(), 2), generator=generator, device=device)
+    real, imaginary = coefficients.unbind(-1)  # (..., A, F)
+    imaginary[..., 0] = 0  # the mean term is real, and so is the Nyquist term of an even horizon
+    if horizon % 2 == 0:
+        imaginary[..., -1] = 0
+    series = torch.fft.irfft(torch.complex(real * scale, imaginary * scale), n=horizon)  # (..., A, H)
+    # each step's variance, (1/H^2) sum_f w_f scale_f^2: a complex term enters twice (itself and its conjugate),
+    # w = 4; the real mean and Nyquist terms once, w = 1
+    weight = torch.full_like(scale, 4.0)
+    weight[0] = 1
+    if horizon % 2 == 0:
+        weight[-1] = 1
+    variance = (weight * scale.square()).sum() / horizon**2
+    return (series / variance.sqrt()).transpose(-1, -2)
 
 
 class CEMPlanner(ShootingPlanner):
@@ -296,6 +352,63 @@ class CEMPlanner(ShootingPlanner):
         return probs[:, 0].argmax(dim=-1)
 
 
+class ICEMPlanner(ShootingPlanner):
+    """iCEM (Pinneri et al. 2020) for Box action spaces: CEM with colored noise, a shrinking population and elites
+    that survive.
+
+    Iteration i samples `config.population(i)` sequences with colored noise (`noise_exponent`) around the mean and
+    scores them together with the best `num_kept_elites` of the previous iteration's elites (in the first
+    iteration: the previous planning step's, shifted by one step with the middle of the Box appended); the last
+    iteration also scores the mean itself. Mean and std are refit on the elites with `momentum`, as in CEM. The
+    executed action is the first of the best sequence scored in this planning step (not the mean's).
+    With exponent 0, decay 1 and no kept elites, its samples are CEM's draw for draw.
+    """
+
+    supports_discrete = False
+
+    def clear_plans(self, episodes: torch.Tensor | None = None) -> None:
+        mask = self._mask(episodes)
+        middle = self._middle().clone()
+        kept = middle.unsqueeze(1).expand(-1, self.config.num_kept_elites, -1, -1).clone()  # (E, k, H, A)
+        if episodes is None:
+            self._mean, self._kept, self._has_kept = middle, kept, torch.zeros_like(mask)
+            return
+        self._mean = torch.where(mask[:, None, None], middle, self._mean)
+        self._kept = torch.where(mask[:, None, None, None], kept, self._kept)
+        self._has_kept = self._has_kept & ~mask
+
+    def _optimise(self, obs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        config = self.config
+        mean, std = self._mean, self._initial_std()
+        kept, has_kept = self._kept, self._has_kept  # a fresh episode has no elites of a previous step to reuse
+        best, best_return = None, None
+        for iteration in range(config.num_iterations):
+            candidates = self._sample_gaussian(mean, std, config.population(iteration), config.noise_exponent)
+            if iteration == config.num_iterations - 1:
+                candidates = torch.cat([candidates, mean.unsqueeze(1)], dim=1)
+            if kept.shape[1]:
+                candidates = torch.cat([candidates, kept], dim=1)
+            returns = self._score(obs, hidden, candidates)  # (E, n)
+            if kept.shape[1]:
+                returns[:, -kept.shape[1] :] = torch.where(has_kept[:, None], returns[:, -kept.shape[1] :], -torch.inf)
+            elites = self._elites(candidates, returns)  # (E, K, H, A), best first
+            round_best, round_return = elites[:, 0], returns.max(dim=1).values
+            if best is None:
+                best, best_return = round_best, round_return
+            else:
+                better = round_return > best_return
+                best = torch.where(better[:, None, None], round_best, best)
+                best_return = torch.maximum(best_return, round_return)
+            mean = config.momentum * mean + (1 - config.momentum) * elites.mean(1)
+            std = config.momentum * std + (1 - config.momentum) * elites.std(1, correction=0)
+            kept, has_kept = elites[:, : config.num_kept_elites], torch.ones_like(has_kept)
+        middle = self._middle()[:, :1]
+        self._mean = torch.cat([mean[:, 1:], middle], dim=1)
+        self._kept = torch.cat([kept[:, :, 1:], middle.unsqueeze(1).expand(-1, kept.shape[1], -1, -1)], dim=2)
+        self._has_kept = has_kept
+        return best[:, 0]
+
+
 class MPPIPlanner(ShootingPlanner):
     """Model-predictive path integral control for Box action spaces.
 
@@ -330,7 +443,7 @@ class MPPIPlanner(ShootingPlanner):
         return mean[:, 0]
 
 
-PLANNERS: dict[str, type[ShootingPlanner]] = {"cem": CEMPlanner, "mppi": MPPIPlanner}
+PLANNERS: dict[str, type[ShootingPlanner]] = {"cem": CEMPlanner, "icem": ICEMPlanner, "mppi": MPPIPlanner}
 
 
 def make_planner(

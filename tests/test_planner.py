@@ -1,4 +1,4 @@
-"""Planners (CEM, MPPI) acting for E episodes at once, learned and true dynamics, and `run_episodes`."""
+"""Planners (CEM, iCEM, MPPI) acting for E episodes at once, learned and true dynamics, and `run_episodes`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from env_runner.rollouts import collect
 from env_runner.segments import Normalizer
 from planning.dynamics import LearnedDynamics
 from planning.episode import first_episode_returns, random_episode_returns, run_episodes
-from planning.planner import CEMPlanner, MPPIPlanner, PlannerConfig, rollout_returns
+from planning.planner import CEMPlanner, ICEMPlanner, MPPIPlanner, PlannerConfig, colored_noise, rollout_returns
 from planning.true_dynamics import true_dynamics
 
 torch.set_num_threads(1)
@@ -237,7 +237,7 @@ def test_cem_with_true_dynamics_beats_random_on_held_out_pendulum_tasks(pendulum
         assert planned_return > 0.5 * random_return, (planned, random)  # returns are negative: half the cost
 
 
-@pytest.mark.parametrize("planner_cls", [CEMPlanner, MPPIPlanner])
+@pytest.mark.parametrize("planner_cls", [CEMPlanner, ICEMPlanner, MPPIPlanner])
 def test_planners_with_true_dynamics_beat_random_on_every_point_navigation_task(planner_cls):
     family = make_task_family(POINT_NAVIGATION_ID)
     tasks = family.sample(2, seed=0, split="test")
@@ -246,6 +246,95 @@ def test_planners_with_true_dynamics_beat_random_on_every_point_navigation_task(
     for task, planned_return in zip(tasks, planned, strict=True):
         random = np.mean(random_episode_returns(family, [task] * 3, range(3), max_steps=40))
         assert planned_return > 0.3 * random, (task, planned_return, random)
+
+
+# --- iCEM ------------------------------------------------------------------------------------------
+
+
+def _lag_one_correlation(noise: torch.Tensor) -> float:
+    """Correlation of consecutive steps of (N, H, A) noise, pooled over sequences and action entries."""
+    return float(torch.corrcoef(torch.stack([noise[:, :-1].flatten(), noise[:, 1:].flatten()]))[0, 1])
+
+
+@pytest.mark.parametrize("horizon", [10, 15])
+def test_colored_noise_has_unit_variance_per_step_and_correlation_that_grows_with_the_exponent(horizon):
+    generator = torch.Generator().manual_seed(0)
+    correlations = []
+    for exponent in (0.0, 1.0, 2.0):
+        noise = colored_noise((20000, horizon, 2), exponent, generator)
+        assert noise.shape == (20000, horizon, 2)
+        np.testing.assert_allclose(noise.var(dim=0).numpy(), 1.0, atol=0.06)
+        np.testing.assert_allclose(noise.mean(dim=0).numpy(), 0.0, atol=0.04)
+        correlations.append(_lag_one_correlation(noise))
+    assert abs(correlations[0]) < 0.02, correlations
+    assert correlations[0] + 0.2 < correlations[1] < correlations[2] - 0.1, correlations
+    entries = noise.permute(2, 0, 1)  # action entries are independent series
+    assert abs(float(torch.corrcoef(entries.flatten(1))[0, 1])) < 0.02
+
+
+def test_colored_noise_with_exponent_zero_is_torch_randn():
+    drawn = colored_noise((3, 5, 2), 0.0, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(drawn, torch.randn((3, 5, 2), generator=torch.Generator().manual_seed(4)))
+
+
+class RecordingDynamics:
+    """Wraps dynamics; records every batch of candidate actions the planner scores (one entry per rollout step)."""
+
+    def __init__(self, dynamics):
+        self.inner, self.actions = dynamics, []
+        self.obs_dim, self.action_dim, self.device = dynamics.obs_dim, dynamics.action_dim, dynamics.device
+
+    def step(self, obs, action, hidden):
+        self.actions.append(action.clone())
+        return self.inner.step(obs, action, hidden)
+
+
+def test_icem_without_color_decay_or_kept_elites_samples_what_cem_samples(pendulum):
+    tasks = pendulum.sample(2, seed=0, split="test")
+    base = PlannerConfig(horizon=6, num_candidates=20, num_iterations=3)
+    plain = PlannerConfig(
+        method="icem",
+        horizon=6,
+        num_candidates=20,
+        num_iterations=3,
+        noise_exponent=0.0,
+        population_decay=1.0,
+        kept_elite_fraction=0.0,
+    )
+    observations = pendulum_observations((2.0,))[0]
+    sampled = {}
+    for name, config, planner_cls in (("cem", base, CEMPlanner), ("icem", plain, ICEMPlanner)):
+        recording = RecordingDynamics(true_dynamics(pendulum, tasks))
+        planner = make_planner(pendulum, tasks, recording, config, planner_cls)
+        planner.plan(observations, recording.inner.init_hidden(2))
+        # (iteration, H, E, n, A); iCEM's last iteration scores the mean after its 20 samples
+        sampled[name] = torch.stack([step.reshape(2, -1, 1)[:, :20] for step in recording.actions]).reshape(3, 6, 2, 20)
+    torch.testing.assert_close(sampled["icem"], sampled["cem"], rtol=0, atol=0)
+
+
+def test_icem_shrinks_its_population_keeps_elites_and_acts_with_the_best_sequence_it_scored(pendulum):
+    tasks = pendulum.sample(2, seed=0, split="test")
+    config = PlannerConfig(method="icem", horizon=6, num_candidates=40, num_iterations=3, elite_fraction=0.25)
+    assert [config.population(i) for i in range(3)] == [40, 32, 26]
+    assert config.num_elites == 10 and config.num_kept_elites == 3
+    recording = RecordingDynamics(true_dynamics(pendulum, tasks))
+    planner = make_planner(pendulum, tasks, recording, config, ICEMPlanner)
+    observations = pendulum_observations((2.0, 2.1))
+    hidden = recording.inner.init_hidden(2)
+    action = planner.plan(observations[0], hidden)
+    counts = [batch.shape[0] // 2 for batch in recording.actions[::6]]
+    assert counts == [40 + 3, 32 + 3, 26 + 1 + 3], counts  # samples (+ the mean last) + kept elites
+    scored = torch.cat([torch.stack(recording.actions[i * 6 : i * 6 + 6], 1).reshape(2, -1, 6) for i in range(3)], 1)
+    returns = rollout_returns(
+        recording.inner, pendulum.batch_reward_fn(tasks), torch.as_tensor(observations[0]), hidden, scored[..., None]
+    )
+    first_step = returns.argmax(dim=1)
+    np.testing.assert_allclose(action[:, 0], scored[torch.arange(2), first_step, 0].numpy(), rtol=0, atol=1e-6)
+    recording.actions.clear()
+    planner.plan(observations[1], hidden)  # the next step's first iteration scores the kept elites, shifted
+    kept = torch.stack(recording.actions[:6], 1).reshape(2, -1, 6)[:, -3:]  # (E, 3, H)
+    np.testing.assert_array_equal(kept[:, :, -1].numpy(), 0.0)  # the appended step: the middle of the Box
+    assert torch.isin(kept[:, :, :-1].flatten(), scored.flatten()).all()
 
 
 def test_discrete_cem_with_true_dynamics_balances_cartpole_on_every_task():
@@ -481,7 +570,7 @@ def pendulum_observations(thetas) -> list[np.ndarray]:
     ]
 
 
-@pytest.mark.parametrize("planner_cls", [CEMPlanner, MPPIPlanner])
+@pytest.mark.parametrize("planner_cls", [CEMPlanner, ICEMPlanner, MPPIPlanner])
 def test_same_seed_same_actions_and_reset_restores_the_initial_distribution(pendulum, planner_cls):
     tasks = pendulum.sample(2, seed=0, split="test")
     dynamics = true_dynamics(pendulum, tasks)
@@ -497,7 +586,13 @@ def test_same_seed_same_actions_and_reset_restores_the_initial_distribution(pend
 
 
 @pytest.mark.parametrize(
-    ("env_id", "planner_cls"), [("Pendulum-v1", CEMPlanner), ("Pendulum-v1", MPPIPlanner), ("CartPole-v1", CEMPlanner)]
+    ("env_id", "planner_cls"),
+    [
+        ("Pendulum-v1", CEMPlanner),
+        ("Pendulum-v1", ICEMPlanner),
+        ("Pendulum-v1", MPPIPlanner),
+        ("CartPole-v1", CEMPlanner),
+    ],
 )
 def test_reset_with_a_mask_forgets_the_warm_start_of_the_masked_episodes_only(env_id, planner_cls):
     family = make_task_family(env_id)
