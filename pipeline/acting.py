@@ -2,7 +2,7 @@
 adaptation that feeds it, and the on-policy data that training collects the same way.
 
 Planner conditions (`condition_rollouts`), each acting in one env per task:
-- "tta": CEM on the meta-learned SSM with online test-time adaptation (`OnlineAdapter`: MetaMAML's inner
+- "tta": the planner on the meta-learned world model with online test-time adaptation (`OnlineAdapter`: MetaMAML's inner
   step on the recent window every `adapt.update_every` steps, from theta*, rolled back when it raises the
   window loss); the planner uses each episode's adapted weights and the state recomputed over the window;
 - "memory_only": the same, with zero inner steps: the weights stay theta*, the state is recomputed over the
@@ -35,7 +35,7 @@ from pipeline.config import PipelineConfig
 from pipeline.data import TaskContext, evaluation_reset_seed
 from pipeline.models import WorldModels
 from planning.dynamics import Dynamics, LearnedDynamics, predicts_reward
-from planning.episode import TransitionHook, run_episodes
+from planning.episode import TransitionHook, first_episode_returns, run_episodes
 from planning.planner import make_planner
 from planning.true_dynamics import true_dynamics
 
@@ -171,3 +171,31 @@ def collect_onpolicy(
         derive_seed(config.seed, "onpolicy-planner", epoch),
     )
     return replace(rollouts, task_index=torch.tensor(chosen), tasks=tuple(tasks))
+
+
+def val_returns(
+    family: TaskFamily,
+    tasks: list[Task],
+    models: WorldModels,
+    normalizer: Normalizer,
+    context: TaskContext,
+    config: PipelineConfig,
+    epoch: int,
+) -> list[float]:
+    """One "tta" episode's return on each of the val `tasks` (the learning curve's point after `epoch`), from the
+    val split's evaluation reset seeds; planner seeds of their own, so training is the same with or without it."""
+    seeds = [evaluation_reset_seed(config.seed, "val", index, 0) for index in range(len(tasks))]
+    rollouts = condition_rollouts(
+        "tta",
+        family,
+        tasks,
+        seeds,
+        config.episode_steps,
+        models,
+        normalizer,
+        context,
+        config,
+        derive_seed(config.seed, "curve-planner", epoch),
+        until_first_done=True,
+    )
+    return first_episode_returns(rollouts)

@@ -52,6 +52,7 @@ def resolve_device(name: str) -> str:
 
 
 REWARDS = ("auto", "learned", "known")
+WORLD_MODELS = ("ssm", "gru", "mlp")
 
 
 def resolve_reward(reward: str, reward_depends_on_task: bool) -> str:
@@ -109,8 +110,14 @@ class PipelineConfig:
     input_dim: int | None = setting(
         None, "world-model input width; must equal the family's (default: that width)", optional(integer(1))
     )
-    state_dim: int = setting(64, "SSM state size", integer(1))
-    hidden_dim: int = setting(64, "SSM hidden width", integer(1))
+    world_model: str = setting(
+        "ssm",
+        "the world model MetaMAML, ERM and the oracle train: ssm (selective state space model), gru (a GRU, ReBAL's "
+        "recurrent model) or mlp (three hidden layers on the current observation and action, GrBAL's)",
+        one_of(WORLD_MODELS),
+    )
+    state_dim: int = setting(64, "state size of the SSM and the GRU", integer(1))
+    hidden_dim: int = setting(64, "hidden width of the SSM and the MLP's layers", integer(1))
     # meta-training
     num_epochs: int = setting(10, "meta-training epochs", integer(1))
     iterations_per_epoch: int = setting(100, "meta-updates per epoch", integer(1))
@@ -148,6 +155,19 @@ class PipelineConfig:
     onpolicy_rounds: int = setting(2, "last epochs that first collect on-policy data with the planner", integer(0))
     onpolicy_steps: int = setting(200, "steps per on-policy row (every training row has this length)", integer(1))
     onpolicy_tasks: int = setting(8, "training tasks per on-policy round", integer(0))
+    env_steps: int | None = setting(
+        None,
+        "the sample budget: environment steps on training tasks, random-policy (--num_train_tasks x --steps_per_task) "
+        "then on-policy; given, it sets how many of the last epochs collect on-policy rows first, (env_steps - random "
+        "steps) / (--onpolicy_tasks x --onpolicy_steps), in place of --onpolicy_rounds",
+        optional(integer(1)),
+    )
+    curve_tasks: int | None = setting(
+        None,
+        "val tasks the learning curve acts on (one tta episode each) after the last epoch before the on-policy rounds "
+        "and after each round; 0: no curve (default: up to 5)",
+        optional(integer(0)),
+    )
     planner: PlannerConfig = setting(PlannerConfig(), "CEM planner")
     adapt: OnlineAdaptationConfig = setting(OnlineAdaptationConfig(), "test-time adaptation while acting")
     # --algo rl2 (uses env_name, seed and the task counts above; trains on the CPU)
@@ -183,6 +203,13 @@ class PipelineConfig:
             self.meta_batch_size,
         )
         if not self.control:
+            require(
+                self.env_steps in (None, self.random_steps),
+                "env_steps",
+                f"the random steps ({self.num_train_tasks} x {self.steps_per_task} = {self.random_steps}) under "
+                "--no-control (on-policy rounds need the planner)",
+                self.env_steps,
+            )
             return
         held_out = max(self.num_test_tasks, self.num_ood_tasks)
         require(
@@ -200,6 +227,24 @@ class PipelineConfig:
         )
         require(
             self.onpolicy_tasks <= train, "onpolicy_tasks", f"at most --num_train_tasks ({train})", self.onpolicy_tasks
+        )
+        if self.env_steps is not None:
+            per_round = self.onpolicy_tasks * self.onpolicy_steps
+            spendable = [self.random_steps + rounds * per_round for rounds in range(self.num_epochs + 1)]
+            require(
+                self.env_steps in spendable and (per_round > 0 or self.env_steps == self.random_steps),
+                "env_steps",
+                f"random steps ({self.num_train_tasks} x {self.steps_per_task} = {self.random_steps}) plus a whole "
+                f"number of on-policy rounds ({self.onpolicy_tasks} x {self.onpolicy_steps} = {per_round} steps "
+                f"each), at most --num_epochs ({self.num_epochs}) of them: {spendable[0]}, {spendable[1]}, ... "
+                f"{spendable[-1]}",
+                self.env_steps,
+            )
+        require(
+            self.curve_tasks is None or self.curve_tasks <= self.num_val_tasks,
+            "curve_tasks",
+            f"at most --num_val_tasks ({self.num_val_tasks})",
+            self.curve_tasks,
         )
         require(
             self.explore_steps < self.episode_steps,
@@ -221,6 +266,34 @@ class PipelineConfig:
                 f"at most {available} (the {self.protocol} protocol's {split} split of {self.env_name})",
                 getattr(self, name),
             )
+
+    @property
+    def random_steps(self) -> int:
+        """Random-policy environment steps: `steps_per_task` on every training task."""
+        return self.num_train_tasks * self.steps_per_task
+
+    @property
+    def rounds(self) -> int:
+        """On-policy rounds (the last epochs collect first): none without control, else what --env_steps leaves
+        after the random steps, or --onpolicy_rounds when no budget is given."""
+        if not self.control:
+            return 0
+        if self.env_steps is None:
+            return self.onpolicy_rounds
+        per_round = self.onpolicy_tasks * self.onpolicy_steps
+        return (self.env_steps - self.random_steps) // per_round if per_round else 0
+
+    @property
+    def budget(self) -> int:
+        """Environment steps on training tasks the run spends: random, then `rounds` on-policy rounds."""
+        return self.random_steps + self.rounds * self.onpolicy_tasks * self.onpolicy_steps
+
+    @property
+    def learning_curve_tasks(self) -> int:
+        """Val tasks the learning curve acts on: --curve_tasks, by default up to 5 (none without control)."""
+        if not self.control:
+            return 0
+        return min(5, self.num_val_tasks) if self.curve_tasks is None else self.curve_tasks
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -331,6 +404,8 @@ def protocol_row(table: ProtocolTable, config: PipelineConfig, quick: bool) -> d
         for split in ("train", "val", "test")
     }
     row |= {name: min(getattr(config, name), row["num_train_tasks"]) for name in ("meta_batch_size", "onpolicy_tasks")}
+    if config.curve_tasks is not None:
+        row["curve_tasks"] = min(config.curve_tasks, row["num_val_tasks"])
     if quick:
         return {**row, "num_ood_tasks": min(config.num_ood_tasks, sizes["ood"])}
     return {

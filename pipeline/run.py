@@ -3,7 +3,8 @@
     world       tasks, random-policy data, the world models trained (`pipeline.world.train_world`)
     prediction  ERM's fine-tuning selected on val tasks, then query MSE on test and OOD tasks
     control     every condition on the test tasks, then on the OOD tasks
-    outputs     metrics.json (with the protocol and the environment steps trained on) and the plots (config.json
+    outputs     metrics.json (with the protocol, the environment steps trained on and the learning curve: val-task
+                return against them) and the plots (config.json
                 and checkpoint.pt come with training); until the run ends, metrics.partial.json holds the stages
                 finished so far
 
@@ -54,6 +55,18 @@ def setup_distributed(config: PipelineConfig) -> PipelineConfig:
     return config
 
 
+LEARNING_CURVE_KEYS = ("epoch", "env_steps", "onpolicy_return", "val_return", "val_returns")
+
+
+def learning_curve(curve: list[dict]) -> list[dict]:
+    """The training curve's rows that measured a return (`pipeline.training`), with the env steps behind each."""
+    return [
+        {key: row[key] for key in LEARNING_CURVE_KEYS if key in row}
+        for row in curve
+        if "val_return" in row or "onpolicy_return" in row
+    ]
+
+
 def run(
     config: PipelineConfig,
     out_dir: Path,
@@ -94,11 +107,11 @@ def run(
                 metrics[key] = evaluate_control(world, split, progress)
                 stages[f"{key}_s"] = time.perf_counter() - start_time - sum(stages.values())
                 atomic_write_json(metrics, out_dir / "metrics.partial.json")
-    random_steps = len(world.splits.train) * config.steps_per_task
     metrics["env_steps"] = {
-        "random": random_steps,
-        "onpolicy": world.dataset.num_envs * world.dataset.steps - random_steps,
+        "random": config.random_steps,
+        "onpolicy": world.dataset.num_envs * world.dataset.steps - config.random_steps,
     }
+    metrics["learning_curve"] = learning_curve(world.curve)
     metrics["training"] = {
         "final_losses": world.last_losses,
         "curve": world.curve,

@@ -3,8 +3,12 @@ checkpoint after each epoch that makes a run resumable (ending with exactly the 
 run). A meta-batch holds `meta_batch_size` training tasks with `windows_per_task` (support, query) pairs each.
 
 The training curve has a row per epoch: {"epoch", "train": {model: mean loss over the epoch's meta-batches},
-"val": {model: the same loss on the val tasks' windows, without a step}} ("val" only where there are val tasks);
-`on_epoch(row)` receives each row as it is made (TensorBoard).
+"val": {model: the same loss on the val tasks' windows, without a step}, "env_steps": environment steps in the
+training set} ("val" only where there are val tasks). The rows that make the learning curve (the epoch before the
+first on-policy round and every round) add "onpolicy_return" (an epoch that collected: the mean return of its
+on-policy rows), "val_returns" (the first-episode return of "tta" on each of the first `learning_curve_tasks` val
+tasks, after the epoch's training) and "val_return" (their mean). `on_epoch(row)` receives each row as it is made
+(TensorBoard).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from env_runner.rollouts import Rollouts
 from env_runner.segments import Normalizer, SegmentBatch, WindowSource
 from env_runner.tasks import Task, TaskFamily
 from meta_rl.distributed import is_main_process
-from pipeline.acting import collect_onpolicy
+from pipeline.acting import collect_onpolicy, val_returns
 from pipeline.config import PipelineConfig, check_resumable
 from pipeline.data import TaskContext, TaskSplits, concat_rollouts, sample_meta_batch, split_rows, to_device
 from pipeline.models import WorldModels
@@ -47,9 +51,9 @@ def train(
 ) -> tuple[Rollouts, dict[str, float] | None, list[dict]]:
     """Meta-train (and train ERM and the oracle) epoch by epoch, checkpointing after each.
 
-    The last `onpolicy_rounds` epochs (with control) first collect on-policy rows with the planner and
-    test-time adaptation on training tasks (GrBAL style). Returns the final training set, the last losses and the
-    training curve (`val_windows`: the val tasks' windows its "val" losses are measured on).
+    The last `config.rounds` epochs first collect on-policy rows with the planner and test-time adaptation on
+    training tasks (GrBAL style), and train on everything collected so far. Returns the final training set, the
+    last losses and the training curve (`val_windows`: the val tasks' windows its "val" losses are measured on).
     """
     generator = torch.Generator().manual_seed(config.seed)
     first_epoch, last_losses, curve = 0, None, []
@@ -62,11 +66,13 @@ def train(
     train_context = context(splits.train).to(config.device) if models.oracle_model is not None else None
     val_context = context(splits.val).to(config.device) if train_context is not None and splits.val else None
     position = {task: index for index, task in enumerate(splits.train)}
-    onpolicy_from = config.num_epochs - config.onpolicy_rounds if config.control else config.num_epochs
+    onpolicy_from = config.num_epochs - config.rounds
     source = WindowSource.of(dataset, normalizer)  # normalised once per dataset, not once per meta-batch
     for epoch in range(first_epoch, config.num_epochs):
+        onpolicy_return = None
         if epoch >= onpolicy_from:
             onpolicy = collect_onpolicy(family, splits.train, models, normalizer, context, config, epoch, generator)
+            onpolicy_return = float(onpolicy.reward.sum(dim=1).mean())
             dataset = concat_rollouts([dataset, split_rows(onpolicy, config.onpolicy_steps)], splits.train)
             source = WindowSource.of(dataset, normalizer)
         bar = progress_bar(range(config.iterations_per_epoch), progress, f"epoch {epoch + 1}/{config.num_epochs}")
@@ -89,11 +95,21 @@ def train(
         row = {"epoch": epoch + 1, "train": {name: total / config.iterations_per_epoch for name, total in sums.items()}}
         if val_windows is not None:
             row["val"] = models.losses(val_windows, val_context)
+        row["env_steps"] = dataset.num_envs * dataset.steps
+        if onpolicy_return is not None:
+            row["onpolicy_return"] = onpolicy_return
+        if config.learning_curve_tasks and config.rounds and epoch >= onpolicy_from - 1:
+            val_tasks = splits.val[: config.learning_curve_tasks]
+            returns = val_returns(family, val_tasks, models, normalizer, context, config, epoch)
+            row["val_return"], row["val_returns"] = sum(returns) / len(returns), returns
         curve.append(row)
         if progress:
             for part in ("train", "val"):
                 if part in row:
                     print(f"  {part} loss: " + ", ".join(f"{k} {v:.4f}" for k, v in row[part].items()), flush=True)
+            returns = [f"{part} {row[f'{part}_return']:.1f}" for part in ("onpolicy", "val") if f"{part}_return" in row]
+            if returns:
+                print(f"  after {row['env_steps']} env steps, return: " + ", ".join(returns), flush=True)
         broken = models.non_finite()
         if broken:
             raise TrainingDiverged(broken, epoch, config.iterations_per_epoch - 1, checkpoint_path)
@@ -129,12 +145,14 @@ def save_training_checkpoint(
     last_losses: dict[str, float] | None,
     curve: list[dict],
 ) -> None:
-    """Write atomically: key "model" is the meta-learned SSM's state dict (with "model_config")."""
+    """Write atomically: key "model" is the meta-learned world model's state dict (with "model_config" and
+    "world_model", its kind)."""
     atomic_save(
         {
             "format": CHECKPOINT_FORMAT,
             "model": models.maml_model.state_dict(),
             "model_config": models.maml_model.config,
+            "world_model": config.world_model,
             "models": models.state_dict(),
             "normalizer": normalizer.state_dict(),
             "dataset": {name: getattr(dataset, name) for name in TENSOR_FIELDS},

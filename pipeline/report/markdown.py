@@ -109,6 +109,8 @@ def summary_markdown(result: dict) -> str:
         lines += ["", *paired_table("paired difference", result[f"{key}_paired"].items()), ""]
     if "protocol" in result:
         lines += _protocol_lines(result["protocol"])
+    if "learning_curve" in result:
+        lines += _learning_curve_lines(result)
     for split, policies in result.get("rl2", {}).items():
         episodes = len(next(iter(policies.values()))["episode_returns"])
         scores = result["rl2_normalized_score"].get(split, {})
@@ -149,6 +151,25 @@ def _protocol_lines(protocol: dict) -> list[str]:
         cells = " | ".join("-" if value is None else over_seeds_cell({"over_seeds": value}, 1) for value in per_setting)
         lines.append(f"| {condition} | {cells} | {over_seeds_cell(protocol['setting_mean'][condition], 1)} |")
     lines += ["", *paired_table("paired, mean over settings", protocol["setting_mean_paired"].items()), ""]
+    return lines
+
+
+def _learning_curve_lines(result: dict) -> list[str]:
+    """Return against environment steps: tta on val tasks, and the on-policy rows collected on training tasks."""
+    lines = [
+        "Learning curve: tta's return on val tasks after training on each amount of data, and the return of the "
+        "on-policy rows each round collected on training tasks",
+        "",
+        "| environment steps | tta, val tasks | on-policy rows |",
+        "|---|---|---|",
+    ]
+    for point in result["learning_curve"]:
+        cells = [over_seeds_cell(point[key], 1) if key in point else "-" for key in ("val_return", "onpolicy_return")]
+        lines.append(f"| {point['env_steps']} | {' | '.join(cells)} |")
+    lines.append("")
+    if "learning_curve_gain" in result:
+        gain = [("val return, last point - first", result["learning_curve_gain"])]
+        lines += [*paired_table("learning curve gain", gain), ""]
     return lines
 
 

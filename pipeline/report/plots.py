@@ -3,7 +3,7 @@ are few, the units it averages as points. Drawn on `matplotlib.figure.Figure` ob
 library never changes the one a notebook chose.
 
     write_run_plots(metrics, out_dir)     one run: prediction_mse.png, control[_ood]_returns.png, training_curves.png,
-                                          or RL²'s plots
+                                          learning_curve.png, or RL²'s plots
     write_paired_plot(summary, path)      several seeds: the paired control differences
 """
 
@@ -57,7 +57,22 @@ def write_run_plots(metrics: dict, out_dir: Path) -> list[Path]:
             written.append(_control_plot(metrics, key, out_dir / f"{key}_returns.png"))
     if metrics["training"]["curve"]:
         written.append(_training_plot(metrics, out_dir / "training_curves.png"))
+    if metrics.get("learning_curve"):
+        written.append(_learning_curve_plot(metrics, out_dir / "learning_curve.png"))
     return written
+
+
+def _learning_curve_plot(metrics: dict, path: Path) -> Path:
+    """Return against the environment steps trained on: tta on val tasks after each point's training, and the
+    on-policy rows each round collected on training tasks before it."""
+    figure, (axis,) = subplots()
+    for index, (key, label) in enumerate((("val_return", "tta, val tasks"), ("onpolicy_return", "on-policy rows"))):
+        points = [(row["env_steps"], row[key]) for row in metrics["learning_curve"] if key in row]
+        if points:
+            axis.plot(*zip(*points, strict=True), "-o", color=f"C{index}", label=label)
+    axis.set(title=f"{metrics['env_name']}: learning curve", xlabel="environment steps", ylabel="return")
+    axis.legend(fontsize=8)
+    return save(figure, path)
 
 
 def _training_plot(metrics: dict, path: Path) -> Path:

@@ -16,6 +16,9 @@
           setting_mean.<condition> (the protocol's overall figure, pooled as above with one value per seed),
           per_setting.<condition>: [over_seeds of each setting's mean], setting_mean_paired.<pair>
       env_steps: {"random": [per seed], "onpolicy": [per seed]}, the environment steps each run trained on
+      learning_curve: [{"env_steps", "val_return" (pooled over (seed, val task)), "onpolicy_return": {"over_seeds"}}]
+          a point per measurement; learning_curve_gain: the last point's val return minus the first's, paired as
+          control differences are
     --algo rl2, instead of prediction and control (split: in_distribution | ood; policy: ssm | gru, oracle, random):
       rl2.<split>.<policy>.episode_returns: [pooled statistics for each episode of a trial]
       rl2_paired.<split>.<policy>."episode_2-episode_1"|"last-first": the in-context gain, paired per (seed, task)
@@ -110,7 +113,31 @@ def summarize(runs: list[dict]) -> dict:
             )
     if first.get("protocol", {}).get("table") is not None and "control_ood" in first:
         result["protocol"] = _summarize_protocol(runs)
+    if first.get("learning_curve"):
+        result |= _summarize_learning_curve(runs)
     result["timing"] = _timing(runs)
+    return result
+
+
+def _summarize_learning_curve(runs: list[dict]) -> dict:
+    """Each point of the learning curve over seeds (the runs share a config, so their points share env steps), and
+    the gain from the first point's val return to the last's."""
+    curves = [run["learning_curve"] for run in runs]
+    points = []
+    for index, point in enumerate(curves[0]):
+        row: dict = {"env_steps": point["env_steps"]}
+        if "val_returns" in point:
+            row["val_return"] = pooled([curve[index]["val_returns"] for curve in curves])
+        if "onpolicy_return" in point:
+            row["onpolicy_return"] = {"over_seeds": over_seeds([[curve[index]["onpolicy_return"]] for curve in curves])}
+        points.append(row)
+    result: dict = {"learning_curve": points}
+    measured = [index for index, point in enumerate(curves[0]) if "val_returns" in point]
+    if len(measured) > 1:
+        first, last = measured[0], measured[-1]
+        result["learning_curve_gain"] = paired_pooled(
+            [curve[last]["val_returns"] for curve in curves], [curve[first]["val_returns"] for curve in curves], True
+        )
     return result
 
 
