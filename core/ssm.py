@@ -41,8 +41,8 @@ from torch import nn
 
 from core import fused_scan, onednn_linear
 from core.checkpoint import atomic_save, load_checkpoint
+from core.recurrence import check_model_inputs
 from core.scans import chunked_scan, doubling_scan
-from core.torch_internals import outside_torch_func_transforms
 
 
 class SSM(nn.Module):
@@ -127,7 +127,7 @@ class SSM(nn.Module):
         Sequence mode: x (B, T, input_dim), reset (B, T) -> y (B, T, output_dim), h after the last step.
         `reset[..., t] = 1` zeroes the state before x_t is consumed. `hidden_state=None` starts from zeros.
         """
-        self._check_inputs(x, hidden_state, reset)
+        check_model_inputs("SSM", x, hidden_state, reset, self.input_dim, self.state_dim, self.in_proj.weight)
         if hidden_state is None:
             hidden_state = torch.zeros(x.shape[0], self.state_dim, device=x.device, dtype=x.dtype)
         if x.dim() == 3 and self._sequence_scan(x) == "fused":
@@ -208,51 +208,6 @@ class SSM(nn.Module):
     def _readout(self, h: torch.Tensor, z: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         """State (..., N) -> output (..., output_dim): the state plus a skip of its input, gated, projected."""
         return self.out_proj(fused_scan.readout_input(h.to(z.dtype), z, gate, self.D))
-
-    def _check_inputs(self, x: torch.Tensor, hidden_state: torch.Tensor | None, reset: torch.Tensor | None) -> None:
-        """ValueError (TypeError for a non-tensor) naming what forward expected and what it got."""
-        for name, value in (("x", x), ("hidden_state", hidden_state), ("reset", reset)):
-            if value is not None and not isinstance(value, torch.Tensor):
-                raise TypeError(f"SSM expects {name} as a torch.Tensor, got {type(value).__name__}")
-        dtype = self.in_proj.weight.dtype
-        if x.dtype != dtype:
-            raise ValueError(
-                f"SSM expects x of dtype {dtype} (its parameters' dtype), got {x.dtype}: convert x, or the model "
-                "with model.to(dtype)"
-            )
-        if x.dim() not in (2, 3) or x.shape[-1] != self.input_dim:
-            raise ValueError(
-                f"SSM expects x of shape (B, {self.input_dim}) (one step of B sequences) or (B, T, {self.input_dim}) "
-                f"(B sequences of T steps), got {tuple(x.shape)}"
-            )
-        if x.dim() == 3 and x.shape[1] == 0:
-            raise ValueError(f"SSM got an empty sequence, x shape {tuple(x.shape)}")
-        batch = x.shape[0]
-        if hidden_state is not None:
-            if tuple(hidden_state.shape) != (batch, self.state_dim):
-                read_as = f"x {tuple(x.shape)} is " + (
-                    f"one step of {batch} sequences" if x.dim() == 2 else f"{batch} sequences of {x.shape[1]} steps"
-                )
-                raise ValueError(
-                    f"SSM expects hidden_state of shape ({batch}, {self.state_dim}), got {tuple(hidden_state.shape)} "
-                    f"({read_as}; a single sequence of T steps is x[None], shape (1, T, {self.input_dim}))"
-                )
-            state_dtypes = {dtype, torch.promote_types(dtype, torch.float32)}
-            if hidden_state.dtype not in state_dtypes:
-                raise ValueError(
-                    f"SSM expects hidden_state of dtype {' or '.join(map(str, state_dtypes))}, got {hidden_state.dtype}"
-                )
-        if reset is not None:
-            if tuple(reset.shape) != tuple(x.shape[:-1]):
-                raise ValueError(
-                    f"SSM expects reset of shape {tuple(x.shape[:-1])} (one flag per step), got {tuple(reset.shape)}"
-                )
-            if (
-                reset.dtype != torch.bool
-                and outside_torch_func_transforms()
-                and not ((reset == 0) | (reset == 1)).all()
-            ):
-                raise ValueError("SSM expects reset as bools or 0/1 flags, got other values")
 
     def save(self, path: str | os.PathLike) -> None:
         """Write config and state dict atomically (temp file + os.replace)."""

@@ -5,8 +5,10 @@ Meta-RL with a state space model, end to end:
 
 1. Sample disjoint train / val / test / OOD tasks of the environment's task family (splits defined by
    the coefficients the dynamics depend on); collect random-policy transitions on the train tasks.
-2. Meta-train an SSM world model with MetaMAML, an ERM baseline and an oracle (ERM given the task's
-   coefficients) on the same windows; the last epochs add on-policy data (planner + test-time adaptation).
+2. Meta-train a world model (an SSM by default; --world_model gru or mlp) with MetaMAML, an ERM baseline and an
+   oracle (ERM given the task's coefficients) on the same windows; the last epochs (as many as --env_steps
+   leaves rounds for) first add on-policy data (planner + test-time adaptation), and the learning curve records
+   val-task return against environment steps.
 3. Select ERM's fine-tuning on val tasks, then prediction MSE on test and OOD tasks after 0, 1, 5 steps.
 4. Control with an MPC planner on test and OOD tasks: with and without test-time adaptation, memory only,
    oracle, random and the true dynamics, several episodes per task with paired reset seeds.
@@ -15,6 +17,7 @@ Meta-RL with a state space model, end to end:
     python main.py --env_name Pendulum-v1
     python main.py --env_name Pendulum-v1 --seeds 0 1 2      # one run per seed + the paired summary
     python main.py --quick                                   # seconds-long smoke run
+    python main.py --env_steps 28800 --planner.method icem   # a sample budget (8 on-policy rounds), iCEM
     python main.py --out_dir runs/x --resume                 # continue a killed run
     python main.py --threads 1 ...                           # one core: two runs side by side do not oversubscribe
     python main.py --seeds 0 1 2 3 --jobs 2                  # two seeds at once in local worker processes

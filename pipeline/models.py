@@ -1,4 +1,5 @@
-"""The world models a run trains side by side: MetaMAML on an SSM, its ERM baseline and the oracle.
+"""The world models a run trains side by side: MetaMAML on the world model (`--world_model`: an SSM, a GRU or an
+MLP), its ERM baseline and the oracle.
 
 All three start from the same initial weights (the oracle's input layer is wider) and train on the same
 windows for the same number of steps: MetaMAML (one Adam step on the post-adaptation query loss, adapting on
@@ -13,7 +14,10 @@ import copy
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from core.gru import GRUModel
+from core.mlp import MLPModel
 from core.ssm import SSM
 from env_runner.segments import SegmentBatch
 from meta_rl.distributed import sharded_backward
@@ -21,18 +25,26 @@ from meta_rl.meta_maml import MetaMAML
 from pipeline.config import PipelineConfig
 
 
+def make_world_model(config: PipelineConfig, input_dim: int, output_dim: int) -> nn.Module:
+    """The `config.world_model` of the run's sizes; every kind has `init_hidden` and `forward(x, h, reset)`, and
+    names its input layer `in_proj`."""
+    if config.world_model == "ssm":
+        return SSM(config.state_dim, input_dim, output_dim, config.hidden_dim, device=config.device)
+    if config.world_model == "gru":
+        return GRUModel(config.state_dim, input_dim, output_dim, device=config.device)
+    return MLPModel(input_dim, output_dim, config.hidden_dim, device=config.device)
+
+
 class WorldModels:
-    """MetaMAML on an SSM, an ERM SSM of the same architecture and initial weights, and the oracle SSM."""
+    """MetaMAML on the world model, an ERM model of the same architecture and initial weights, and the oracle."""
 
     def __init__(self, config: PipelineConfig, input_dim: int, output_dim: int, context_dim: int) -> None:
         torch.manual_seed(config.seed)
-        self.maml_model = SSM(config.state_dim, input_dim, output_dim, config.hidden_dim, device=config.device)
+        self.maml_model = make_world_model(config, input_dim, output_dim)
         self.erm_model = copy.deepcopy(self.maml_model)
         self.oracle_model = None
         if context_dim:
-            self.oracle_model = SSM(
-                config.state_dim, input_dim + context_dim, output_dim, config.hidden_dim, device=config.device
-            )
+            self.oracle_model = make_world_model(config, input_dim + context_dim, output_dim)
             self.oracle_model.load_state_dict(
                 self.maml_model.state_dict()
                 | {
@@ -66,7 +78,7 @@ class WorldModels:
         models = learned | {name: list(model.parameters()) for name, model in self._supervised().items()}
         return [name for name, weights in models.items() if not all(torch.isfinite(w).all() for w in weights)]
 
-    def _supervised(self) -> dict[str, SSM]:
+    def _supervised(self) -> dict[str, nn.Module]:
         models = {"erm": self.erm_model}
         if self.oracle_model is not None:
             models["oracle"] = self.oracle_model
@@ -105,7 +117,7 @@ class WorldModels:
             windows[name] = (model, inputs, y, reset)
         return windows
 
-    def _supervised_step(self, model: SSM, optimizer: torch.optim.Optimizer, x, y, reset) -> float:
+    def _supervised_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x, y, reset) -> float:
         """One Adam step on the MSE over all windows; under torch.distributed each rank takes a shard of tasks."""
         optimizer.zero_grad(set_to_none=True)
 

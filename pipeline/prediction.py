@@ -1,9 +1,9 @@
 """Prediction on held-out tasks: query MSE after k adaptation steps on the support window just before it.
 
 Learners, all adapted the same way per window (restart from their own weights, k steps, query evaluated):
-- "maml": the meta-learned SSM with MetaMAML's inner step (`Adapter.from_meta`);
-- "erm": the ERM SSM fine-tuned with the optimizer and rate chosen on val tasks' support -> query windows;
-- "oracle": the ERM SSM whose input also carries the task's coefficients, fine-tuned like "erm".
+- "maml": the meta-learned world model with MetaMAML's inner step (`Adapter.from_meta`);
+- "erm": the ERM model fine-tuned with the optimizer and rate chosen on val tasks' support -> query windows;
+- "oracle": the ERM model whose input also carries the task's coefficients, fine-tuned like "erm".
 Splits: "in_distribution" (test tasks) and "ood". Val tasks serve the selection only.
 """
 

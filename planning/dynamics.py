@@ -180,7 +180,8 @@ class LearnedDynamics:
         def one_episode(weights: Params, x_e: torch.Tensor, hidden_e: torch.Tensor):
             return functional_call(self.model, (weights, self._buffers), (x_e, hidden_e))
 
+        rows = x.shape[0] // episodes  # an empty state (B, 0) has no size to infer -1 from
         y, next_hidden = vmap(one_episode)(
-            self._weights, x.reshape(episodes, -1, x.shape[-1]), hidden.reshape(episodes, -1, hidden.shape[-1])
+            self._weights, x.reshape(episodes, rows, x.shape[-1]), hidden.reshape(episodes, rows, hidden.shape[-1])
         )
         return y.flatten(0, 1), next_hidden.flatten(0, 1)

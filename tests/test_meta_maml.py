@@ -8,6 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from core.gru import GRUModel
+from core.mlp import MLPModel
+from core.parameters import is_stateful
 from core.ssm import SSM
 from meta_rl.meta_maml import MetaMAML
 from meta_rl.sinusoid import sample_sinusoid_tasks, sinusoid_mlp
@@ -16,6 +19,16 @@ from meta_rl.sinusoid import sample_sinusoid_tasks, sinusoid_mlp
 def tiny_ssm(seed: int = 0, dtype=torch.float32) -> SSM:
     torch.manual_seed(seed)
     return SSM(state_dim=4, input_dim=3, output_dim=2, hidden_dim=8).to(dtype)
+
+
+def tiny_gru(seed: int = 0, dtype=torch.float32) -> GRUModel:
+    torch.manual_seed(seed)
+    return GRUModel(state_dim=4, input_dim=3, output_dim=2).to(dtype)
+
+
+def tiny_mlp_world_model(seed: int = 0, dtype=torch.float32) -> MLPModel:
+    torch.manual_seed(seed)
+    return MLPModel(input_dim=3, output_dim=2, hidden_dim=8).to(dtype)
 
 
 def tiny_mlp(seed: int = 0, dtype=torch.float32) -> nn.Sequential:
@@ -43,7 +56,7 @@ def flat_tasks(num_tasks: int, seed: int = 0, dtype=torch.float32):
 def reference_meta_gradient(model, tasks, inner_lr, num_steps, first_order):
     """Unbatched: explicit inner SGD with torch.autograd.grad(create_graph=True), one task at a time."""
     params = dict(model.named_parameters())
-    stateful = isinstance(model, SSM)
+    stateful = is_stateful(model)
 
     def predict(weights, x):
         if stateful:
@@ -88,7 +101,10 @@ def test_seed_readme_example():
     assert final_output.shape == (8, 10, 32)
 
 
-@pytest.mark.parametrize("make_model, make_tasks", [(tiny_ssm, sequence_tasks), (tiny_mlp, flat_tasks)])
+WORLD_MODELS = [(tiny_ssm, sequence_tasks), (tiny_gru, sequence_tasks), (tiny_mlp_world_model, sequence_tasks)]
+
+
+@pytest.mark.parametrize("make_model, make_tasks", [*WORLD_MODELS, (tiny_mlp, flat_tasks)])
 @pytest.mark.parametrize("num_steps", [1, 2])
 def test_second_order_gradient_equals_unbatched_double_backward(make_model, make_tasks, num_steps):
     model = make_model()
@@ -99,7 +115,7 @@ def test_second_order_gradient_equals_unbatched_double_backward(make_model, make
         torch.testing.assert_close(value, expected[name], atol=1e-5, rtol=1e-4, msg=f"meta-gradient of {name}")
 
 
-@pytest.mark.parametrize("make_model, make_tasks", [(tiny_ssm, sequence_tasks), (tiny_mlp, flat_tasks)])
+@pytest.mark.parametrize("make_model, make_tasks", [*WORLD_MODELS, (tiny_mlp, flat_tasks)])
 def test_second_order_gradient_equals_finite_differences_in_float64(make_model, make_tasks):
     model = make_model(dtype=torch.float64)
     tasks = make_tasks(2, dtype=torch.float64)

@@ -1,0 +1,102 @@
+"""The GRU and MLP world models: what they compute (against nn.GRU, step by step), their calling convention (the
+SSM's), and the pipeline's --world_model choice."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from core.gru import GRUModel
+from core.mlp import MLPModel
+from pipeline import cli
+from pipeline.config import defaults_for, override
+from pipeline.models import WorldModels, make_world_model
+
+
+def test_gru_model_computes_what_torch_gru_computes():
+    torch.manual_seed(0)
+    model, reference = GRUModel(state_dim=6, input_dim=4, output_dim=3), nn.GRU(4, 6, batch_first=True)
+    with torch.no_grad():
+        reference.weight_ih_l0.copy_(model.in_proj.weight)
+        reference.bias_ih_l0.copy_(model.in_proj.bias)
+        reference.weight_hh_l0.copy_(model.hidden_proj.weight)
+        reference.bias_hh_l0.copy_(model.hidden_proj.bias)
+    x, h0 = torch.randn(3, 9, 4), torch.randn(3, 6)
+    y, last = model(x, h0)
+    states, expected_last = reference(x, h0[None])
+    torch.testing.assert_close(last, expected_last[0])
+    torch.testing.assert_close(y, model.out_proj(states))
+
+
+@pytest.mark.parametrize("make", [lambda: GRUModel(5, 4, 3), lambda: MLPModel(4, 3, 8)], ids=["gru", "mlp"])
+def test_step_mode_equals_sequence_mode_with_resets(make):
+    torch.manual_seed(1)
+    model = make()
+    x, reset = torch.randn(2, 7, 4), torch.zeros(2, 7)
+    reset[0, 3] = reset[1, 5] = 1
+    y, last = model(x, model.init_hidden(2), reset)
+    hidden, steps = model.init_hidden(2), []
+    for t in range(7):
+        out, hidden = model(x[:, t], hidden, reset[:, t])
+        steps.append(out)
+    torch.testing.assert_close(torch.stack(steps, 1), y)
+    torch.testing.assert_close(hidden, last)
+
+
+def test_a_gru_reset_forgets_everything_before_it():
+    torch.manual_seed(2)
+    model = GRUModel(5, 4, 3)
+    x, reset = torch.randn(1, 8, 4), torch.zeros(1, 8)
+    reset[0, 4] = 1
+    y, _ = model(x, torch.randn(1, 5), reset)
+    fresh, _ = model(x[:, 4:], model.init_hidden(1))
+    torch.testing.assert_close(y[:, 4:], fresh)
+
+
+def test_the_mlp_has_no_state_and_sees_only_the_current_input():
+    model = MLPModel(4, 3, 8)
+    x = torch.randn(2, 6, 4)
+    y, hidden = model(x)
+    assert hidden.shape == (2, 0)
+    torch.testing.assert_close(y[:, 3], model(x[:, 3])[0])
+
+
+@pytest.mark.parametrize("kind", ["ssm", "gru", "mlp"])
+def test_world_model_flag_builds_maml_erm_and_oracle_of_that_kind_from_one_initialisation(kind):
+    config = override(defaults_for("Pendulum-v1", quick=True), {"world_model": kind, "device": "cpu"})
+    models = WorldModels(config, input_dim=4, output_dim=3, context_dim=2)
+    kinds = {"ssm": "SSM", "gru": "GRUModel", "mlp": "MLPModel"}
+    assert {type(m).__name__ for m in (models.maml_model, models.erm_model, models.oracle_model)} == {kinds[kind]}
+    erm, oracle = models.erm_model.state_dict(), models.oracle_model.state_dict()
+    for name, tensor in models.maml_model.state_dict().items():
+        torch.testing.assert_close(erm[name], tensor)
+        shared = oracle[name][:, :4] if name == "in_proj.weight" else oracle[name]  # its extra inputs: own columns
+        torch.testing.assert_close(shared, tensor)
+    assert type(make_world_model(config, 4, 3)).__name__ == kinds[kind]
+
+
+def test_an_unknown_world_model_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match="world_model must be one of"):
+        override(defaults_for("Pendulum-v1"), {"world_model": "lstm"})
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--world_model", "gru"], ["--world_model", "mlp"], ["--planner.method", "icem"], ["--planner.method", "mppi"]],
+    ids=lambda flags: flags[1],
+)
+def test_each_world_model_and_planner_method_runs_quick_end_to_end(flags, tmp_path):
+    cli.main(["--quick", "--no_progress", "--out_dir", str(tmp_path), *flags])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    name, value = flags[0].removeprefix("--").split("."), flags[1]
+    saved = metrics["config"][name[0]] if len(name) == 1 else metrics["config"][name[0]][name[1]]
+    assert saved == value
+    for key in ("control", "control_ood"):
+        assert all(math.isfinite(result["mean"]) for result in metrics[key].values()), metrics[key]
+    assert all(math.isfinite(mse) for mse in metrics["prediction"]["ood"]["maml"]["1"]["per_task"])
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert checkpoint["world_model"] == metrics["config"]["world_model"]
