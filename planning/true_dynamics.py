@@ -5,14 +5,16 @@ constants, and returns float32 next observations (what the environment returns).
 environments built by the task family, so they are exactly the tasks'. There is no hidden state: the
 state is an empty (n, 0) tensor passed through unchanged.
 
-Supported: Pendulum-v1, MountainCarContinuous-v0, CartPole-v1 and PointNavigation-v0. Acrobot-v1
-integrates its equations with RK4 and is not provided.
+Supported: Pendulum-v1, MountainCarContinuous-v0, CartPole-v1 and PointNavigation-v0 here, and every MuJoCo
+locomotion family through MuJoCo itself (`planning.mujoco_dynamics`). Acrobot-v1 integrates its equations with RK4
+and is not provided.
 """
 
 from __future__ import annotations
 
 import torch
 
+from env_runner.locomotion import MujocoFamily
 from env_runner.navigation import POINT_NAVIGATION_ID
 from env_runner.tasks import Task, TaskFamily
 from planning.dynamics import check_step_inputs
@@ -177,20 +179,32 @@ _CLASSES = {
 }
 
 
+def _dynamics_class(family: TaskFamily) -> type[TrueDynamics] | None:
+    if family.env_id in _CLASSES:
+        return _CLASSES[family.env_id]
+    if isinstance(family, MujocoFamily):  # MuJoCo is imported only for these families
+        from planning.mujoco_dynamics import MujocoDynamics
+
+        return MujocoDynamics
+    return None
+
+
 def has_true_dynamics(family: TaskFamily) -> bool:
-    return family.env_id in _CLASSES
+    return _dynamics_class(family) is not None
 
 
 def true_dynamics(family: TaskFamily, tasks: list[Task]) -> TrueDynamics:
     """The true physics of `tasks` (one per episode of a batch), read from environments the family builds.
 
-    Raises NotImplementedError for families without a closed-form, vectorised implementation here.
+    Raises NotImplementedError for families without a vectorised implementation here.
     """
-    if not has_true_dynamics(family):
-        raise NotImplementedError(f"no true dynamics for {family.env_id}: available for {', '.join(_CLASSES)}")
+    dynamics_class = _dynamics_class(family)
+    if dynamics_class is None:
+        available = ", ".join([*_CLASSES, "the MuJoCo locomotion families"])
+        raise NotImplementedError(f"no true dynamics for {family.env_id}: available for {available}")
     envs = [family.make_env(task) for task in tasks]
     try:
-        return _CLASSES[family.env_id]([env.unwrapped for env in envs])
+        return dynamics_class([env.unwrapped for env in envs])
     finally:
         for env in envs:
             env.close()
