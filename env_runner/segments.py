@@ -102,6 +102,14 @@ class Normalizer:
         """Normalised targets (..., D_out) -> next_obs - obs (and the reward) in environment units."""
         return y * self.target_std.to(y.device) + self.target_mean.to(y.device)
 
+    def next_inputs(self, x: torch.Tensor, y: torch.Tensor, next_x: torch.Tensor) -> torch.Tensor:
+        """The normalised input after the step from input x that predicted targets y, all (..., ·): x's observation
+        entries moved by the predicted change, then next_x's other entries (the next action, any context)."""
+        kept = len(self.kept_obs)
+        change = self.denormalize_targets(y)[..., self.kept_obs.to(y.device)]  # (..., kept) in environment units
+        moved = x[..., :kept] + change / self.input_std[:kept].to(x.device)
+        return torch.cat([moved, next_x[..., kept:]], dim=-1)
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {
             "input_mean": self.input_mean.clone(),

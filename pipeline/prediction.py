@@ -5,6 +5,9 @@ Learners, all adapted the same way per window (restart from their own weights, k
 - "erm": the ERM model fine-tuned with the optimizer and rate chosen on val tasks' support -> query windows;
 - "oracle": the ERM model whose input also carries the task's coefficients, fine-tuned like "erm".
 Splits: "in_distribution" (test tasks) and "ood". Val tasks serve the selection only.
+
+Beside the one-step query MSE, the open-loop error over the planner's horizon (`open_loop_errors`: the model fed its
+own predictions, as the planner rolls it out), unadapted and after one step.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import torch.nn.functional as F
 
 from adaptation.test_time_adaptation import AdaptationConfig, Adapter
 from core import threads
-from env_runner.segments import SegmentBatch
+from env_runner.segments import Normalizer, SegmentBatch
 from pipeline.config import PipelineConfig
 from pipeline.data import held_out_windows
 from pipeline.models import WorldModels
 from pipeline.report.statistics import task_summary
 from pipeline.world import World
 
+OPEN_LOOP_STEPS = (0, 1)  # adaptation steps the open-loop error is measured after
 ERM_CANDIDATES = (("sgd", 0.05), ("sgd", 0.01), ("sgd", 0.002), ("adam", 1e-2), ("adam", 1e-3), ("adam", 1e-4))
 
 
@@ -55,6 +59,61 @@ def window_errors(
                     per_window[str(k)].append(F.mse_loss(prediction, qy).item())
         for k, values in per_window.items():
             errors[k].append(sum(values) / len(values))
+    return errors
+
+
+def open_loop_errors(
+    adapter: Adapter,
+    batch: SegmentBatch,
+    steps: tuple[int, ...],
+    normalizer: Normalizer,
+    horizon: int,
+    context: torch.Tensor | None = None,
+) -> dict[str, list[float]]:
+    """Per-task mean open-loop error over `horizon` query steps after each k in `steps`: {"k": [one per task]}.
+
+    As the planner imagines: the state comes from the support window (real inputs), then the model runs on its own
+    predictions from the query's first real observation, fed the query's real actions (`Normalizer.next_inputs`).
+    The error at step h is the mean squared difference between the predicted and the real observation change since
+    the query's start, in units of the training data's per-step change (its target std), over the observation
+    entries; a window's error is its mean over h = 1..horizon. Windows whose query restarts an episode after its
+    first step are left out, and so is a task left without windows (the same ones for every learner).
+    """
+    errors: dict[str, list[float]] = {str(k): [] for k in steps}
+    num_tasks, num_windows = batch.support_x.shape[:2]
+    obs_dim = normalizer.obs_dim
+    for task in range(num_tasks):
+        threads.tick()
+        per_window: dict[str, list[float]] = {str(k): [] for k in steps}
+        for window in range(num_windows):
+            sx, sy, qx, qy = (
+                t[task, window][None] for t in (batch.support_x, batch.support_y, batch.query_x, batch.query_y)
+            )
+            s_reset, q_reset = batch.support_reset[task, window][None], batch.query_reset[task, window][None]
+            if q_reset[0, 1:horizon].any():
+                continue
+            if context is not None:
+                sx, qx = (torch.cat([x, context[task].expand(*x.shape[:-1], -1)], dim=-1) for x in (sx, qx))
+            adapter.reset()
+            for k in range(max(steps) + 1):
+                if k > 0:
+                    adapter.update_step(sx, sy, reset=s_reset)
+                if k not in steps:
+                    continue
+                _, hidden = adapter.predict(sx, reset=s_reset)
+                x, squared = qx[:, 0], []
+                predicted_change = torch.zeros_like(qy[:, 0, :obs_dim])  # (1, obs_dim)
+                for t in range(horizon):
+                    y, hidden = adapter.predict(x, hidden, reset=q_reset[:, 0] if t == 0 else None)
+                    predicted_change = predicted_change + y[:, :obs_dim]
+                    real_change = qy[:, : t + 1, :obs_dim].sum(dim=1)
+                    squared.append((predicted_change - real_change).square().mean().item())
+                    if t + 1 < horizon:
+                        x = normalizer.next_inputs(x, y, qx[:, t + 1])
+                per_window[str(k)].append(sum(squared) / horizon)
+        for k, values in per_window.items():
+            if values:
+                errors[k].append(sum(values) / len(values))
     return errors
 
 
@@ -97,7 +156,8 @@ def evaluate_prediction(world: World, progress: bool) -> dict:
     choice = ("sgd", config.inner_lr)
     if world.val_windows is not None:
         choice = select_erm_fine_tuning(models, world.val_windows, config)
-    sections = {}
+    sections, open_loop = {}, {}
+    horizon = min(config.planner.horizon, config.query_len)
     for name, tasks in (("in_distribution", splits.test), ("ood", splits.ood)):
         if not tasks:
             continue
@@ -112,10 +172,32 @@ def evaluate_prediction(world: World, progress: bool) -> dict:
         sections[name] = {
             learner: {k: task_summary(values) for k, values in by_k.items()} for learner, by_k in learners.items()
         }
+        open_loop[name] = {
+            learner: {k: task_summary(values) for k, values in by_k.items() if values}
+            for learner, by_k in open_loop_learners(world, choice, batch, tasks, horizon).items()
+        }
     settings = {
         "erm_optimizer": choice[0],
         "erm_learning_rate": choice[1],
         "selected_on": "val" if splits.val else "nothing: no val tasks, so MetaMAML's inner step (SGD at inner_lr)",
         "windows_per_task": config.eval_windows_per_task,
+        "open_loop_horizon": horizon,
     }
-    return {"prediction": sections, "prediction_settings": settings}
+    return {"prediction": sections, "prediction_open_loop": open_loop, "prediction_settings": settings}
+
+
+def open_loop_learners(
+    world: World, choice: tuple[str, float], batch: SegmentBatch, tasks: list, horizon: int
+) -> dict[str, dict[str, list[float]]]:
+    """Each learner's open-loop error (`open_loop_errors`) at the planner's horizon, unadapted and after one step."""
+    models, config, normalizer = world.models, world.config, world.normalizer
+    steps = tuple(k for k in OPEN_LOOP_STEPS if k in config.eval_steps) or (0,)
+    learners = {
+        "maml": open_loop_errors(maml_adapter(world), batch, steps, normalizer, horizon),
+        "erm": open_loop_errors(fine_tuner(models.erm_model, *choice, config), batch, steps, normalizer, horizon),
+    }
+    if models.oracle_model is not None:
+        oracle = fine_tuner(models.oracle_model, *choice, config)
+        context = world.context(tasks).to(config.device)
+        learners["oracle"] = open_loop_errors(oracle, batch, steps, normalizer, horizon, context)
+    return learners

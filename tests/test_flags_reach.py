@@ -10,6 +10,9 @@ import pytest
 import torch
 
 from adaptation.online import OnlineAdapter
+from core.gru import GRUModel
+from core.mlp import MLPModel
+from core.ssm import SSM
 from env_runner.environment import make_task_family
 from pipeline import acting, cli
 from pipeline.config import PipelineConfig, defaults_for
@@ -47,6 +50,7 @@ SPECIAL = {  # settings bound to others: a value that agrees with their defaults
     "control_tasks": 9,  # at most the test and OOD tasks (10 each)
     "steps_per_task": 600,  # a multiple of onpolicy_steps (200)
     "onpolicy_steps": 100,  # a divisor of steps_per_task (400)
+    "env_steps": 40 * 400 + 8 * 200,  # the random steps and one on-policy round
     "rl2.trials_per_iteration": 32,  # a multiple of num_minibatches (4)
     "rl2.num_minibatches": 8,  # a divisor of trials_per_iteration (16)
 }
@@ -115,6 +119,7 @@ MODEL_SETTINGS = {  # setting -> what the built world models hold
     "learn_inner_lr": lambda world: bool(world.learner.inner_lrs),
     "num_inner_steps": lambda world: world.learner.num_inner_steps,
     "grad_clip_norm": lambda world: world.learner.grad_clip_norm,
+    "world_model": lambda world: {SSM: "ssm", GRUModel: "gru", MLPModel: "mlp"}[type(world.maml_model)],
     "inner_grad_clip": lambda world: world.learner.inner_grad_clip,
 }
 

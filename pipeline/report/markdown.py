@@ -81,22 +81,12 @@ def summary_markdown(result: dict) -> str:
         'interval and, as "pairs", the interval over (seed, task) pairs, which holds the trained models fixed.',
         "",
     ]
-    for split, learners in result.get("prediction", {}).items():
-        steps = list(next(iter(learners.values())))
-        lines += [
-            f"Prediction MSE, {split}",
-            "",
-            "| learner | " + " | ".join(f"k={k}" for k in steps) + " |",
-            "|---|" + "---|" * len(steps),
-        ]
-        lines += [
-            f"| {learner} | " + " | ".join(over_seeds_cell(by_k[k], 4) for k in steps) + " |"
-            for learner, by_k in learners.items()
-        ]
-        for pair, by_k in result["prediction_paired"][split].items():
-            cells = " | ".join(f"{over_seeds_cell(by_k[k], 4)} ({seeds_won(by_k[k])})" for k in steps)
-            lines.append(f"| {pair} (seeds won/lost) | {cells} |")
-        lines.append("")
+    for key, title in (
+        ("prediction", "Prediction MSE (one step, the query window)"),
+        ("prediction_open_loop", "Open-loop error over the planner's horizon (the model fed its own predictions)"),
+    ):
+        for split, learners in result.get(key, {}).items():
+            lines += _prediction_lines(f"{title}, {split}", learners, result[f"{key}_paired"][split])
     for key, title in (("control", "test tasks"), ("control_ood", "OOD tasks")):
         if key not in result:
             continue
@@ -132,6 +122,20 @@ def summary_markdown(result: dict) -> str:
         ]
         lines += ["", *paired_table("paired in-context gain", gains), ""]
     return "\n".join(lines)
+
+
+def _prediction_lines(title: str, learners: dict, paired: dict) -> list[str]:
+    """A learner per row, a column per adaptation step k, then the paired differences."""
+    steps = list(next(iter(learners.values())))
+    lines = [title, "", "| learner | " + " | ".join(f"k={k}" for k in steps) + " |", "|---|" + "---|" * len(steps)]
+    lines += [
+        f"| {learner} | " + " | ".join(over_seeds_cell(by_k[k], 4) for k in steps) + " |"
+        for learner, by_k in learners.items()
+    ]
+    for pair, by_k in paired.items():
+        cells = " | ".join(f"{over_seeds_cell(by_k[k], 4)} ({seeds_won(by_k[k])})" for k in steps)
+        lines.append(f"| {pair} (seeds won/lost) | {cells} |")
+    return [*lines, ""]
 
 
 def _protocol_lines(protocol: dict) -> list[str]:

@@ -5,6 +5,8 @@
           {"mean", "ci95": [lo, hi], "n", "per_seed"}       pooled over (seed, task) pairs: conditional on the models
           "over_seeds": {"mean", "ci95" | null, "n", "per_seed"}    Student-t over the seed means: claims rest on it
           "bootstrap_ci95": [lo, hi] | null                          seeds, then tasks within each seed
+      prediction_open_loop.<split>.<learner>.<k>, prediction_open_loop_paired: the same for the open-loop error over
+          the planner's horizon (k = 0, 1)
       prediction_paired.<split>."maml-erm"|"maml-oracle".<k>, control_paired / control_ood_paired
           ."tta-no_tta"|"tta-memory_only"|"memory_only-no_tta"|"tta-oracle":
           the same, with "wins" and "losses" (pairs) and over_seeds."wins"/"losses" (seeds); a win: the first is
@@ -68,24 +70,9 @@ def summarize(runs: list[dict]) -> dict:
         result["env_steps"] = {kind: [run["env_steps"][kind] for run in runs] for kind in first["env_steps"]}
     if first.get("algo") == "rl2":
         return result | _summarize_rl2(runs) | {"timing": _timing(runs)}
-    result["prediction"], result["prediction_paired"] = {}, {}
-    for split, learners in first["prediction"].items():
-        result["prediction"][split] = {
-            learner: {k: pooled([run["prediction"][split][learner][k]["per_task"] for run in runs]) for k in by_k}
-            for learner, by_k in learners.items()
-        }
-        result["prediction_paired"][split] = {
-            f"{a}-{b}": {
-                k: paired_pooled(
-                    [run["prediction"][split][a][k]["per_task"] for run in runs],
-                    [run["prediction"][split][b][k]["per_task"] for run in runs],
-                    False,
-                )
-                for k in learners[a]
-            }
-            for a, b in PREDICTION_PAIRS
-            if a in learners and b in learners
-        }
+    for key in ("prediction", "prediction_open_loop"):
+        if key in first:
+            result[key], result[f"{key}_paired"] = _summarize_prediction(runs, key)
     for key, score_key in (("control", "normalized_score"), ("control_ood", "normalized_score_ood")):
         if key not in first:
             continue
@@ -117,6 +104,26 @@ def summarize(runs: list[dict]) -> dict:
         result |= _summarize_learning_curve(runs)
     result["timing"] = _timing(runs)
     return result
+
+
+def _summarize_prediction(runs: list[dict], key: str) -> tuple[dict, dict]:
+    """A prediction section ("prediction" or "prediction_open_loop": split -> learner -> k -> per-task errors) pooled,
+    and its learner pairs (`PREDICTION_PAIRS`) paired per (seed, task)."""
+    pooled_section, paired_section = {}, {}
+    for split, learners in runs[0][key].items():
+
+        def per_task(learner: str, k: str, split: str = split) -> list[list[float]]:
+            return [run[key][split][learner][k]["per_task"] for run in runs]
+
+        pooled_section[split] = {
+            learner: {k: pooled(per_task(learner, k)) for k in by_k} for learner, by_k in learners.items()
+        }
+        paired_section[split] = {
+            f"{a}-{b}": {k: paired_pooled(per_task(a, k), per_task(b, k), False) for k in learners[a]}
+            for a, b in PREDICTION_PAIRS
+            if a in learners and b in learners
+        }
+    return pooled_section, paired_section
 
 
 def _summarize_learning_curve(runs: list[dict]) -> dict:
