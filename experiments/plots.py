@@ -1,4 +1,5 @@
-"""The figures of the programs that run many runs: the test-time compute curve and the sample cost."""
+"""The figures of the programs that run many runs: the test-time compute curve, the planner choice and the sample
+cost."""
 
 from __future__ import annotations
 
@@ -69,4 +70,43 @@ def write_sample_cost_plot(result: dict, path: Path) -> Path:
         title=f"{result['env_name']}: sample cost (seeds {', '.join(map(str, result['seeds']))})",
     )
     axis.legend(fontsize=8)
+    return save(figure, path)
+
+
+def write_planner_choice_plot(results: dict, path: Path) -> Path:
+    """Val return against model steps per environment step (log x): a line per method and horizon, true dynamics
+    solid and tta dashed in one colour per method, random dotted, the chosen setting starred."""
+    figure, (axis,) = subplots(figsize=(8, 5))
+    methods = sorted({entry["method"] for entry in results["settings"]})
+    horizons = sorted({entry["horizon"] for entry in results["settings"]})
+    markers = dict(zip(horizons, "osD^v<>", strict=False))
+    for index, method in enumerate(methods):
+        for horizon in horizons:
+            points = [e for e in results["settings"] if e["method"] == method and e["horizon"] == horizon]
+            steps = [entry["model_steps"] for entry in points]
+            for condition, style in (("true_dynamics", "-"), ("tta", "--")):
+                if points[0][condition] is None:
+                    continue
+                label = f"{method}, H={horizon}, {condition}"
+                means = [entry[condition]["mean"] for entry in points]
+                axis.plot(steps, means, style, marker=markers[horizon], color=f"C{index}", label=label)
+    chosen = results["settings"][results["chosen"]]
+    axis.scatter(
+        [chosen["model_steps"]],
+        [chosen["tta"]["mean"]],
+        s=200,
+        marker="*",
+        color="gold",
+        zorder=4,
+        edgecolors="black",
+        label="chosen on val (tta)",
+    )
+    axis.axhline(results["random"]["mean"], linestyle=":", color="gray", label="random")
+    axis.set(
+        xscale="log",
+        xlabel="model steps per environment step (sequences scored x horizon)",
+        ylabel="val episode return",
+        title=f"{results['env_name']}: planner compute (seeds {results['seeds']})",
+    )
+    axis.legend(fontsize=6, ncol=2)
     return save(figure, path)

@@ -82,6 +82,15 @@ class PlannerConfig:
     def num_kept_elites(self) -> int:
         return round(self.kept_elite_fraction * self.num_elites)
 
+    @property
+    def samples_per_step(self) -> int:
+        """Candidate sequences scored per planning step and episode: C per iteration (CEM, MPPI), or iCEM's shrinking
+        populations, the mean in the last iteration and the kept elites in every iteration."""
+        if self.method != "icem":
+            return self.num_iterations * self.num_candidates
+        populations = sum(self.population(i) for i in range(self.num_iterations))
+        return populations + 1 + self.num_iterations * self.num_kept_elites
+
     def population(self, iteration: int) -> int:
         """iCEM's sample count at `iteration` (0-based): C shrunk by the decay, never below twice the elites."""
         return max(round(self.num_candidates / self.population_decay**iteration), 2 * self.num_elites)
