@@ -116,6 +116,13 @@ def stop_following() -> None:
     _follower = None
 
 
+def thread_limit() -> tuple[int, bool]:
+    """(the most threads torch may use now, whether `tick()` follows the load below it)."""
+    if _follower is not None:
+        return _follower.max_threads, True
+    return torch.get_num_threads(), False
+
+
 def tick() -> None:
     """Re-measure the load and adjust the thread count, if `follow_load` is on and `INTERVAL` has passed."""
     if _follower is not None:

@@ -1,6 +1,7 @@
 """Where a run's numbers came from: the code's commit, the library versions, the command and the machine.
 
-    provenance(argv)  -> {"git_commit", "git_dirty", "versions", "argv", "threads", "cpu", "device"}
+    provenance(argv)  -> {"git_commit", "git_dirty", "versions", "argv", "threads", "threads_follow_load", "cpu",
+                          "device"}
 
 Outside a git checkout (an installed wheel) the commit is "unknown" and `git_dirty` None. Changes to what the
 programs publish (docs/, the Markdown files) do not make the code dirty: a reproduction that wrote its results into
@@ -16,6 +17,8 @@ import sys
 from pathlib import Path
 
 import torch
+
+from core import threads
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 VERSIONED = ("torch", "gymnasium", "mujoco", "numpy")
@@ -58,7 +61,7 @@ def device_name(device: str) -> str:
 
 def provenance(argv: list[str], device: str) -> dict:
     """The record of this process: code commit and dirtiness, versions, the command line `argv`, torch's thread
-    count, the CPU model and the name of `device`."""
+    count (following the load, `core.threads`: the most it may use), the CPU model and the name of `device`."""
     top_level = _git("rev-parse", "--show-toplevel")
     in_checkout = top_level is not None and Path(top_level).resolve() == CODE_ROOT  # not a venv inside some repo
     commit = _git("rev-parse", "HEAD") if in_checkout else None
@@ -68,7 +71,8 @@ def provenance(argv: list[str], device: str) -> dict:
         "git_dirty": None if status is None else bool(status),
         "versions": {"python": platform.python_version(), **{name: _version(name) for name in VERSIONED}},
         "argv": list(argv),
-        "threads": torch.get_num_threads(),
+        "threads": threads.thread_limit()[0],
+        "threads_follow_load": threads.thread_limit()[1],
         "cpu": _cpu(),
         "device": device_name(device),
     }

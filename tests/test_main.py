@@ -285,7 +285,8 @@ def test_metrics_record_where_their_numbers_came_from(quick_run):
         "numpy",
     }
     assert provenance["argv"][1:] == [*QUICK, "--out_dir", str(quick_run[0]), "--state_dim", "12"]
-    assert provenance["threads"] == available_cores()  # no --threads: the run follows the load from every core
+    # no --threads: the run follows the load, on up to every core
+    assert provenance["threads"] == available_cores() and provenance["threads_follow_load"]
     assert provenance["device"] == "cpu" and provenance["cpu"]
 
 

@@ -82,7 +82,7 @@ def summary_markdown(result: dict) -> str:
         "",
     ]
     for key, title in (
-        ("prediction", "Prediction MSE (one step, the query window)"),
+        ("prediction", "Prediction MSE"),
         ("prediction_open_loop", "Open-loop error over the planner's horizon (the model fed its own predictions)"),
     ):
         for split, learners in result.get(key, {}).items():

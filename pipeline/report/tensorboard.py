@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 TENSORBOARD_EXTRA = 'pip install -e ".[tensorboard]"'
-STEP_KEYS = ("env_steps", "epoch", "iteration")  # the first a row holds is its step
+STEP_KEYS = ("epoch", "env_steps", "iteration")  # the first a row holds is its step
 
 
 def check_available() -> None:
