@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call, vmap
 
-from core.parameters import Params, mse_loss
+from core.parameters import Params
 from core.settings import check_settings, integer, is_int, number, one_of, optional, setting
 from meta_rl.meta_maml import MetaMAML
 
@@ -57,8 +57,8 @@ class OnlineAdapter:
     """Ring buffer of the last `window` transitions per episode and one adapted weight set per episode.
 
     Shapes (E = num_envs, W = window): `observe(x_t (E, D_in), y_t (E, D_out), episode_start (E,),
-    hidden_before (E, N))`. The model must be stateful (an SSM world model). The step size, the adapted
-    subset and the gradient clip are MetaMAML's (`meta.learning_rates()`).
+    hidden_before (E, N))`. The model must be stateful (a world model with `init_hidden`). The step size, the
+    adapted subset, the gradient clip and the loss are MetaMAML's (`meta.learning_rates()`, `meta.loss_fn`).
     """
 
     def __init__(self, meta: MetaMAML, config: OnlineAdaptationConfig | None = None, num_envs: int = 1) -> None:
@@ -138,7 +138,7 @@ class OnlineAdapter:
     def _adapt_one(self, x: torch.Tensor, y: torch.Tensor, start: torch.Tensor, reset: torch.Tensor) -> Params:
         """One episode's window (T, ·) -> its adapted weights (the MetaMAML inner loop, from theta*)."""
         fast = self.meta.inner_loop(
-            self.theta, x[None], y[None], start[None], reset[None], mse_loss, self.config.num_steps
+            self.theta, x[None], y[None], start[None], reset[None], self.meta.loss_fn, self.config.num_steps
         )
         return {name: value.detach() for name, value in fast.items()}
 
@@ -146,7 +146,7 @@ class OnlineAdapter:
         return functional_call(self.meta.model, (params, self._buffers), (x[None], start[None]), {"reset": reset[None]})
 
     def _window_loss(self, params: Params, x, y, start, reset) -> torch.Tensor:
-        return mse_loss(self._run(params, x, start, reset)[0][0], y)
+        return self.meta.loss_fn(self._run(params, x, start, reset)[0][0], y)
 
     def _final_state(self, params: Params, x, start, reset) -> torch.Tensor:
         return self._run(params, x, start, reset)[1][0]

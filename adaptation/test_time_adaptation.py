@@ -134,8 +134,8 @@ class Adapter:
     def from_meta(cls, meta: MetaMAML, config: AdaptationConfig | None = None) -> Adapter:
         """An Adapter of a copy of `meta.model` whose SGD step is exactly MetaMAML's inner step.
 
-        The step size (learned per-parameter rates or `inner_lr`), the adapted subset and the gradient clip
-        come from `meta` and replace those fields of `config`; the rest (num_steps, mode, max_loss_increase)
+        The step size (learned per-parameter rates or `inner_lr`), the adapted subset, the gradient clip and the
+        loss come from `meta` and replace those fields of `config`; the rest (num_steps, mode, max_loss_increase)
         comes from `config`. With num_steps=1 in
         restart mode, `update_step(x, y, h0)` leaves the weights `meta.adapt_task(x, y, h0)` returns.
         """
@@ -146,7 +146,7 @@ class Adapter:
             grad_clip_norm=meta.inner_grad_clip,
             params_to_adapt=list(meta.adapt_names),
         )
-        return cls(copy.deepcopy(meta.model), config, learning_rates=dict(meta.inner_lrs))
+        return cls(copy.deepcopy(meta.model), config, loss_fn=meta.loss_fn, learning_rates=dict(meta.inner_lrs))
 
     # ----------------------------------------------------------------- weights
     def reset(self) -> None:

@@ -171,7 +171,7 @@ def prediction_mse(world: World, config: PipelineConfig, split: str) -> list[flo
     tasks = world.splits.as_dict()[split]
     batch = held_out_windows(world.family, tasks, split, world.normalizer, windows_config, progress=False)
     k = config.adapt.num_steps
-    return window_errors(maml_adapter(world), batch, (k,))[str(k)]
+    return window_errors(maml_adapter(world), batch, (k,), head=world.models.head)[str(k)]
 
 
 def control_measurements(world: World, config: PipelineConfig) -> dict:

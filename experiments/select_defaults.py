@@ -62,10 +62,10 @@ def val_scores(world: World) -> dict[str, Any]:
         raise ValueError("selection needs val tasks: num_val_tasks must be >= 1")
     batch = held_out_windows(world.family, tasks, "val", world.normalizer, config, progress=False)
     choice = select_erm_fine_tuning(world.models, batch, replace(config, eval_steps=(1,)))
-    erm = fine_tuner(world.models.erm_model, *choice, config)
+    erm = fine_tuner(world.models.erm_model, *choice, config, world.models.head)
     scores: dict[str, Any] = {
-        "maml_mse": task_summary(window_errors(maml_adapter(world), batch, (1,))["1"]),
-        "erm_mse": task_summary(window_errors(erm, batch, (1,))["1"]),
+        "maml_mse": task_summary(window_errors(maml_adapter(world), batch, (1,), head=world.models.head)["1"]),
+        "erm_mse": task_summary(window_errors(erm, batch, (1,), head=world.models.head)["1"]),
         "erm_fine_tuning": list(choice),
         "tta_return": None,
     }

@@ -8,7 +8,8 @@ Second order by default: the outer gradient flows through the inner gradients (F
 parameter (Meta-SGD, Li et al. 2017). `adapt_params` restricts the inner loop to some parameters (ANIL,
 Raghu et al. 2020); the others still receive outer gradients. `inner_grad_clip` caps the norm of each
 task's inner gradient (a guard against windows far from the training data). Tasks of equal shapes are
-adapted together with `torch.func.vmap`, ragged task lists group by shape.
+adapted together with `torch.func.vmap`, ragged task lists group by shape. `loss_fn` (default: MSE) is the
+inner and the outer loss (`core.heads.OutputHead.loss` for an ensemble or a Gaussian head).
 
 A task is `(support_x, support_y, query_x, query_y)` or, for stateful models with episode boundaries
 inside the windows, `(support_x, support_y, query_x, query_y, support_reset, query_reset)`.
@@ -54,6 +55,7 @@ class MetaMAML:
         adapt_params: ParamSelector = None,
         grad_clip_norm: float | None = None,
         inner_grad_clip: float | None = None,
+        loss_fn: LossFn = mse_loss,
     ) -> None:
         require(is_number(inner_lr) and inner_lr > 0, "inner_lr", "a finite number > 0", inner_lr)
         require(is_number(outer_lr) and outer_lr > 0, "outer_lr", "a finite number > 0", outer_lr)
@@ -67,6 +69,7 @@ class MetaMAML:
         for name, clip in (("grad_clip_norm", grad_clip_norm), ("inner_grad_clip", inner_grad_clip)):
             require(clip is None or (is_number(clip) and clip > 0), name, "none or a finite number > 0", clip)
         self.inner_grad_clip = inner_grad_clip
+        self.loss_fn = loss_fn  # the inner and outer loss wherever a call names none
         self.stateful = is_stateful(model)
         self.skipped_updates = 0  # meta-updates refused because the meta-gradient was not finite
         self.adapt_names = select_parameter_names(dict(model.named_parameters()), adapt_params, "adapt_params")
@@ -173,7 +176,7 @@ class MetaMAML:
         _check_pair(support_x, support_y, "support")
         require(is_int(num_steps) and num_steps >= 0, "num_steps", "an int >= 0", num_steps)
         hidden = self._initial_hidden(initial_hidden_state, support_x)
-        return self.inner_loop(self.params(), support_x, support_y, hidden, reset, loss_fn or mse_loss, num_steps)
+        return self.inner_loop(self.params(), support_x, support_y, hidden, reset, loss_fn or self.loss_fn, num_steps)
 
     def meta_loss(
         self,
@@ -187,7 +190,7 @@ class MetaMAML:
     def _summed_task_losses(
         self, tasks: Sequence[tuple[torch.Tensor, ...]], initial_hidden_state, loss_fn: LossFn | None
     ) -> torch.Tensor:
-        loss_fn = loss_fn or mse_loss
+        loss_fn = loss_fn or self.loss_fn
         params = self.params()
         total = torch.zeros((), device=next(iter(params.values())).device)
         for group in _group_by_shape(tasks):

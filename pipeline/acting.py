@@ -119,9 +119,11 @@ def condition_rollouts(
     if condition == "true_dynamics":
         dynamics = true_dynamics(family, list(tasks))
     elif condition == "oracle":
-        dynamics = LearnedDynamics(models.oracle_model, normalizer, len(tasks), context=context(list(tasks)))
+        dynamics = LearnedDynamics(
+            models.oracle_model, normalizer, len(tasks), context(list(tasks)), models.head, planner_seed
+        )
     elif condition in ("tta", "memory_only", "no_tta"):
-        dynamics = LearnedDynamics(models.maml_model, normalizer, len(tasks))
+        dynamics = LearnedDynamics(models.maml_model, normalizer, len(tasks), head=models.head, seed=planner_seed)
         if condition != "no_tta":
             settings = config.adapt if condition == "tta" else replace(config.adapt, num_steps=0)
             hook = online_adaptation_hook(models.learner, normalizer, settings, len(tasks))

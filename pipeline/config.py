@@ -116,6 +116,17 @@ class PipelineConfig:
         "recurrent model) or mlp (three hidden layers on the current observation and action, GrBAL's)",
         one_of(WORLD_MODELS),
     )
+    ensemble_size: int = setting(
+        1,
+        "world-model members (each model a PETS-style ensemble, stepped together with vmap; the planner keeps each "
+        "candidate on one member for its whole rollout)",
+        integer(1),
+    )
+    probabilistic: bool = setting(
+        False,
+        "a Gaussian head: each member predicts a mean and a bounded log-variance (Gaussian likelihood); the "
+        "planner samples",
+    )
     state_dim: int = setting(64, "state size of the SSM and the GRU", integer(1))
     hidden_dim: int = setting(64, "hidden width of the SSM and the MLP's layers", integer(1))
     # meta-training

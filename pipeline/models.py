@@ -11,12 +11,14 @@ loop), and the oracle (ERM with the task's standardised coefficients appended to
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from core.ensemble import Ensemble
 from core.gru import GRUModel
+from core.heads import OutputHead
 from core.mlp import MLPModel
 from core.ssm import SSM
 from env_runner.segments import SegmentBatch
@@ -26,8 +28,12 @@ from pipeline.config import PipelineConfig
 
 
 def make_world_model(config: PipelineConfig, input_dim: int, output_dim: int) -> nn.Module:
-    """The `config.world_model` of the run's sizes; every kind has `init_hidden` and `forward(x, h, reset)`, and
-    names its input layer `in_proj`."""
+    """The `config.world_model` of the run's sizes, or an `Ensemble` of `config.ensemble_size` of them (members
+    initialised one after the other, `output_dim` shared out among them); every kind has `init_hidden` and
+    `forward(x, h, reset)`, and names its input layer `in_proj`."""
+    if config.ensemble_size > 1:
+        one, width = replace(config, ensemble_size=1), output_dim // config.ensemble_size
+        return Ensemble([make_world_model(one, input_dim, width) for _ in range(config.ensemble_size)])
     if config.world_model == "ssm":
         return SSM(config.state_dim, input_dim, output_dim, config.hidden_dim, device=config.device)
     if config.world_model == "gru":
@@ -40,21 +46,19 @@ class WorldModels:
 
     def __init__(self, config: PipelineConfig, input_dim: int, output_dim: int, context_dim: int) -> None:
         torch.manual_seed(config.seed)
-        self.maml_model = make_world_model(config, input_dim, output_dim)
+        self.head = OutputHead(output_dim, config.ensemble_size, config.probabilistic)
+        self.maml_model = make_world_model(config, input_dim, self.head.width)
         self.erm_model = copy.deepcopy(self.maml_model)
         self.oracle_model = None
         if context_dim:
-            self.oracle_model = make_world_model(config, input_dim + context_dim, output_dim)
+            self.oracle_model = make_world_model(config, input_dim + context_dim, self.head.width)
+            own, wider = self.maml_model.state_dict(), self.oracle_model.state_dict()
             self.oracle_model.load_state_dict(
-                self.maml_model.state_dict()
-                | {
-                    "in_proj.weight": torch.cat(
-                        [
-                            self.maml_model.in_proj.weight.detach(),
-                            self.oracle_model.in_proj.weight.detach()[:, input_dim:],
-                        ],
-                        dim=1,
-                    )
+                own
+                | {  # every input layer: the shared columns, then the oracle's own for its context
+                    name: torch.cat([own[name], wider[name][:, input_dim:]], dim=1)
+                    for name in own
+                    if name.endswith("in_proj.weight")
                 }
             )
         self.learner = MetaMAML(
@@ -66,6 +70,7 @@ class WorldModels:
             num_inner_steps=config.num_inner_steps,
             grad_clip_norm=config.grad_clip_norm,
             inner_grad_clip=config.inner_grad_clip,
+            loss_fn=self.head.loss,
         )
         self.optimizers = {
             name: torch.optim.Adam(model.parameters(), lr=config.outer_lr) for name, model in self._supervised().items()
@@ -102,7 +107,7 @@ class WorldModels:
         for name, (model, x, y, reset) in self._supervised_windows(batch, context).items():
             flat_x, flat_y, flat_reset = (t.flatten(0, 1) for t in (x, y, reset))
             prediction, _ = model(flat_x, model.init_hidden(flat_x.shape[0]), flat_reset)
-            losses[name] = F.mse_loss(prediction, flat_y).item()
+            losses[name] = self.head.loss(prediction, flat_y).item()
         return losses
 
     def _supervised_windows(self, batch: SegmentBatch, context: torch.Tensor | None) -> dict[str, tuple]:
@@ -124,7 +129,7 @@ class WorldModels:
         def shard_loss(local: list[int]) -> torch.Tensor:
             local_x, local_y, local_reset = (t[local].flatten(0, 1) for t in (x, y, reset))
             prediction, _ = model(local_x, model.init_hidden(local_x.shape[0]), local_reset)
-            return F.mse_loss(prediction, local_y, reduction="sum") / y.numel()
+            return self.head.summed_loss(prediction, local_y) / y.numel()
 
         loss = sharded_backward(shard_loss, list(range(x.shape[0])), list(model.parameters()))
         torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip_norm)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from adaptation.test_time_adaptation import AdaptationConfig, Adapter
 from core import threads
+from core.heads import OutputHead
 from env_runner.segments import Normalizer, SegmentBatch
 from pipeline.config import PipelineConfig
 from pipeline.data import held_out_windows
@@ -31,13 +32,19 @@ ERM_CANDIDATES = (("sgd", 0.05), ("sgd", 0.01), ("sgd", 0.002), ("adam", 1e-2), 
 
 
 def window_errors(
-    adapter: Adapter, batch: SegmentBatch, steps: tuple[int, ...], context: torch.Tensor | None = None
+    adapter: Adapter,
+    batch: SegmentBatch,
+    steps: tuple[int, ...],
+    context: torch.Tensor | None = None,
+    head: OutputHead | None = None,
 ) -> dict[str, list[float]]:
     """Per-task mean query MSE after each k in `steps`: {"k": [one value per task]}.
 
     Every window starts from the adapter's reference weights and takes max(steps) steps one at a time (the
-    query is scored at each k on the way). `context` (n_tasks, K) is appended to the inputs (the oracle).
+    query is scored at each k on the way). `context` (n_tasks, K) is appended to the inputs (the oracle). `head`
+    (default: plain outputs) gives the point prediction that is scored.
     """
+    point = head.point if head is not None else (lambda prediction: prediction)
     errors: dict[str, list[float]] = {str(k): [] for k in steps}
     num_tasks, num_windows = batch.support_x.shape[:2]
     for task in range(num_tasks):
@@ -56,7 +63,7 @@ def window_errors(
                     adapter.update_step(sx, sy, reset=s_reset)
                 if k in steps:
                     prediction, _ = adapter.predict(qx, reset=q_reset)
-                    per_window[str(k)].append(F.mse_loss(prediction, qy).item())
+                    per_window[str(k)].append(F.mse_loss(point(prediction), qy).item())
         for k, values in per_window.items():
             errors[k].append(sum(values) / len(values))
     return errors
@@ -69,6 +76,7 @@ def open_loop_errors(
     normalizer: Normalizer,
     horizon: int,
     context: torch.Tensor | None = None,
+    head: OutputHead | None = None,
 ) -> dict[str, list[float]]:
     """Per-task mean open-loop error over `horizon` query steps after each k in `steps`: {"k": [one per task]}.
 
@@ -82,6 +90,7 @@ def open_loop_errors(
     errors: dict[str, list[float]] = {str(k): [] for k in steps}
     num_tasks, num_windows = batch.support_x.shape[:2]
     obs_dim = normalizer.obs_dim
+    point = head.point if head is not None else (lambda prediction: prediction)
     for task in range(num_tasks):
         threads.tick()
         per_window: dict[str, list[float]] = {str(k): [] for k in steps}
@@ -104,7 +113,8 @@ def open_loop_errors(
                 x, squared = qx[:, 0], []
                 predicted_change = torch.zeros_like(qy[:, 0, :obs_dim])  # (1, obs_dim)
                 for t in range(horizon):
-                    y, hidden = adapter.predict(x, hidden, reset=q_reset[:, 0] if t == 0 else None)
+                    output, hidden = adapter.predict(x, hidden, reset=q_reset[:, 0] if t == 0 else None)
+                    y = point(output)  # (1, D_out)
                     predicted_change = predicted_change + y[:, :obs_dim]
                     real_change = qy[:, : t + 1, :obs_dim].sum(dim=1)
                     squared.append((predicted_change - real_change).square().mean().item())
@@ -117,8 +127,11 @@ def open_loop_errors(
     return errors
 
 
-def fine_tuner(model: torch.nn.Module, optimizer: str, learning_rate: float, config: PipelineConfig) -> Adapter:
-    """An Adapter that fine-tunes a copy of `model` one step per call, keeping its optimizer state (Adam)."""
+def fine_tuner(
+    model: torch.nn.Module, optimizer: str, learning_rate: float, config: PipelineConfig, head: OutputHead
+) -> Adapter:
+    """An Adapter that fine-tunes a copy of `model` one step per call on `head`'s loss, keeping its optimizer state
+    (Adam)."""
     settings = AdaptationConfig(
         learning_rate=learning_rate,
         optimizer=optimizer,
@@ -126,7 +139,7 @@ def fine_tuner(model: torch.nn.Module, optimizer: str, learning_rate: float, con
         mode="accumulate",
         grad_clip_norm=config.inner_grad_clip,
     )
-    return Adapter(copy.deepcopy(model), settings)
+    return Adapter(copy.deepcopy(model), settings, loss_fn=head.loss)
 
 
 def select_erm_fine_tuning(models: WorldModels, val_batch: SegmentBatch, config: PipelineConfig) -> tuple[str, float]:
@@ -136,7 +149,8 @@ def select_erm_fine_tuning(models: WorldModels, val_batch: SegmentBatch, config:
         return ERM_CANDIDATES[0]
     scores = {}
     for optimizer, rate in ERM_CANDIDATES:
-        errors = window_errors(fine_tuner(models.erm_model, optimizer, rate, config), val_batch, adapted)
+        erm = fine_tuner(models.erm_model, optimizer, rate, config, models.head)
+        errors = window_errors(erm, val_batch, adapted, head=models.head)
         scores[(optimizer, rate)] = sum(sum(values) / len(values) for values in errors.values())
     finite = {choice: score for choice, score in scores.items() if torch.isfinite(torch.tensor(score))}
     if not finite:
@@ -163,12 +177,15 @@ def evaluate_prediction(world: World, progress: bool) -> dict:
             continue
         batch = held_out_windows(family, tasks, tasks[0].split, world.normalizer, config, progress)
         learners = {
-            "maml": window_errors(maml_adapter(world), batch, steps),
-            "erm": window_errors(fine_tuner(models.erm_model, *choice, config), batch, steps),
+            "maml": window_errors(maml_adapter(world), batch, steps, head=models.head),
+            "erm": window_errors(
+                fine_tuner(models.erm_model, *choice, config, models.head), batch, steps, None, models.head
+            ),
         }
         if models.oracle_model is not None:
-            oracle = fine_tuner(models.oracle_model, *choice, config)
-            learners["oracle"] = window_errors(oracle, batch, steps, world.context(tasks).to(config.device))
+            oracle = fine_tuner(models.oracle_model, *choice, config, models.head)
+            context = world.context(tasks).to(config.device)
+            learners["oracle"] = window_errors(oracle, batch, steps, context, models.head)
         sections[name] = {
             learner: {k: task_summary(values) for k, values in by_k.items()} for learner, by_k in learners.items()
         }
@@ -192,12 +209,14 @@ def open_loop_learners(
     """Each learner's open-loop error (`open_loop_errors`) at the planner's horizon, unadapted and after one step."""
     models, config, normalizer = world.models, world.config, world.normalizer
     steps = tuple(k for k in OPEN_LOOP_STEPS if k in config.eval_steps) or (0,)
+    head = models.head
+    erm = fine_tuner(models.erm_model, *choice, config, head)
     learners = {
-        "maml": open_loop_errors(maml_adapter(world), batch, steps, normalizer, horizon),
-        "erm": open_loop_errors(fine_tuner(models.erm_model, *choice, config), batch, steps, normalizer, horizon),
+        "maml": open_loop_errors(maml_adapter(world), batch, steps, normalizer, horizon, head=head),
+        "erm": open_loop_errors(erm, batch, steps, normalizer, horizon, head=head),
     }
     if models.oracle_model is not None:
-        oracle = fine_tuner(models.oracle_model, *choice, config)
+        oracle = fine_tuner(models.oracle_model, *choice, config, head)
         context = world.context(tasks).to(config.device)
-        learners["oracle"] = open_loop_errors(oracle, batch, steps, normalizer, horizon, context)
+        learners["oracle"] = open_loop_errors(oracle, batch, steps, normalizer, horizon, context, head)
     return learners

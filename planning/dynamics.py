@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from core.heads import OutputHead
 from core.parameters import Params, is_stateful
 from env_runner.segments import Normalizer
 
@@ -82,7 +83,8 @@ class LearnedDynamics:
     `torch.func.vmap` over episodes). `context` (E, K) is appended to every input of its episode (the
     oracle's task coefficients); None for models that take (obs, action) only. Where the normaliser's targets
     include the reward (`predicts_reward`), the model's last output is the normalised reward and `predict`
-    returns it.
+    returns it. `head` says what the outputs are (`core.heads.OutputHead`; default: the targets themselves): an
+    ensemble's rows each keep one member, a Gaussian head's are sampled (from a generator seeded with `seed`).
 
     Normalised inputs are clamped to +-`INPUT_LIMIT` (1000 standard deviations of the training data, far
     beyond any real state: an upright pendulum is 24 from the random-policy data): an imagined trajectory that
@@ -91,7 +93,13 @@ class LearnedDynamics:
     """
 
     def __init__(
-        self, model: nn.Module, normalizer: Normalizer, num_episodes: int = 1, context: torch.Tensor | None = None
+        self,
+        model: nn.Module,
+        normalizer: Normalizer,
+        num_episodes: int = 1,
+        context: torch.Tensor | None = None,
+        head: OutputHead | None = None,
+        seed: int = 0,
     ) -> None:
         if not is_stateful(model):
             raise ValueError(f"{type(model).__name__} has no init_hidden: LearnedDynamics needs a stateful model")
@@ -104,6 +112,8 @@ class LearnedDynamics:
         if context is not None and (context.dim() != 2 or context.shape[0] != num_episodes):
             raise ValueError(f"context must be ({num_episodes}, K), one row per episode, got {tuple(context.shape)}")
         self.context = context
+        self.head = head if head is not None else OutputHead(normalizer.target_dim)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)  # a Gaussian head's samples
         self._weights: Params = {}
         self._stacked = False
         self.set_params(None)
@@ -160,7 +170,8 @@ class LearnedDynamics:
         if self.context is not None:
             per_episode = obs.shape[0] // self.num_episodes
             x = torch.cat([x, self.context.repeat_interleave(per_episode, dim=0)], dim=-1)
-        y, next_hidden = self._call(x, hidden)
+        output, next_hidden = self._call(x, hidden)
+        y = self.head.sample(output, self.generator)  # (N, D_out): the row's member (and noise), else the output
         target = self.normalizer.denormalize_targets(y)  # (N, D_out): the delta, then the reward where predicted
         reward = target[:, self.obs_dim] if self.predicts_reward else None
         return obs + target[:, : self.obs_dim], reward, next_hidden

@@ -120,6 +120,8 @@ MODEL_SETTINGS = {  # setting -> what the built world models hold
     "num_inner_steps": lambda world: world.learner.num_inner_steps,
     "grad_clip_norm": lambda world: world.learner.grad_clip_norm,
     "world_model": lambda world: {SSM: "ssm", GRUModel: "gru", MLPModel: "mlp"}[type(world.maml_model)],
+    "ensemble_size": lambda world: len(world.maml_model.members),
+    "probabilistic": lambda world: world.head.gaussian and world.learner.loss_fn == world.head.loss,
     "inner_grad_clip": lambda world: world.learner.inner_grad_clip,
 }
 

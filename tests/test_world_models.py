@@ -100,3 +100,14 @@ def test_each_world_model_and_planner_method_runs_quick_end_to_end(flags, tmp_pa
     assert all(math.isfinite(mse) for mse in metrics["prediction"]["ood"]["maml"]["1"]["per_task"])
     checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     assert checkpoint["world_model"] == metrics["config"]["world_model"]
+
+
+def test_an_ensemble_with_a_gaussian_head_runs_quick_end_to_end(tmp_path):
+    cli.main(["--quick", "--no_progress", "--out_dir", str(tmp_path), "--ensemble_size", "2", "--probabilistic"])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["config"]["ensemble_size"] == 2 and metrics["config"]["probabilistic"]
+    for key in ("control", "control_ood"):
+        assert all(math.isfinite(result["mean"]) for result in metrics[key].values()), metrics[key]
+    assert all(math.isfinite(mse) for mse in metrics["prediction"]["ood"]["maml"]["1"]["per_task"])
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert checkpoint["model_config"]["members"] == 2
