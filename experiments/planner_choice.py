@@ -1,12 +1,14 @@
 """Choosing the planner on val tasks: return against planner compute, on the true dynamics and on the learned model.
 
     python experiments/planner_choice.py --env_name Pendulum-v1 --seeds 0 1 [--from_run RUN_DIR] [--out_dir DIR]
-    python experiments/planner_choice.py --env_name HalfCheetah-v5 --candidates 50 200 --horizons 10 20
+    python experiments/planner_choice.py --env_name HalfCheetah-v5 --candidates 50 200 --horizons 10 20 \
+        --noise_exponents 0 0.25 1
     python experiments/planner_choice.py --quick          # tiny model, two settings per method: a smoke run
 
 For every seed a trained world comes from `--from_run RUN_DIR` (`RUN_DIR/seed_<S>/checkpoint.pt`) or from the
 pipeline's data and training stages (checkpointed to `DIR/seed_<S>/`). Every planner setting of the grid
-(`--methods` x `--candidates` x `--horizons`, the family's other planner settings unchanged) then acts on the val
+(`--methods` x `--candidates` x `--horizons`, iCEM also x `--noise_exponents`; the family's other planner
+settings unchanged) then acts on the val
 tasks alone, with the pipeline's episodes and seeds, as "true_dynamics" (where the family has them) and as "tta" (the
 meta-learned model with online adaptation); random actions are measured once. Compute is counted as model steps per
 environment step: sequences scored per planning step (`PlannerConfig.samples_per_step`) times the horizon.
@@ -19,7 +21,7 @@ Outputs: `DIR/planner_choice.json` and `DIR/planner_choice.png` (return against 
 x, a line per method and condition, random dotted):
 
     {"env_name", "seeds", "quick", "from_run", "config": {...first seed's}, "rule", "random": summary,
-     "settings": [{"method", "num_candidates", "horizon", "num_iterations", "model_steps",
+     "settings": [{"method", "num_candidates", "horizon", "num_iterations", "noise_exponent" (iCEM), "model_steps",
                    "true_dynamics": summary | null, "tta": summary, "seconds_per_step": {condition: mean over seeds},
                    "ceiling": bool | null, "chosen": bool}],
      "chosen": index, "timing": {"total_s"}, "provenance": {...}}
@@ -56,12 +58,15 @@ RULE = (
 QUICK_GRID = {"methods": ("cem", "icem"), "candidates": (16, 32), "horizons": (5,)}
 
 
-def grid(config: PipelineConfig, methods, candidates, horizons) -> list[PipelineConfig]:
-    """`config` with every (method, candidates, horizon) of the grid, in that order."""
-    return [
-        override(config, {"planner": {"method": method, "num_candidates": count, "horizon": horizon}})
-        for method, count, horizon in itertools.product(methods, candidates, horizons)
-    ]
+def grid(config: PipelineConfig, methods, candidates, horizons, exponents=None) -> list[PipelineConfig]:
+    """`config` with every (method, candidates, horizon) of the grid, in that order; iCEM with every colored-noise
+    exponent in `exponents` (None: the config's)."""
+    configs = []
+    for method, count, horizon in itertools.product(methods, candidates, horizons):
+        planner = {"method": method, "num_candidates": count, "horizon": horizon}
+        noise = exponents if method == "icem" and exponents else [config.planner.noise_exponent]
+        configs += [override(config, {"planner": {**planner, "noise_exponent": beta}}) for beta in noise]
+    return configs
 
 
 def val_returns(world: World, config: PipelineConfig, condition: str) -> tuple[list[float], float]:
@@ -82,7 +87,7 @@ def choose_one_seed(args: argparse.Namespace, seed: int, out_dir: Path, progress
     horizons = QUICK_GRID["horizons"] if args.quick else args.horizons
     conditions = ("true_dynamics", "tta") if has_true_dynamics(world.family) else ("tta",)
     settings = []
-    configs = grid(world.config, sizes["methods"], sizes["candidates"], horizons)
+    configs = grid(world.config, sizes["methods"], sizes["candidates"], horizons, args.noise_exponents)
     for config in progress_bar(configs, progress, f"seed {seed}: planner settings"):
         measured = {}
         for condition in conditions:
@@ -109,6 +114,7 @@ def assemble(runs: list[dict], args: argparse.Namespace, total_s: float) -> dict
             "num_candidates": planner["num_candidates"],
             "horizon": planner["horizon"],
             "num_iterations": planner["num_iterations"],
+            "noise_exponent": planner["noise_exponent"] if planner["method"] == "icem" else None,
             "model_steps": override(config, {"planner": planner}).planner.samples_per_step * planner["horizon"],
             "true_dynamics": None,
             "seconds_per_step": {},
@@ -145,9 +151,10 @@ def print_table(results: dict) -> None:
     print(f"{results['env_name']}: val return by planner setting (random {results['random']['mean']:.1f})")
     for entry in results["settings"]:
         truth = "-" if entry["true_dynamics"] is None else f"{entry['true_dynamics']['mean']:8.1f}"
+        beta = "" if entry["noise_exponent"] is None else f" beta={entry['noise_exponent']:g}"
         mark = "  chosen" if entry["chosen"] else ""
         print(
-            f"  {entry['method']:>4} C={entry['num_candidates']:<4} H={entry['horizon']:<3} "
+            f"  {entry['method']:>4}{beta} C={entry['num_candidates']:<4} H={entry['horizon']:<3} "
             f"{entry['model_steps']:>7} model steps  true {truth}  tta {entry['tta']['mean']:8.1f}{mark}"
         )
     print(f"total time: {results['timing']['total_s']:.1f} s")
@@ -162,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", nargs="+", default=["cem", "icem"], choices=("cem", "icem", "mppi"))
     parser.add_argument("--candidates", type=int, nargs="+", default=[50, 100, 200, 400], help="sequences C")
     parser.add_argument("--horizons", type=int, nargs="+", default=[10, 15, 25], help="horizons H")
+    parser.add_argument(
+        "--noise_exponents", type=float, nargs="+", help="iCEM's colored-noise exponents (default: the family's)"
+    )
     add_program_flags(parser, threads=1)  # --quick: the quick sizes and a 2 x 2 grid
     return parser
 

@@ -74,20 +74,26 @@ def write_sample_cost_plot(result: dict, path: Path) -> Path:
 
 
 def write_planner_choice_plot(results: dict, path: Path) -> Path:
-    """Val return against model steps per environment step (log x): a line per method and horizon, true dynamics
-    solid and tta dashed in one colour per method, random dotted, the chosen setting starred."""
+    """Val return against model steps per environment step (log x): a line per planner (method, iCEM's exponent) and
+    horizon, true dynamics solid and tta dashed in one colour per planner, random dotted, the chosen setting
+    starred."""
     figure, (axis,) = subplots(figsize=(8, 5))
-    methods = sorted({entry["method"] for entry in results["settings"]})
+    planners = sorted({(e["method"], e["noise_exponent"] or 0.0) for e in results["settings"]})  # a colour each
     horizons = sorted({entry["horizon"] for entry in results["settings"]})
     markers = dict(zip(horizons, "osD^v<>", strict=False))
-    for index, method in enumerate(methods):
+    for index, (method, beta) in enumerate(planners):
+        name = f"{method} beta={beta:g}" if method == "icem" else method
         for horizon in horizons:
-            points = [e for e in results["settings"] if e["method"] == method and e["horizon"] == horizon]
+            points = [
+                e
+                for e in results["settings"]
+                if (e["method"], e["noise_exponent"] or 0.0) == (method, beta) and e["horizon"] == horizon
+            ]
             steps = [entry["model_steps"] for entry in points]
             for condition, style in (("true_dynamics", "-"), ("tta", "--")):
                 if points[0][condition] is None:
                     continue
-                label = f"{method}, H={horizon}, {condition}"
+                label = f"{name}, H={horizon}, {condition}"
                 means = [entry[condition]["mean"] for entry in points]
                 axis.plot(steps, means, style, marker=markers[horizon], color=f"C{index}", label=label)
     chosen = results["settings"][results["chosen"]]
