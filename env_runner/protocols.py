@@ -115,11 +115,15 @@ def _combinations(sets: Mapping[str, tuple[float, ...]], fixed: Mapping[str, flo
 
 @dataclass(frozen=True)
 class Protocol:
-    """A named protocol: its source and one table per environment id."""
+    """A named protocol: its source, one table per environment id, and its sample budget: `iterations` of
+    `episodes_per_iteration` episodes each, the first with random actions (the model-based loop's; None: none
+    published)."""
 
     name: str
     source: str
     tables: Mapping[str, ProtocolTable]
+    iterations: int | None = None
+    episodes_per_iteration: int | None = None
 
     def table(self, env_id: str) -> ProtocolTable:
         if env_id not in self.tables:
@@ -136,6 +140,8 @@ _CADM_SCALES = (0.75, 0.85, 1.0, 1.15, 1.25)
 CADM = Protocol(
     name="cadm",
     source="Lee et al. 2020 (CaDM), ICML; younggyoseo/CaDM cadm/envs/config.py",
+    iterations=20,  # 200,000 steps of the MuJoCo environments' 1000-step episodes (the paper's section 5)
+    episodes_per_iteration=10,
     tables={
         "Pendulum-v1": ProtocolTable(
             train={"m": value_grid(0.75, 1.25, 0.05), "l": value_grid(0.75, 1.25, 0.05)},

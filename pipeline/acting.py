@@ -156,10 +156,18 @@ def collect_onpolicy(
     epoch: int,
     generator: torch.Generator,
 ) -> Rollouts:
-    """`onpolicy_steps` transitions on each of `onpolicy_tasks` training tasks, acting as "tta" does at test time."""
-    chosen = torch.randperm(len(tasks), generator=generator)[: config.onpolicy_tasks].tolist()
+    """`onpolicy_steps` transitions in each of `onpolicy_tasks` rows, acting as "tta" does at test time: the rows take
+    training tasks in a random order, and further random orders where there are more rows than tasks (a task's
+    repeats start from reset seeds of their own)."""
+    orders = -(-config.onpolicy_tasks // len(tasks))  # ceil
+    chosen = torch.cat([torch.randperm(len(tasks), generator=generator) for _ in range(orders)])
+    chosen = chosen[: config.onpolicy_tasks].tolist()
     chosen_tasks = [tasks[index] for index in chosen]
-    seeds = [derive_seed(config.seed, "onpolicy", epoch, index) for index in chosen]
+    repeats = [chosen[:row].count(index) for row, index in enumerate(chosen)]
+    seeds = [
+        derive_seed(config.seed, "onpolicy", epoch, index, *([repeat] if repeat else []))
+        for index, repeat in zip(chosen, repeats, strict=True)
+    ]
     rollouts = condition_rollouts(
         "tta",
         family,

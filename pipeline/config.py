@@ -33,7 +33,7 @@ from core.settings import (
     require,
     setting,
 )
-from env_runner.protocols import COEFFICIENTS, PROTOCOLS, ProtocolTable, protocol_table
+from env_runner.protocols import COEFFICIENTS, PROTOCOLS, Protocol, ProtocolTable, protocol_table
 from meta_rl.rl2 import RL2Config
 from planning.planner import PlannerConfig
 
@@ -165,7 +165,11 @@ class PipelineConfig:
     )
     onpolicy_rounds: int = setting(2, "last epochs that first collect on-policy data with the planner", integer(0))
     onpolicy_steps: int = setting(200, "steps per on-policy row (every training row has this length)", integer(1))
-    onpolicy_tasks: int = setting(8, "training tasks per on-policy round", integer(0))
+    onpolicy_tasks: int = setting(
+        8,
+        "rows (episodes) per on-policy round, each on a training task (tasks repeat where there are fewer)",
+        integer(0),
+    )
     env_steps: int | None = setting(
         None,
         "the sample budget: environment steps on training tasks, random-policy (--num_train_tasks x --steps_per_task) "
@@ -235,9 +239,6 @@ class PipelineConfig:
             "onpolicy_rounds",
             f"at most --num_epochs ({self.num_epochs}): each round is an epoch",
             self.onpolicy_rounds,
-        )
-        require(
-            self.onpolicy_tasks <= train, "onpolicy_tasks", f"at most --num_train_tasks ({train})", self.onpolicy_tasks
         )
         if self.env_steps is not None:
             per_round = self.onpolicy_tasks * self.onpolicy_steps
@@ -414,7 +415,7 @@ def protocol_row(table: ProtocolTable, config: PipelineConfig, quick: bool) -> d
         f"num_{split}_tasks": min(getattr(config, f"num_{split}_tasks"), sizes[split])
         for split in ("train", "val", "test")
     }
-    row |= {name: min(getattr(config, name), row["num_train_tasks"]) for name in ("meta_batch_size", "onpolicy_tasks")}
+    row["meta_batch_size"] = min(config.meta_batch_size, row["num_train_tasks"])
     if config.curve_tasks is not None:
         row["curve_tasks"] = min(config.curve_tasks, row["num_val_tasks"])
     if quick:
@@ -427,15 +428,40 @@ def protocol_row(table: ProtocolTable, config: PipelineConfig, quick: bool) -> d
     }
 
 
+def budget_row(protocol: Protocol, table: ProtocolTable, config: PipelineConfig) -> dict[str, Any]:
+    """The protocol's sample budget as the model-based loop's settings (none without a published budget).
+
+    The protocol spends `iterations` x `episodes_per_iteration` episodes of `table.episode_steps`, the first
+    iteration's with random actions. Here every training row is a whole episode; the random rows cover every train
+    task with at least as many episodes in all as the protocol's first iteration; each on-policy round acts
+    `episodes_per_iteration` episodes (train tasks repeat where there are fewer), an epoch each after the one
+    on random data alone; and the budget is the largest such total within the protocol's.
+    """
+    if protocol.iterations is None or protocol.episodes_per_iteration is None:
+        return {}
+    episode, per_round = table.episode_steps, protocol.episodes_per_iteration
+    episodes_per_task = -(-per_round // config.num_train_tasks)  # ceil
+    random_steps = config.num_train_tasks * episodes_per_task * episode
+    rounds = (protocol.iterations * per_round * episode - random_steps) // (per_round * episode)
+    return {
+        "steps_per_task": episodes_per_task * episode,
+        "onpolicy_steps": episode,
+        "onpolicy_tasks": per_round,
+        "num_epochs": rounds + 1,
+        "env_steps": random_steps + rounds * per_round * episode,
+    }
+
+
 def defaults_for(env_name: str, quick: bool = False, protocol: str = COEFFICIENTS) -> PipelineConfig:
     """The defaults of `env_name`: PipelineConfig's, then its family's row of FAMILY_DEFAULTS, then the
-    --quick sizes, then what `protocol` changes (`protocol_row`)."""
+    --quick sizes, then what `protocol` changes (`protocol_row`, and but for --quick its budget: `budget_row`)."""
     config = override(PipelineConfig(env_name=env_name), FAMILY_DEFAULTS.get(env_name, {}))
     config = override(config, QUICK_SIZES) if quick else config
     if protocol == COEFFICIENTS:
         return config
     table = _table(protocol, env_name)
-    return override(config, {"protocol": protocol, **protocol_row(table, config, quick)})
+    config = override(config, {"protocol": protocol, **protocol_row(table, config, quick)})
+    return config if quick else override(config, budget_row(PROTOCOLS[protocol], table, config))
 
 
 def check_resumable(saved: PipelineConfig, requested: PipelineConfig, where: Path) -> None:

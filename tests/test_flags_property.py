@@ -108,7 +108,7 @@ def test_every_valued_setting_is_drawn():
         (["--control_tasks", "100"], "--control_tasks must be at most 3 (the test and OOD tasks"),
         (["--onpolicy_rounds", "5"], "--onpolicy_rounds must be at most --num_epochs (1)"),
         (["--meta_batch_size", "50"], "--meta_batch_size must be at most --num_train_tasks (6), got 50"),
-        (["--onpolicy_tasks", "9"], "--onpolicy_tasks must be at most --num_train_tasks (6), got 9"),
+        (["--env_steps", "100"], "--env_steps must be random steps (6 x 64 = 384) plus a whole number of"),
         (["--threads", "999"], "--threads must be at most"),
         # flags that cannot apply
         (["--seed", "5", "--seeds", "0", "1"], "--seed 5 and --seeds 0 1: give one of them"),

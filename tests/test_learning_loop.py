@@ -93,3 +93,16 @@ def test_the_summary_pools_each_point_over_seeds_and_pairs_the_last_with_the_fir
     assert result["learning_curve_gain"]["over_seeds"]["wins"] == 3
     table = summary_markdown({"env_name": "X", "n_seeds": 3, "seeds": [0, 1, 2], **result})
     assert "| 150 | -6.0 [" in table and "| val return, last point - first | 7.0 [" in table
+
+
+def test_more_onpolicy_rows_than_train_tasks_repeat_tasks_from_reset_seeds_of_their_own(tmp_path):
+    quick_run(tmp_path, "repeats", "--onpolicy_tasks", "8")  # --quick: 6 train tasks, 16-step rows, one round
+    dataset = torch.load(tmp_path / "repeats" / "checkpoint.pt", weights_only=False)["dataset"]
+    assert len(dataset["task_index"]) == 24 + 8  # 6 tasks x 64 random steps in 16-step rows, then the 8 rows
+    onpolicy, observations = dataset["task_index"][24:], dataset["obs"][24:]
+    assert sorted(set(onpolicy.tolist())) == list(range(6))  # every task once before any repeats
+    repeated = [task for task in range(6) if (onpolicy == task).sum() == 2]
+    assert len(repeated) == 2
+    for task in repeated:
+        first, second = observations[onpolicy == task]
+        assert not torch.equal(first, second)

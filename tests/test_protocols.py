@@ -261,3 +261,24 @@ def test_quick_cadm_runs_end_to_end_on_every_family_of_the_protocol(env_id, tmp_
         assert all(task["params"][name] in values for name, values in table.train.items()), task
     assert all(math.isfinite(value["setting_mean"]) for value in metrics["control_ood"].values())
     assert ("control" in metrics) == bool(table.held_out)  # no test split where every combination is trained on
+
+
+@pytest.mark.parametrize(
+    ("env_id", "random_steps", "budget"),
+    [
+        ("HalfCheetah-v5", 15 * 1000, 195_000),  # 15 train tasks: one random episode each, then 18 rounds of 10
+        ("HalfCheetahCrippled-v0", 4 * 3000, 192_000),  # 4 train tasks: three random episodes each (>= 10 episodes)
+        ("Pendulum-v1", 40 * 200, 40_000),
+    ],
+)
+def test_the_cadm_preset_spends_its_budget_in_rounds_of_ten_whole_episodes(env_id, random_steps, budget):
+    from pipeline.config import defaults_for
+
+    config = defaults_for(env_id, protocol="cadm")
+    episode = CADM.table(env_id).episode_steps
+    assert config.onpolicy_steps == episode and config.steps_per_task % episode == 0
+    assert config.random_steps == random_steps and config.random_steps >= 10 * episode
+    assert config.onpolicy_tasks == 10 and config.num_epochs == config.rounds + 1
+    assert config.budget == config.env_steps == budget <= 20 * 10 * episode
+    assert budget + 10 * episode > 20 * 10 * episode  # no further round fits
+    assert defaults_for(env_id, quick=True, protocol="cadm").env_steps is None  # --quick stays seconds long
