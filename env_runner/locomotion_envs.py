@@ -46,9 +46,13 @@ class CrippledMotors:
         strengths[list(self.crippled_motors())] = self.crippled_scale
         return strengths
 
+    def task_gears(self) -> np.ndarray:
+        """(nu,) float64: each motor's gear under the task, its load-time gear times `motor_strengths()`."""
+        return self._load_time_gear * self.motor_strengths()
+
     def do_simulation(self, ctrl: np.ndarray, n_frames: int) -> None:
-        """Step the simulation with the motors' gears scaled by `motor_strengths()` (MuJoCo clips ctrl first)."""
-        self.model.actuator_gear[:, 0] = self._load_time_gear * self.motor_strengths()
+        """Step the simulation with the motors' gears at `task_gears()` (MuJoCo clips ctrl first)."""
+        self.model.actuator_gear[:, 0] = self.task_gears()
         super().do_simulation(ctrl, n_frames)
 
 

@@ -17,6 +17,7 @@ import copy
 import mujoco
 import numpy as np
 import torch
+from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 from mujoco import rollout
 
 from planning.true_dynamics import TrueDynamics
@@ -29,8 +30,8 @@ def task_model(env) -> mujoco.MjModel:
     """A copy of the unwrapped env's model as its task made it, crippled motors' gears applied (the env applies them
     before every step)."""
     model = copy.deepcopy(env.model)
-    if hasattr(env, "motor_strengths"):
-        model.actuator_gear[:, 0] = env._load_time_gear * env.motor_strengths()
+    if hasattr(env, "task_gears"):
+        model.actuator_gear[:, 0] = env.task_gears()
     return model
 
 
@@ -44,7 +45,7 @@ class MujocoDynamics(TrueDynamics):
         self.nq, self.nv = first.model.nq, first.model.nv
         self.obs_dim, self.action_dim = self.nq + self.nv, first.model.nu
         self.frame_skip = first.frame_skip
-        self.velocity_clip = HOPPER_VELOCITY_CLIP if type(first).__name__ == "HopperEnv" else None
+        self.velocity_clip = HOPPER_VELOCITY_CLIP if isinstance(first, HopperEnv) else None
         data = mujoco.MjData(self.models[0])
         self.template = np.zeros(mujoco.mj_stateSize(self.models[0], FULL_PHYSICS))
         mujoco.mj_getState(self.models[0], data, self.template, FULL_PHYSICS)  # (time, qpos, qvel, ...)
