@@ -70,7 +70,8 @@ from core.progress import progress_bar
 from core.settings import override
 from core.ssm import SSM
 from experiments.plots import write_compute_sweep_plot
-from pipeline.config import PipelineConfig, defaults_for, resolve_device
+from experiments.worlds import add_world_flags, world_for_seed
+from pipeline.config import PipelineConfig, resolve_device
 from pipeline.console import OneLineParser
 from pipeline.control import condition_returns, planner_rollouts
 from pipeline.data import held_out_windows
@@ -78,7 +79,7 @@ from pipeline.flags import add_program_flags, executor_from_flags
 from pipeline.prediction import maml_adapter, window_errors
 from pipeline.provenance import command_line, provenance
 from pipeline.report.statistics import normalized_scores, per_task_means, pooled
-from pipeline.world import World, load_world, train_world
+from pipeline.world import World
 from planning.episode import first_episode_returns
 from planning.true_dynamics import has_true_dynamics
 
@@ -334,10 +335,7 @@ def print_table(results: dict) -> None:
 # ----------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env_name", default="Pendulum-v1", help="gymnasium id with a task family")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one world model per seed")
-    parser.add_argument("--out_dir", type=Path, help="output folder (default runs/compute_sweep-<env>-<timestamp>)")
-    parser.add_argument("--from_run", type=Path, help="a finished main.py run: RUN_DIR/seed_<S>/checkpoint.pt")
+    add_world_flags(parser, "compute_sweep")
     parser.add_argument(
         "--grid", choices=("full", "thin"), default="full", help="the values per knob: the table above, or 3 each"
     )
@@ -345,20 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def world_for_seed(args: argparse.Namespace, seed: int, out_dir: Path, progress: bool) -> World:
-    if args.from_run is None:
-        config = replace(defaults_for(args.env_name, args.quick), seed=seed)
-        return train_world(config, out_dir / f"seed_{seed}", progress=progress)
-    world = load_world(args.from_run / f"seed_{seed}")
-    if world.config.env_name != args.env_name:
-        raise ValueError(f"{args.from_run} is a run on {world.config.env_name}, not {args.env_name}")
-    return world
-
-
 def sweep_one_seed(args: argparse.Namespace, seed: int, out_dir: Path, progress: bool) -> dict:
     """One seed: its world (trained, or loaded with --from_run) and every knob's measurements, as picklable data:
     {"config", "model_config" (the SSM's constructor arguments), "sweep" (`sweep_seed`)}."""
     world = world_for_seed(args, seed, out_dir, progress)
+    if world.config.world_model != "ssm" or world.config.ensemble_size != 1:
+        raise ValueError(
+            f"the compute sweep counts one SSM's multiply-adds: {args.from_run} holds a {world.config.world_model} "
+            f"world model of {world.config.ensemble_size} member(s)"
+        )
     sweep = sweep_seed(world, sweep_values(world.config, args.quick, args.grid), progress)
     return {"config": world.config.to_dict(), "model_config": world.models.maml_model.config, "sweep": sweep}
 

@@ -40,8 +40,9 @@ from pathlib import Path
 from core.checkpoint import atomic_write_json
 from core.progress import progress_bar
 from core.settings import override
-from experiments.compute_sweep import cheapest_tie, pooled_pairs, world_for_seed
+from experiments.compute_sweep import cheapest_tie, pooled_pairs
 from experiments.plots import write_planner_choice_plot
+from experiments.worlds import add_world_flags, world_for_seed
 from pipeline.config import PipelineConfig, resolve_device
 from pipeline.console import OneLineParser
 from pipeline.control import condition_returns
@@ -162,10 +163,7 @@ def print_table(results: dict) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env_name", default="Pendulum-v1", help="gymnasium id with a task family")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one world model per seed")
-    parser.add_argument("--out_dir", type=Path, help="output folder (default runs/planner_choice-<env>-<timestamp>)")
-    parser.add_argument("--from_run", type=Path, help="a finished main.py run: RUN_DIR/seed_<S>/checkpoint.pt")
+    add_world_flags(parser, "planner_choice")
     parser.add_argument("--methods", nargs="+", default=["cem", "icem"], choices=("cem", "icem", "mppi"))
     parser.add_argument("--candidates", type=int, nargs="+", default=[50, 100, 200, 400], help="sequences C")
     parser.add_argument("--horizons", type=int, nargs="+", default=[10, 15, 25], help="horizons H")

@@ -13,6 +13,7 @@ own predictions, as the planner rolls it out), unadapted and after one step.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,30 @@ OPEN_LOOP_STEPS = (0, 1)  # adaptation steps the open-loop error is measured aft
 ERM_CANDIDATES = (("sgd", 0.05), ("sgd", 0.01), ("sgd", 0.002), ("adam", 1e-2), ("adam", 1e-3), ("adam", 1e-4))
 
 
+def task_windows(batch: SegmentBatch, task: int, context: torch.Tensor | None) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Each window of `task`: (support_x, support_y, query_x, query_y, support_reset, query_reset), each with a
+    batch of one, the task's `context` row (the oracle's) appended to the inputs."""
+    for window in range(batch.support_x.shape[1]):
+        sx, sy, qx, qy = (
+            t[task, window][None] for t in (batch.support_x, batch.support_y, batch.query_x, batch.query_y)
+        )
+        s_reset, q_reset = batch.support_reset[task, window][None], batch.query_reset[task, window][None]
+        if context is not None:
+            sx, qx = (torch.cat([x, context[task].expand(*x.shape[:-1], -1)], dim=-1) for x in (sx, qx))
+        yield sx, sy, qx, qy, s_reset, q_reset
+
+
+def adapted_steps(adapter: Adapter, sx, sy, s_reset, steps: tuple[int, ...]) -> Iterator[int]:
+    """From the adapter's reference weights, one step on the support at a time: yields each k in `steps` once the
+    adapter has taken k steps."""
+    adapter.reset()
+    for k in range(max(steps) + 1):
+        if k > 0:
+            adapter.update_step(sx, sy, reset=s_reset)
+        if k in steps:
+            yield k
+
+
 def window_errors(
     adapter: Adapter,
     batch: SegmentBatch,
@@ -46,24 +71,13 @@ def window_errors(
     """
     point = head.point if head is not None else (lambda prediction: prediction)
     errors: dict[str, list[float]] = {str(k): [] for k in steps}
-    num_tasks, num_windows = batch.support_x.shape[:2]
-    for task in range(num_tasks):
+    for task in range(batch.support_x.shape[0]):
         threads.tick()
         per_window: dict[str, list[float]] = {str(k): [] for k in steps}
-        for window in range(num_windows):
-            sx, sy, qx, qy = (
-                t[task, window][None] for t in (batch.support_x, batch.support_y, batch.query_x, batch.query_y)
-            )
-            s_reset, q_reset = batch.support_reset[task, window][None], batch.query_reset[task, window][None]
-            if context is not None:
-                sx, qx = (torch.cat([x, context[task].expand(*x.shape[:-1], -1)], dim=-1) for x in (sx, qx))
-            adapter.reset()
-            for k in range(max(steps) + 1):
-                if k > 0:
-                    adapter.update_step(sx, sy, reset=s_reset)
-                if k in steps:
-                    prediction, _ = adapter.predict(qx, reset=q_reset)
-                    per_window[str(k)].append(F.mse_loss(point(prediction), qy).item())
+        for sx, sy, qx, qy, s_reset, q_reset in task_windows(batch, task, context):
+            for k in adapted_steps(adapter, sx, sy, s_reset, steps):
+                prediction, _ = adapter.predict(qx, reset=q_reset)
+                per_window[str(k)].append(F.mse_loss(point(prediction), qy).item())
         for k, values in per_window.items():
             errors[k].append(sum(values) / len(values))
     return errors
@@ -88,27 +102,15 @@ def open_loop_errors(
     first step are left out, and so is a task left without windows (the same ones for every learner).
     """
     errors: dict[str, list[float]] = {str(k): [] for k in steps}
-    num_tasks, num_windows = batch.support_x.shape[:2]
     obs_dim = normalizer.obs_dim
     point = head.point if head is not None else (lambda prediction: prediction)
-    for task in range(num_tasks):
+    for task in range(batch.support_x.shape[0]):
         threads.tick()
         per_window: dict[str, list[float]] = {str(k): [] for k in steps}
-        for window in range(num_windows):
-            sx, sy, qx, qy = (
-                t[task, window][None] for t in (batch.support_x, batch.support_y, batch.query_x, batch.query_y)
-            )
-            s_reset, q_reset = batch.support_reset[task, window][None], batch.query_reset[task, window][None]
+        for sx, sy, qx, qy, s_reset, q_reset in task_windows(batch, task, context):
             if q_reset[0, 1:horizon].any():
                 continue
-            if context is not None:
-                sx, qx = (torch.cat([x, context[task].expand(*x.shape[:-1], -1)], dim=-1) for x in (sx, qx))
-            adapter.reset()
-            for k in range(max(steps) + 1):
-                if k > 0:
-                    adapter.update_step(sx, sy, reset=s_reset)
-                if k not in steps:
-                    continue
+            for k in adapted_steps(adapter, sx, sy, s_reset, steps):
                 _, hidden = adapter.predict(sx, reset=s_reset)
                 x, squared = qx[:, 0], []
                 predicted_change = torch.zeros_like(qy[:, 0, :obs_dim])  # (1, obs_dim)
