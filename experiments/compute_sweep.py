@@ -77,7 +77,7 @@ from pipeline.control import condition_returns, planner_rollouts
 from pipeline.data import held_out_windows
 from pipeline.flags import add_program_flags, executor_from_flags
 from pipeline.prediction import maml_adapter, window_errors
-from pipeline.provenance import command_line, provenance
+from pipeline.provenance import command_line, device_name, provenance
 from pipeline.report.statistics import normalized_scores, per_task_means, pooled
 from pipeline.world import World
 from planning.episode import first_episode_returns
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
     executor = executor_from_flags(parser, args)
-    start = time.perf_counter()
+    start, code = time.perf_counter(), provenance(command_line(argv), "cpu")  # the code as the runs start
     out_dir = args.out_dir or Path("runs") / f"compute_sweep-{args.env_name}-{datetime.now():%Y%m%d-%H%M%S}"
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress and executor.in_process
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> dict:
         [f"seed {seed}" for seed in args.seeds],
     )
     results = assemble(runs, args, time.perf_counter() - start)
-    results["provenance"] = provenance(command_line(argv), resolve_device(results["config"]["device"]))
+    results["provenance"] = {**code, "device": device_name(resolve_device(results["config"]["device"]))}
     atomic_write_json(results, out_dir / "compute_sweep.json")
     write_compute_sweep_plot(results, out_dir / "compute_sweep.png", selection_score)
     if not args.no_progress:

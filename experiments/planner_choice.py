@@ -47,7 +47,7 @@ from pipeline.config import PipelineConfig, resolve_device
 from pipeline.console import OneLineParser
 from pipeline.control import condition_returns
 from pipeline.flags import add_program_flags, executor_from_flags
-from pipeline.provenance import command_line, provenance
+from pipeline.provenance import command_line, device_name, provenance
 from pipeline.report.statistics import per_task_means
 from pipeline.world import World
 from planning.true_dynamics import has_true_dynamics
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
     executor = executor_from_flags(parser, args)
-    start = time.perf_counter()
+    start, code = time.perf_counter(), provenance(command_line(argv), "cpu")  # the code as the runs start
     out_dir = args.out_dir or Path("runs") / f"planner_choice-{args.env_name}-{datetime.now():%Y%m%d-%H%M%S}"
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress and executor.in_process
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
         choose_one_seed, [(args, seed, out_dir, progress) for seed in args.seeds], [f"seed {s}" for s in args.seeds]
     )
     results = assemble(runs, args, time.perf_counter() - start)
-    results["provenance"] = provenance(command_line(argv), resolve_device(results["config"]["device"]))
+    results["provenance"] = {**code, "device": device_name(resolve_device(results["config"]["device"]))}
     atomic_write_json(results, out_dir / "planner_choice.json")
     write_planner_choice_plot(results, out_dir / "planner_choice.png")
     if not args.no_progress:

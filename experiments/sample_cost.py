@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
         except ValueError as error:
             parser.error(f"--steps_per_task {budget}: {error}")
     start = time.perf_counter()
+    device = resolve_device(defaults_for(args.env_name).device)
+    code = provenance(command_line(argv), device)  # the code as the runs start
     result: dict = {"env_name": args.env_name, "seeds": args.seeds}
     if args.rl2 is not None:
         result["rl2"] = rl2_curve(args.rl2, args.seeds)
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
             args.env_name, args.steps_per_task, args.seeds, Path(work_dir), executor, args.quick
         )
     result["timing"] = {"total_s": time.perf_counter() - start}
-    result["provenance"] = provenance(command_line(argv), resolve_device(defaults_for(args.env_name).device))
+    result["provenance"] = code
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(result, args.out / "sample_cost.json")
     write_sample_cost_plot(result, args.out / "sample_cost.png")
