@@ -51,6 +51,7 @@ SPECIAL = {  # settings bound to others: a value that agrees with their defaults
     "steps_per_task": 600,  # a multiple of onpolicy_steps (200)
     "onpolicy_steps": 100,  # a divisor of steps_per_task (400)
     "env_steps": 40 * 400 + 8 * 200,  # the random steps and one on-policy round
+    "planner.noise_exponent": 1.0,  # the default 0 halved or doubled is itself
     "rl2.trials_per_iteration": 32,  # a multiple of num_minibatches (4)
     "rl2.num_minibatches": 8,  # a divisor of trials_per_iteration (16)
 }
