@@ -178,10 +178,11 @@ def test_rl2_training_receives_its_flags(name, tmp_path, monkeypatch):
     assert memory == "gru" and setting_value(config, name.removeprefix("rl2.")) == CHANGED[name]
 
 
-def test_mppi_is_refused_for_a_discrete_action_space_before_any_work(tmp_path, capsys):
+@pytest.mark.parametrize("method", ["mppi", "icem"])
+def test_box_only_planners_are_refused_for_a_discrete_action_space_before_any_work(method, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        cli.main(["--env_name", "CartPole-v1", "--planner.method", "mppi", "--quick", "--out_dir", str(tmp_path / "x")])
-    assert "--planner.method mppi needs a Box action space" in capsys.readouterr().err
+        cli.main(["--env_name", "CartPole-v1", "--planner.method", method, "--quick", "--out_dir", str(tmp_path / "x")])
+    assert f"--planner.method {method} needs a Box action space" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
