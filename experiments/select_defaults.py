@@ -45,7 +45,7 @@ from pipeline.control import condition_returns
 from pipeline.data import held_out_windows
 from pipeline.executor import Executor
 from pipeline.flags import add_program_flags, executor_from_flags
-from pipeline.prediction import fine_tuner, maml_adapter, select_erm_fine_tuning, window_errors
+from pipeline.prediction import fine_tuner, maml_adapter, select_fine_tuning, window_errors
 from pipeline.report.statistics import paired_difference, per_task_means, task_summary
 from pipeline.world import World, train_world
 
@@ -61,7 +61,7 @@ def val_scores(world: World) -> dict[str, Any]:
     if not tasks:
         raise ValueError("selection needs val tasks: num_val_tasks must be >= 1")
     batch = held_out_windows(world.family, tasks, "val", world.normalizer, config, progress=False)
-    choice = select_erm_fine_tuning(world.models, batch, replace(config, eval_steps=(1,)))
+    choice = select_fine_tuning(world.models.erm_model, batch, replace(config, eval_steps=(1,)), world.models.head)
     erm = fine_tuner(world.models.erm_model, *choice, config, world.models.head)
     scores: dict[str, Any] = {
         "maml_mse": task_summary(window_errors(maml_adapter(world), batch, (1,), head=world.models.head)["1"]),

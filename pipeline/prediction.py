@@ -2,8 +2,11 @@
 
 Learners, all adapted the same way per window (restart from their own weights, k steps, query evaluated):
 - "maml": the meta-learned world model with MetaMAML's inner step (`Adapter.from_meta`);
-- "erm": the ERM model fine-tuned with the optimizer and rate chosen on val tasks' support -> query windows;
-- "oracle": the ERM model whose input also carries the task's coefficients, fine-tuned like "erm".
+- "erm": the ERM model fine-tuned with the optimizer and rate chosen on val tasks' support -> query windows, among
+  candidates that include no step at all (`NO_STEP`): on val tasks a fine-tuned baseline is never worse than itself
+  unadapted;
+- "oracle": the ERM model whose input also carries the task's coefficients, fine-tuned with a choice of its own made
+  the same way.
 Splits: "in_distribution" (test tasks) and "ood". Val tasks serve the selection only.
 
 Beside the one-step query MSE, the open-loop error over the planner's horizon (`open_loop_errors`: the model fed its
@@ -24,12 +27,20 @@ from core.heads import OutputHead
 from env_runner.segments import Normalizer, SegmentBatch
 from pipeline.config import PipelineConfig
 from pipeline.data import held_out_windows
-from pipeline.models import WorldModels
 from pipeline.report.statistics import task_summary
 from pipeline.world import World
 
 OPEN_LOOP_STEPS = (0, 1)  # adaptation steps the open-loop error is measured after
-ERM_CANDIDATES = (("sgd", 0.05), ("sgd", 0.01), ("sgd", 0.002), ("adam", 1e-2), ("adam", 1e-3), ("adam", 1e-4))
+NO_STEP = ("none", 0.0)  # the candidate that leaves the model as trained; first, so that it wins a tie
+FINE_TUNING_CANDIDATES = (
+    NO_STEP,
+    ("sgd", 0.05),
+    ("sgd", 0.01),
+    ("sgd", 0.002),
+    ("adam", 1e-2),
+    ("adam", 1e-3),
+    ("adam", 1e-4),
+)
 
 
 def task_windows(batch: SegmentBatch, task: int, context: torch.Tensor | None) -> Iterator[tuple[torch.Tensor, ...]]:
@@ -133,31 +144,54 @@ def fine_tuner(
     model: torch.nn.Module, optimizer: str, learning_rate: float, config: PipelineConfig, head: OutputHead
 ) -> Adapter:
     """An Adapter that fine-tunes a copy of `model` one step per call on `head`'s loss, keeping its optimizer state
-    (Adam)."""
+    (Adam); `NO_STEP` takes none (every call only evaluates)."""
+    no_step = (optimizer, learning_rate) == NO_STEP
     settings = AdaptationConfig(
-        learning_rate=learning_rate,
-        optimizer=optimizer,
-        num_steps=1,
+        learning_rate=config.inner_lr if no_step else learning_rate,  # unused without a step
+        optimizer="sgd" if no_step else optimizer,
+        num_steps=0 if no_step else 1,
         mode="accumulate",
         grad_clip_norm=config.inner_grad_clip,
     )
     return Adapter(copy.deepcopy(model), settings, loss_fn=head.loss)
 
 
-def select_erm_fine_tuning(models: WorldModels, val_batch: SegmentBatch, config: PipelineConfig) -> tuple[str, float]:
-    """The (optimizer, rate) with the lowest mean val query MSE over the k > 0 of `eval_steps`."""
+def select_fine_tuning(
+    model: torch.nn.Module,
+    val_batch: SegmentBatch,
+    config: PipelineConfig,
+    head: OutputHead,
+    context: torch.Tensor | None = None,
+) -> tuple[str, float]:
+    """The candidate (`FINE_TUNING_CANDIDATES`, no step included) with the lowest mean val query MSE over the k > 0
+    of `eval_steps`; `context` (n_val, K): the val tasks' inputs for a context-conditioned model (the oracle)."""
     adapted = tuple(k for k in config.eval_steps if k > 0)
     if not adapted:
-        return ERM_CANDIDATES[0]
+        return NO_STEP
     scores = {}
-    for optimizer, rate in ERM_CANDIDATES:
-        erm = fine_tuner(models.erm_model, optimizer, rate, config, models.head)
-        errors = window_errors(erm, val_batch, adapted, head=models.head)
+    for optimizer, rate in FINE_TUNING_CANDIDATES:
+        tuned = fine_tuner(model, optimizer, rate, config, head)
+        errors = window_errors(tuned, val_batch, adapted, context, head)
         scores[(optimizer, rate)] = sum(sum(values) / len(values) for values in errors.values())
     finite = {choice: score for choice, score in scores.items() if torch.isfinite(torch.tensor(score))}
     if not finite:
-        raise RuntimeError(f"ERM fine-tuning diverged on val tasks at every candidate {ERM_CANDIDATES}")
+        raise RuntimeError(f"fine-tuning diverged on val tasks at every candidate {FINE_TUNING_CANDIDATES}")
     return min(finite, key=finite.get)
+
+
+def fine_tuning_choices(world: World) -> dict[str, tuple[str, float]]:
+    """Each fine-tuned baseline's (optimizer, rate), chosen on val tasks; without val tasks MetaMAML's inner step
+    (SGD at inner_lr), as MetaMAML adapts."""
+    models, config = world.models, world.config
+    baselines = {"erm": (models.erm_model, None)}
+    if models.oracle_model is not None:
+        baselines["oracle"] = (models.oracle_model, world.context(world.splits.val).to(config.device))
+    if world.val_windows is None:
+        return {name: ("sgd", config.inner_lr) for name in baselines}
+    return {
+        name: select_fine_tuning(model, world.val_windows, config, models.head, context)
+        for name, (model, context) in baselines.items()
+    }
 
 
 def maml_adapter(world: World) -> Adapter:
@@ -166,26 +200,23 @@ def maml_adapter(world: World) -> Adapter:
 
 
 def evaluate_prediction(world: World, progress: bool) -> dict:
-    """Select ERM's fine-tuning on val tasks, then score every learner on test and OOD tasks (read once)."""
+    """Select the baselines' fine-tuning on val tasks, then score every learner on test and OOD tasks (read once)."""
     family, splits, models, config = world.family, world.splits, world.models, world.config
     steps = tuple(config.eval_steps)
-    choice = ("sgd", config.inner_lr)
-    if world.val_windows is not None:
-        choice = select_erm_fine_tuning(models, world.val_windows, config)
+    choices = fine_tuning_choices(world)
     sections, open_loop = {}, {}
     horizon = min(config.planner.horizon, config.query_len)
     for name, tasks in (("in_distribution", splits.test), ("ood", splits.ood)):
         if not tasks:
             continue
         batch = held_out_windows(family, tasks, tasks[0].split, world.normalizer, config, progress)
+        erm = fine_tuner(models.erm_model, *choices["erm"], config, models.head)
         learners = {
             "maml": window_errors(maml_adapter(world), batch, steps, head=models.head),
-            "erm": window_errors(
-                fine_tuner(models.erm_model, *choice, config, models.head), batch, steps, None, models.head
-            ),
+            "erm": window_errors(erm, batch, steps, None, models.head),
         }
         if models.oracle_model is not None:
-            oracle = fine_tuner(models.oracle_model, *choice, config, models.head)
+            oracle = fine_tuner(models.oracle_model, *choices["oracle"], config, models.head)
             context = world.context(tasks).to(config.device)
             learners["oracle"] = window_errors(oracle, batch, steps, context, models.head)
         sections[name] = {
@@ -193,11 +224,11 @@ def evaluate_prediction(world: World, progress: bool) -> dict:
         }
         open_loop[name] = {
             learner: {k: task_summary(values) for k, values in by_k.items() if values}
-            for learner, by_k in open_loop_learners(world, choice, batch, tasks, horizon).items()
+            for learner, by_k in open_loop_learners(world, choices, batch, tasks, horizon).items()
         }
     settings = {
-        "erm_optimizer": choice[0],
-        "erm_learning_rate": choice[1],
+        **{f"{name}_optimizer": choice[0] for name, choice in choices.items()},
+        **{f"{name}_learning_rate": choice[1] for name, choice in choices.items()},
         "selected_on": "val" if splits.val else "nothing: no val tasks, so MetaMAML's inner step (SGD at inner_lr)",
         "windows_per_task": config.eval_windows_per_task,
         "open_loop_horizon": horizon,
@@ -206,19 +237,19 @@ def evaluate_prediction(world: World, progress: bool) -> dict:
 
 
 def open_loop_learners(
-    world: World, choice: tuple[str, float], batch: SegmentBatch, tasks: list, horizon: int
+    world: World, choices: dict[str, tuple[str, float]], batch: SegmentBatch, tasks: list, horizon: int
 ) -> dict[str, dict[str, list[float]]]:
     """Each learner's open-loop error (`open_loop_errors`) at the planner's horizon, unadapted and after one step."""
     models, config, normalizer = world.models, world.config, world.normalizer
     steps = tuple(k for k in OPEN_LOOP_STEPS if k in config.eval_steps) or (0,)
     head = models.head
-    erm = fine_tuner(models.erm_model, *choice, config, head)
+    erm = fine_tuner(models.erm_model, *choices["erm"], config, head)
     learners = {
         "maml": open_loop_errors(maml_adapter(world), batch, steps, normalizer, horizon, head=head),
         "erm": open_loop_errors(erm, batch, steps, normalizer, horizon, head=head),
     }
     if models.oracle_model is not None:
-        oracle = fine_tuner(models.oracle_model, *choice, config, head)
+        oracle = fine_tuner(models.oracle_model, *choices["oracle"], config, head)
         context = world.context(tasks).to(config.device)
         learners["oracle"] = open_loop_errors(oracle, batch, steps, normalizer, horizon, context, head)
     return learners
