@@ -19,8 +19,8 @@ Then one knob at a time moves around the defaults, the others staying at theirs:
 Each setting runs the "tta" condition on the val tasks, then on the test tasks (the first `control_tasks` of each,
 `control_episodes` episodes each, with the pipeline's reset and planner seeds, so every setting is paired with
 every other per task), timing wall-clock seconds per environment step. Random and true-dynamics returns are
-measured once per split (at the default planner) for the normalised score (R - R_random) / (R_true - R_random) of
-each (seed, task). The adaptation knobs also report prediction MSE: held-out windows whose support is
+measured once per split (at the default planner) for the normalised score of each (seed, task), (R - R_random) /
+(R_true - R_random) with the references averaged over the seed's tasks (`pipeline.report.statistics`). The adaptation knobs also report prediction MSE: held-out windows whose support is
 `adapt.window` long, query MSE after `adapt.num_steps` MetaMAML inner steps (`pipeline.prediction.window_errors`).
 
 Choice (per knob, val tasks only): the value with the best mean val normalised score (the return where there
@@ -226,12 +226,12 @@ def split_entry(per_seed: list[dict], references: list[dict], split: str) -> dic
     seconds = [seed[split]["seconds_per_step"] for seed in per_seed]
     score = None
     if "true_dynamics" in references[0][split]:
-        score = pooled_pairs(
-            [
-                normalized_scores(r, ref[split]["random"], ref[split]["true_dynamics"])
-                for r, ref in zip(returns, references, strict=True)
-            ]
-        )
+        scores = [
+            normalized_scores(r, ref[split]["random"], ref[split]["true_dynamics"])
+            for r, ref in zip(returns, references, strict=True)
+        ]
+        ranged = [seed for seed in scores if seed is not None]  # a seed whose references tie has no score
+        score = pooled_pairs(ranged) if ranged else None
     mse = None if per_seed[0][split]["mse"] is None else pooled_pairs([seed[split]["mse"] for seed in per_seed])
     return {
         "return": pooled_pairs(returns),

@@ -72,9 +72,12 @@ def test_summary_statistics_are_recomputable_from_the_per_seed_raw_values():
     paired = result["control_paired"]["tta-no_tta"]
     assert paired["mean"] == pytest.approx(np.mean([4.0, 0.0, 6.0, -2.0]))
     assert (paired["wins"], paired["losses"], paired["n"]) == (2, 1, 4)
-    prediction = result["prediction_paired"]["in_distribution"]["maml-erm"]["1"]
-    assert prediction["mean"] == pytest.approx(np.mean([-0.2, 0.1, -0.2, -0.3]))
+    prediction = result["prediction_paired"]["in_distribution"]["maml/erm"]["1"]
+    ratios = [0.1 / 0.3, 0.2 / 0.1, 0.2 / 0.4, 0.2 / 0.5]  # errors compared as ratios, on the log scale
+    assert prediction["mean"] == pytest.approx(np.exp(np.mean(np.log(ratios))))
     assert (prediction["wins"], prediction["losses"]) == (3, 1)  # lower MSE wins
+    maml = result["prediction"]["in_distribution"]["maml"]["1"]
+    assert maml["per_seed"] == pytest.approx([np.sqrt(0.1 * 0.2), 0.2])  # geometric means
     scores = [(r + 10.0) / 20.0 for r in pooled_tta]
     assert result["normalized_score"]["tta"]["mean"] == pytest.approx(np.mean(scores))
 
@@ -196,13 +199,39 @@ def test_summary_records_the_commits_and_warns_when_they_differ():
     assert result["commits"] == ["abc", "def-dirty"] and "2 commits" in result["mixed_commits"]
 
 
-def test_normalized_scores_leave_out_pairs_whose_references_tie_and_count_them():
+def test_normalized_scores_place_each_task_between_the_seeds_mean_references():
     run = _run(0, [5.0, -10.0], [1.0, -10.0], [0.1, 0.2], [0.3, 0.1])
     run["control"]["true_dynamics"]["per_task"] = [10.0, -10.0]  # the second task: random == true dynamics
     result = summarize([run])
-    assert result["normalized_score"]["tta"]["n"] == 1 and result["normalized_score"]["tta"]["excluded_pairs"] == 1
-    assert result["normalized_score"]["tta"]["mean"] == pytest.approx(0.75)
-    assert "1 pairs without a range excluded" in summary_markdown(result)
+    score = result["normalized_score"]["tta"]  # references: random -10, true dynamics 0 (the seed's means)
+    assert score["n"] == 2 and score["excluded_seeds"] == 0
+    assert score["per_seed"] == pytest.approx([np.mean([(5.0 + 10.0) / 10.0, 0.0])])
+
+
+def test_a_seed_whose_mean_references_tie_has_no_normalized_score_and_is_counted():
+    run = _run(0, [5.0, -10.0], [1.0, -10.0], [0.1, 0.2], [0.3, 0.1])
+    run["control"]["true_dynamics"]["per_task"] = [-10.0, -10.0]
+    run["control"]["tta"]["per_task"] = [-10.0, -12.0]  # below the tied references, so true dynamics is no ceiling
+    run["control"]["memory_only"]["per_task"] = run["control"]["no_tta"]["per_task"] = [-11.0, -12.0]
+    result = summarize([run])
+    assert result["normalized_score"]["tta"]["n"] == 0 and result["normalized_score"]["tta"]["excluded_seeds"] == 1
+    assert "no seed's references have a range; 1 excluded" in summary_markdown(result)
+
+
+def test_an_adapted_error_that_diverged_is_left_out_of_means_and_ratios_and_counted():
+    runs = [_run(seed, [1.0, 2.0], [1.0, 1.0], [0.1, 0.2], [0.3, 0.1]) for seed in (0, 1)]
+    for run in runs:
+        for learner, k0 in (("maml", [0.2, 0.2]), ("erm", [0.3, 0.2])):
+            run["prediction"]["in_distribution"][learner]["0"] = {"per_task": k0}
+    runs[1]["prediction"]["in_distribution"]["maml"]["1"]["per_task"] = [0.1, 311967.0]  # Meta-SGD blown up
+    result = summarize(runs)
+    maml = result["prediction"]["in_distribution"]["maml"]["1"]
+    assert maml["diverged"] == 1 and maml["n"] == 3
+    assert maml["per_seed"] == pytest.approx([np.sqrt(0.1 * 0.2), 0.1])
+    ratio = result["prediction_paired"]["in_distribution"]["maml/erm"]["1"]
+    assert ratio["diverged"] == 1 and ratio["n"] == 3  # the pair is left out on both sides
+    assert "diverged" not in result["prediction"]["in_distribution"]["erm"]["1"]
+    assert "1 diverged left out" in summary_markdown(result)
 
 
 def test_no_normalized_score_where_a_condition_returns_more_than_the_true_dynamics():
@@ -211,3 +240,14 @@ def test_no_normalized_score_where_a_condition_returns_more_than_the_true_dynami
     assert set(result["normalized_score"]) == {"withheld"}
     assert "tta returned more" in result["normalized_score"]["withheld"]
     assert "No normalized score: true_dynamics is not a ceiling here: tta" in summary_markdown(result)
+
+
+def test_the_summary_lists_the_fine_tuning_each_seed_chose_on_val():
+    runs = [_run(seed, [1.0], [1.0], [0.1], [0.1]) for seed in (0, 1)]
+    runs[0]["prediction_settings"] = {"erm_optimizer": "none", "erm_learning_rate": 0.0}
+    runs[1]["prediction_settings"] = {"erm_optimizer": "adam", "erm_learning_rate": 0.001}
+    for run, oracle in zip(runs, (("sgd", 0.05), ("none", 0.0)), strict=True):
+        run["prediction_settings"] |= {"oracle_optimizer": oracle[0], "oracle_learning_rate": oracle[1]}
+    result = summarize(runs)
+    assert result["fine_tuning"] == {"erm": ["none 0", "adam 0.001"], "oracle": ["sgd 0.05", "none 0"]}
+    assert "erm: none 0, adam 0.001; oracle: sgd 0.05, none 0" in summary_markdown(result)

@@ -3,13 +3,20 @@ summary of a run folder (`summary_markdown`, written as summary.md and rendered 
 
 from __future__ import annotations
 
+import math
+
+from pipeline.report.verdicts import verdicts
+
 
 def number(value: float, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
 def interval(bounds: list[float] | None, digits: int) -> str:
-    return "-" if bounds is None else f"[{number(bounds[0], digits)}, {number(bounds[1], digits)}]"
+    """'[lo, hi]'; '-' where there is no interval (one value: no spread to make one from)."""
+    if bounds is None or any(math.isnan(bound) for bound in bounds):
+        return "-"
+    return f"[{number(bounds[0], digits)}, {number(bounds[1], digits)}]"
 
 
 def over_seeds_cell(value: dict, digits: int) -> str:
@@ -24,21 +31,32 @@ def seeds_won(value: dict) -> str:
     return f"{value['over_seeds']['wins']}/{value['over_seeds']['losses']}"
 
 
-def paired_table(title: str, rows) -> list[str]:
+def paired_table(title: str, rows, better: float = 1.0) -> list[str]:
+    """The paired differences `rows` ((label, paired_pooled entry)) as one table, each with its verdict
+    (`pipeline.report.verdicts`, Holm over the table's rows); `better`: the sign of the better side."""
+    rows = list(rows)
+    decided = verdicts([(value, better) for _, value in rows])
     lines = [
-        f"| {title} | mean [95% CI] over seeds | seeds won/lost | per seed | bootstrap 95% | "
+        f"| {title} | mean [95% CI] over seeds | verdict (p, Holm) | seeds won/lost | per seed | bootstrap 95% | "
         "pairs: mean [95% CI] (won/lost of n) |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
-    for label, value in rows:
+    for (label, value), verdict in zip(rows, decided, strict=True):
         per_seed = ", ".join(number(mean, 1) for mean in value["over_seeds"]["per_seed"])
         won = f"{value['wins']}/{value['losses']} of {value['n']}"
         pairs = f"{number(value['mean'], 1)} {interval(value['ci95'], 1)} ({won})"
         lines.append(
-            f"| {label} | {over_seeds_cell(value, 1)} | {seeds_won(value)} | {per_seed} | "
+            f"| {label} | {over_seeds_cell(value, 1)} | {verdict_cell(verdict)} | {seeds_won(value)} | {per_seed} | "
             f"{interval(value['bootstrap_ci95'], 1)} | {pairs} |"
         )
     return lines
+
+
+def verdict_cell(verdict: dict) -> str:
+    """'established (p 0.004, Holm 0.020)'; 'too few seeds (3)' where there is no verdict."""
+    if verdict["p_holm"] is None:
+        return f"{verdict['verdict']} ({verdict['n_seeds']})"
+    return f"{verdict['verdict']} (p {number(verdict['p'], 3)}, Holm {number(verdict['p_holm'], 3)})"
 
 
 def summary_markdown(result: dict) -> str:
@@ -87,6 +105,9 @@ def summary_markdown(result: dict) -> str:
     ):
         for split, learners in result.get(key, {}).items():
             lines += _prediction_lines(f"{title}, {split}", learners, result[f"{key}_paired"][split])
+        if key == "prediction" and "fine_tuning" in result:
+            chosen = "; ".join(f"{name}: {', '.join(seeds)}" for name, seeds in result["fine_tuning"].items())
+            lines += [f"Fine-tuning each seed chose on val tasks (none: no step): {chosen}", ""]
     for key, title in (("control", "test tasks"), ("control_ood", "OOD tasks")):
         if key not in result:
             continue
@@ -125,17 +146,26 @@ def summary_markdown(result: dict) -> str:
 
 
 def _prediction_lines(title: str, learners: dict, paired: dict) -> list[str]:
-    """A learner per row, a column per adaptation step k, then the paired differences."""
+    """A learner per row, a column per adaptation step k (geometric means over seeds), then the error ratios with
+    their verdicts (a table of their own for Holm: the pairs and steps of this split)."""
     steps = list(next(iter(learners.values())))
     lines = [title, "", "| learner | " + " | ".join(f"k={k}" for k in steps) + " |", "|---|" + "---|" * len(steps)]
     lines += [
-        f"| {learner} | " + " | ".join(over_seeds_cell(by_k[k], 4) for k in steps) + " |"
-        for learner, by_k in learners.items()
+        f"| {learner} | " + " | ".join(_error_cell(by_k[k]) for k in steps) + " |" for learner, by_k in learners.items()
     ]
+    ratios = [(pair, k, by_k[k]) for pair, by_k in paired.items() for k in steps]
+    decided = iter(verdicts([(value, -1.0) for _, _, value in ratios]))
     for pair, by_k in paired.items():
-        cells = " | ".join(f"{over_seeds_cell(by_k[k], 4)} ({seeds_won(by_k[k])})" for k in steps)
-        lines.append(f"| {pair} (seeds won/lost) | {cells} |")
+        cells = " | ".join(
+            f"{_error_cell(by_k[k])} ({seeds_won(by_k[k])}; {verdict_cell(next(decided))})" for k in steps
+        )
+        lines.append(f"| {pair} ratio (seeds won/lost; verdict) | {cells} |")
     return [*lines, ""]
+
+
+def _error_cell(value: dict) -> str:
+    diverged = value.get("diverged")
+    return over_seeds_cell(value, 4) + (f", {diverged} diverged left out" if diverged else "")
 
 
 def _protocol_lines(protocol: dict) -> list[str]:
@@ -184,7 +214,7 @@ def _distinct(values: list[int]) -> str:
 def _score_cell(score: dict | None) -> str:
     if score is None:
         return "-"
+    excluded = score["excluded_seeds"]
     if score["n"] == 0:
-        return f"- (no pair has a range; {score['excluded_pairs']} excluded)"
-    excluded = score["excluded_pairs"]
-    return over_seeds_cell(score, 2) + (f" ({excluded} pairs without a range excluded)" if excluded else "")
+        return f"- (no seed's references have a range; {excluded} excluded)"
+    return over_seeds_cell(score, 2) + (f" ({excluded} seeds without a range excluded)" if excluded else "")

@@ -6,15 +6,16 @@ Three claims, on test tasks and on OOD tasks, each read from a family's summary.
 
     adaptation helps        control_paired / control_ood_paired "tta-no_tta"          higher return is better
     the update helps        control_paired / control_ood_paired "tta-memory_only"     (the weight update over memory)
-    MAML beats ERM at k=1   prediction_paired.<split>."maml-erm"."1"                  lower MSE is better
+    MAML beats ERM at k=1   prediction_paired.<split>."maml/erm"."1"                  a MSE ratio below 1 is better
 
-A verdict is "established" when the 95% interval over seeds of the paired difference lies on the better side of
-0, "reversed" when it lies on the worse side, "not established" when it contains 0, and "1 seed" when there is
-no interval. overview.json (rendered into the README by `python -m pipeline.report --pages`):
+Every cell of the table is one claim, and the table is one family of claims for `pipeline.report.verdicts`: the
+verdict needs 5 seeds, the t and bootstrap intervals over seeds on one side, and Holm's correction over all the
+table's cells. overview.json (rendered into the README by `python -m pipeline.report --pages`):
 
     {"kind": "overview", "claims": [{"key", "label"}],
      "rows": [{"folder", "env_name", "protocol", "n_seeds", "cells": {claim: {split: verdict | null}}}]}
-    verdict = {"verdict", "mean", "ci95": [lo, hi] | null, "n_seeds"}
+    verdict = `pipeline.report.verdicts.verdicts`' entry: {"verdict", "mean", "ci95", "bootstrap_ci95", "p",
+              "p_holm", "n_seeds"}
 """
 
 from __future__ import annotations
@@ -26,71 +27,69 @@ from pathlib import Path
 from core.checkpoint import atomic_write_json
 from pipeline.console import OneLineParser
 from pipeline.report.markdown import interval, number
+from pipeline.report.verdicts import MIN_SEEDS, verdicts
 
 SPLITS = ("test", "ood")
 CLAIMS = (  # (key, label, where in summary.json per split, the sign of "better")
     ("tta-no_tta", "tta − no_tta", ("control_paired", "control_ood_paired"), 1.0),
     ("tta-memory_only", "tta − memory_only", ("control_paired", "control_ood_paired"), 1.0),
-    ("maml-erm", "MAML − ERM MSE, k = 1", ("in_distribution", "ood"), -1.0),
+    ("maml-erm", "MAML / ERM MSE, k = 1", ("in_distribution", "ood"), -1.0),
 )
-
-
-def verdict(paired: dict, better: float) -> dict:
-    """The verdict of one paired difference (summary.json's entry with "over_seeds") whose better side has the
-    sign of `better`."""
-    seeds = paired["over_seeds"]
-    bounds = seeds["ci95"]
-    if bounds is None:
-        word = "1 seed"
-    elif better * bounds[0] > 0 and better * bounds[1] > 0:
-        word = "established"
-    elif better * bounds[0] < 0 and better * bounds[1] < 0:
-        word = "reversed"
-    else:
-        word = "not established"
-    return {"verdict": word, "mean": seeds["mean"], "ci95": bounds, "n_seeds": seeds["n"]}
 
 
 def _paired_entry(summary: dict, key: str, places: tuple[str, str], split_index: int) -> dict | None:
     if key == "maml-erm":
-        return summary.get("prediction_paired", {}).get(places[split_index], {}).get(key, {}).get("1")
+        return summary.get("prediction_paired", {}).get(places[split_index], {}).get("maml/erm", {}).get("1")
     return summary.get(places[split_index], {}).get(key)
 
 
-def overview_row(folder: Path) -> dict:
-    """One family's row from `folder`/summary.json (ValueError for an RL² summary: it has none of these claims)."""
+def _summary(folder: Path) -> dict:
+    """`folder`/summary.json (ValueError for an RL² summary: it has none of the claims)."""
     summary = json.loads((folder / "summary.json").read_text())
     if "prediction_paired" not in summary:
         raise ValueError(f"{folder}/summary.json is not a model-based run's summary (no prediction_paired)")
-    cells = {}
-    for key, _, places, better in CLAIMS:
-        cells[key] = {}
-        for index, split in enumerate(SPLITS):
-            entry = _paired_entry(summary, key, places, index)
-            cells[key][split] = None if entry is None else verdict(entry, better)
-    return {
-        "folder": folder.name,
-        "env_name": summary["env_name"],
-        "protocol": summary.get("protocol", {}).get("name"),
-        "n_seeds": summary["n_seeds"],
-        "cells": cells,
-    }
+    return summary
 
 
 def build_overview(folders: list[Path]) -> dict:
+    """A row per folder; every cell's verdict decided with the whole table's claims (Holm over all of them)."""
+    summaries = [_summary(folder) for folder in folders]
+    places = [
+        (row, key, split, entry, better)
+        for row, summary in enumerate(summaries)
+        for key, _, where, better in CLAIMS
+        for index, split in enumerate(SPLITS)
+        for entry in [_paired_entry(summary, key, where, index)]
+    ]
+    claims = [(entry, better) for _, _, _, entry, better in places if entry is not None]
+    decided = iter(verdicts(claims))
+    rows = [
+        {
+            "folder": folder.name,
+            "env_name": summary["env_name"],
+            "protocol": summary.get("protocol", {}).get("name"),
+            "n_seeds": summary["n_seeds"],
+            "cells": {key: {} for key, *_ in CLAIMS},
+        }
+        for folder, summary in zip(folders, summaries, strict=True)
+    ]
+    for row, key, split, entry, _ in places:
+        rows[row]["cells"][key][split] = None if entry is None else next(decided)
     return {
         "kind": "overview",
         "claims": [{"key": key, "label": label} for key, label, _, _ in CLAIMS],
-        "rows": [overview_row(folder) for folder in folders],
+        "min_seeds": MIN_SEEDS,
+        "rows": rows,
     }
 
 
 def _cell(value: dict | None, digits: int) -> str:
     if value is None:
         return "-"
-    if value["ci95"] is None:
-        return f"1 seed ({number(value['mean'], digits)})"
-    return f"{value['verdict']}: {number(value['mean'], digits)} {interval(value['ci95'], digits)}"
+    figures = f"{number(value['mean'], digits)} {interval(value['ci95'], digits)}"
+    if value["verdict"] == "too few seeds":
+        return f"too few seeds ({value['n_seeds']}): {figures}"
+    return f"{value['verdict']}: {figures} (p {number(value['p'], 3)}, Holm {number(value['p_holm'], 3)})"
 
 
 def overview_markdown(result: dict) -> str:

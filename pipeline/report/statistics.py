@@ -11,7 +11,10 @@ Several seeds, `per_seed` = one list of per-task values per seed:
     paired_pooled(per_seed_a, per_seed_b) -> the same for a - b, with wins and losses (pairs, and seeds)
     over_seeds(per_seed)                  -> the training run as the unit: a Student-t interval over the seed means
     bootstrap_ci95(per_seed)              -> two-level percentile bootstrap: seeds, then tasks within each seed
-    normalized_scores(values, low, high)  -> (R - R_low) / (R_high - R_low) per unit
+    geometric_pooled(per_seed)            -> `pooled` on the log scale, back in the quantity's units: geometric
+                                             means with intervals that stay positive (errors, MSE)
+    ratio_pooled(per_seed_a, per_seed_b)  -> a / b as the geometric mean of per-pair ratios, paired on the log scale
+    normalized_scores(values, low, high)  -> (R - mean R_low) / (mean R_high - mean R_low) per unit
 
 A seed's tasks share its trained model, so claims rest on `over_seeds`; the pooled interval says how precisely
 the trained models were measured, not how another training run would do.
@@ -144,7 +147,58 @@ def paired_pooled(
     return {**result, "over_seeds": seeds, "bootstrap_ci95": bootstrap_ci95(differences)}
 
 
-def normalized_scores(values: Sequence[float], low: Sequence[float], high: Sequence[float]) -> list[float]:
-    """(R - R_low) / (R_high - R_low) per unit, e.g. between random actions and the true dynamics (nan where the
-    two references coincide: there is no range to place R in)."""
-    return [(r - lo) / (hi - lo) if hi != lo else float("nan") for r, lo, hi in zip(values, low, high, strict=True)]
+def _exp(value: float | list[float] | None) -> float | list[float] | None:
+    if value is None:
+        return None
+    return [math.exp(bound) for bound in value] if isinstance(value, list) else math.exp(value)
+
+
+def _on_log_scale(summary: dict, scale: str) -> dict:
+    """A `pooled` or `paired_pooled` result of log values, its means and bounds taken back by exp; "scale" names
+    what they became ("geometric": geometric means, "ratio": ratios of a to b; 1 is no difference)."""
+    seeds = summary["over_seeds"]
+    back = {
+        **summary,
+        "mean": _exp(summary["mean"]),
+        "ci95": _exp(summary["ci95"]),
+        "over_seeds": {
+            **seeds,
+            "mean": _exp(seeds["mean"]),
+            "ci95": _exp(seeds["ci95"]),
+            "per_seed": _exp(seeds["per_seed"]),
+        },
+        "bootstrap_ci95": _exp(summary["bootstrap_ci95"]),
+        "scale": scale,
+    }
+    if "per_seed" in summary:
+        back["per_seed"] = _exp(summary["per_seed"])
+    return back
+
+
+def _logs(per_seed: Sequence[Sequence[float]]) -> list[list[float]]:
+    if any(not value > 0 for values in per_seed for value in values):
+        raise ValueError("a geometric mean or a ratio needs positive values (errors), received one <= 0 or nan")
+    return [[math.log(value) for value in values] for values in per_seed]
+
+
+def geometric_pooled(per_seed: Sequence[Sequence[float]]) -> dict:
+    """`pooled` of positive values (errors) on the log scale, in their units: every mean a geometric mean (of the
+    tasks within a seed, of the seeds), every interval exp of the log-scale one, so it stays above 0."""
+    return _on_log_scale(pooled(_logs(per_seed)), "geometric")
+
+
+def ratio_pooled(per_seed_a: Sequence[Sequence[float]], per_seed_b: Sequence[Sequence[float]]) -> dict:
+    """a / b of positive values (errors) paired per (seed, task), as `paired_pooled` of log a - log b taken back by
+    exp: the geometric mean ratio and its intervals (1: no difference; a win is a pair where a is lower)."""
+    return _on_log_scale(paired_pooled(_logs(per_seed_a), _logs(per_seed_b), higher_is_better=False), "ratio")
+
+
+def normalized_scores(values: Sequence[float], low: Sequence[float], high: Sequence[float]) -> list[float] | None:
+    """(R - mean R_low) / (mean R_high - mean R_low) per unit, e.g. between random actions and the true dynamics,
+    the references averaged over the units (one trained seed's tasks): a unit where neither reference can do
+    anything (a Pendulum task even the true dynamics cannot swing up) keeps the family's range instead of one near
+    0 that would blow its score up. None where the two mean references tie: there is no range to place R in."""
+    mean_low, mean_high = float(np.mean(low)), float(np.mean(high))
+    if mean_high == mean_low:
+        return None
+    return [(value - mean_low) / (mean_high - mean_low) for value in values]

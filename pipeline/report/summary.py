@@ -1,22 +1,27 @@
 """The summary over seeds: every statistic with the training run (the seed) as the unit, beside the pooled one.
 
     summary.json
-      prediction.<split>.<learner>.<k>, control.<condition>, control_ood.<condition>:
+      control.<condition>, control_ood.<condition>:
           {"mean", "ci95": [lo, hi], "n", "per_seed"}       pooled over (seed, task) pairs: conditional on the models
           "over_seeds": {"mean", "ci95" | null, "n", "per_seed"}    Student-t over the seed means: claims rest on it
           "bootstrap_ci95": [lo, hi] | null                          seeds, then tasks within each seed
+      prediction.<split>.<learner>.<k>: the same on the log scale, in MSE units ("scale": "geometric": geometric
+          means, intervals that stay above 0); "diverged" counts the (seed, task) pairs left out (`DIVERGED_FACTOR`)
       prediction_open_loop.<split>.<learner>.<k>, prediction_open_loop_paired: the same for the open-loop error over
           the planner's horizon (k = 0, 1)
-      prediction_paired.<split>."maml-erm"|"maml-oracle".<k>, control_paired / control_ood_paired
-          ."tta-no_tta"|"tta-memory_only"|"memory_only-no_tta"|"tta-oracle":
-          the same, with "wins" and "losses" (pairs) and over_seeds."wins"/"losses" (seeds); a win: the first is
-          better (lower MSE, higher return)
-      normalized_score / normalized_score_ood.<condition>: (R - R_random) / (R_true - R_random) per pair, pooled;
-          "excluded_pairs" counts the pairs whose two references tie (no range: left out). {"withheld": reason}
-          instead where a condition returns more than true_dynamics over seeds (then it is no ceiling)
+      prediction_paired.<split>."maml/erm"|"maml/oracle".<k>: the error ratio per (seed, task), its geometric mean
+          and intervals ("scale": "ratio"; 1 is no difference), with "wins" and "losses" (a win: maml lower)
+      control_paired / control_ood_paired."tta-no_tta"|"tta-memory_only"|"memory_only-no_tta"|"tta-oracle":
+          the paired difference, with "wins" and "losses" (pairs) and over_seeds."wins"/"losses" (seeds); a win:
+          the first returns more
+      normalized_score / normalized_score_ood.<condition>: (R - R_random) / (R_true - R_random) per pair, pooled,
+          the references each seed's mean over its tasks; "excluded_seeds" counts the seeds whose two references tie
+          (no range: left out). {"withheld": reason} instead where a condition returns more than true_dynamics over
+          seeds (then it is no ceiling)
       protocol (a published protocol's runs): name, source, table, and on its test settings (the OOD split)
           setting_mean.<condition> (the protocol's overall figure, pooled as above with one value per seed),
           per_setting.<condition>: [over_seeds of each setting's mean], setting_mean_paired.<pair>
+      fine_tuning.<baseline>: the fine-tuning each seed chose on val tasks ("erm", "oracle"; "none 0": no step)
       env_steps: {"random": [per seed], "onpolicy": [per seed]}, the environment steps each run trained on
       learning_curve: [{"env_steps", "val_return" (pooled over (seed, val task)), "onpolicy_return": {"over_seeds"}}]
           a point per measurement; learning_curve_gain: the last point's val return minus the first's, paired as
@@ -48,10 +53,18 @@ from core.settings import differences
 from pipeline.config import PipelineConfig
 from pipeline.report.markdown import summary_markdown
 from pipeline.report.plots import write_paired_plot
-from pipeline.report.statistics import BOOTSTRAP, normalized_scores, over_seeds, paired_pooled, pooled
+from pipeline.report.statistics import (
+    BOOTSTRAP,
+    geometric_pooled,
+    normalized_scores,
+    over_seeds,
+    paired_pooled,
+    pooled,
+    ratio_pooled,
+)
 
 CONTROL_PAIRS = (("tta", "no_tta"), ("tta", "memory_only"), ("memory_only", "no_tta"), ("tta", "oracle"))
-PREDICTION_PAIRS = (("maml", "erm"), ("maml", "oracle"))
+PREDICTION_PAIRS = (("maml", "erm"), ("maml", "oracle"))  # compared as error ratios, "maml/erm"
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -73,6 +86,8 @@ def summarize(runs: list[dict]) -> dict:
     for key in ("prediction", "prediction_open_loop"):
         if key in first:
             result[key], result[f"{key}_paired"] = _summarize_prediction(runs, key)
+    if "prediction_settings" in first:
+        result["fine_tuning"] = _fine_tuning_choices(runs)
     for key, score_key in (("control", "normalized_score"), ("control_ood", "normalized_score_ood")):
         if key not in first:
             continue
@@ -106,24 +121,82 @@ def summarize(runs: list[dict]) -> dict:
     return result
 
 
+DIVERGED_FACTOR = 10.0  # an adapted error above this multiple of the learner's own unadapted error has diverged
+
+
+Cell = tuple[str, str]  # (learner, k)
+
+
+def _diverged(error: float, unadapted: float) -> bool:
+    return not math.isfinite(error) or error > DIVERGED_FACTOR * unadapted
+
+
+def _diverged_flags(errors: dict[Cell, list[list[float]]]) -> dict[Cell, list[list[bool]]]:
+    """Per cell, seed and task: whether the adapted error diverged from the learner's own k = 0 error."""
+    return {
+        (learner, k): [
+            [k != "0" and _diverged(error, unadapted) for error, unadapted in zip(seed, base, strict=True)]
+            for seed, base in zip(values, errors.get((learner, "0"), values), strict=True)
+        ]
+        for (learner, k), values in errors.items()
+    }
+
+
+def _kept(
+    errors: dict[Cell, list[list[float]]], flags: dict[Cell, list[list[bool]]], cells: list[Cell]
+) -> tuple[list[list[list[float]]], int]:
+    """Each of `cells`' per-seed errors on the (seed, task) pairs where none of them diverged (a seed left without a
+    pair is dropped), and how many pairs were left out."""
+    keep = [
+        [not any(task) for task in zip(*seed, strict=True)]
+        for seed in zip(*(flags[cell] for cell in cells), strict=True)
+    ]
+    seeds = [index for index, seed in enumerate(keep) if any(seed)]
+    kept = [
+        [[error for error, kept in zip(errors[cell][s], keep[s], strict=True) if kept] for s in seeds] for cell in cells
+    ]
+    return kept, sum(len(seed) - sum(seed) for seed in keep)
+
+
+def _with_count(summary: dict, left_out: int) -> dict:
+    return summary | ({"diverged": left_out} if left_out else {})
+
+
 def _summarize_prediction(runs: list[dict], key: str) -> tuple[dict, dict]:
-    """A prediction section ("prediction" or "prediction_open_loop": split -> learner -> k -> per-task errors) pooled,
-    and its learner pairs (`PREDICTION_PAIRS`) paired per (seed, task)."""
+    """A prediction section ("prediction" or "prediction_open_loop": split -> learner -> k -> per-task errors) as
+    geometric means over (seed, task) pairs, and its learner pairs (`PREDICTION_PAIRS`) as error ratios paired per
+    (seed, task). An adapted error that is not finite or above `DIVERGED_FACTOR` times the same learner's k = 0
+    error on that task has diverged: it is left out of every mean and ratio it takes part in, and counted
+    ("diverged")."""
     pooled_section, paired_section = {}, {}
     for split, learners in runs[0][key].items():
-
-        def per_task(learner: str, k: str, split: str = split) -> list[list[float]]:
-            return [run[key][split][learner][k]["per_task"] for run in runs]
-
-        pooled_section[split] = {
-            learner: {k: pooled(per_task(learner, k)) for k in by_k} for learner, by_k in learners.items()
+        errors = {
+            (learner, k): [run[key][split][learner][k]["per_task"] for run in runs]
+            for learner, by_k in learners.items()
+            for k in by_k
         }
-        paired_section[split] = {
-            f"{a}-{b}": {k: paired_pooled(per_task(a, k), per_task(b, k), False) for k in learners[a]}
-            for a, b in PREDICTION_PAIRS
-            if a in learners and b in learners
-        }
+        flags = _diverged_flags(errors)
+        pooled_section[split] = {learner: {} for learner in learners}
+        for learner, k in errors:
+            (kept,), left_out = _kept(errors, flags, [(learner, k)])
+            pooled_section[split][learner][k] = _with_count(geometric_pooled(kept), left_out)
+        paired_section[split] = {}
+        for a, b in PREDICTION_PAIRS:
+            if a in learners and b in learners:
+                paired_section[split][f"{a}/{b}"] = {}
+                for k in learners[a]:
+                    (kept_a, kept_b), left_out = _kept(errors, flags, [(a, k), (b, k)])
+                    paired_section[split][f"{a}/{b}"][k] = _with_count(ratio_pooled(kept_a, kept_b), left_out)
     return pooled_section, paired_section
+
+
+def _fine_tuning_choices(runs: list[dict]) -> dict[str, list[str]]:
+    """Per fine-tuned baseline, the candidate each seed chose on val tasks ("none 0": no step), in seed order."""
+    settings = [run["prediction_settings"] for run in runs]
+    names = [key.removesuffix("_optimizer") for key in settings[0] if key.endswith("_optimizer")]
+    return {
+        name: [f"{seed[f'{name}_optimizer']} {seed[f'{name}_learning_rate']:g}" for seed in settings] for name in names
+    }
 
 
 def _summarize_learning_curve(runs: list[dict]) -> dict:
@@ -279,14 +352,13 @@ def _summarize_rl2(runs: list[dict]) -> dict:
 
 
 def _pooled_normalized(values: list[list[float]], random: list[list[float]], ceiling: list[list[float]]) -> dict:
-    """`pooled` over seeds of each (seed, task) pair's (R - R_random) / (R_ceiling - R_random); pairs whose two
-    references tie have no score and are left out, counted in "excluded_pairs" (a seed left without any pair too)."""
+    """`pooled` over seeds of `normalized_scores` per seed: each (seed, task) pair's R placed between the seed's mean
+    references over its tasks. A seed whose two mean references tie has no range: left out, counted in
+    "excluded_seeds"."""
     scores = [normalized_scores(*seed) for seed in zip(values, random, ceiling, strict=True)]
-    defined = [[score for score in seed if math.isfinite(score)] for seed in scores]
-    excluded = sum(len(seed) for seed in scores) - sum(len(seed) for seed in defined)
-    kept = [seed for seed in defined if seed]
+    kept = [seed for seed in scores if seed is not None]
     result = pooled(kept) if kept else {"mean": math.nan, "ci95": [math.nan, math.nan], "n": 0, "per_seed": []}
-    return {**result, "excluded_pairs": excluded}
+    return {**result, "references": "each seed's mean over its tasks", "excluded_seeds": len(scores) - len(kept)}
 
 
 def write_summary(runs: list[dict], out_dir: Path) -> dict:
