@@ -23,6 +23,7 @@ Every seed derives from the run's seed through `core.seeding.derive_seed`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -280,7 +281,8 @@ def ppo_update(
 
 def _load_training_state(
     path: Path, policy: RecurrentActorCritic, optimizer: torch.optim.Optimizer, identity: dict
-) -> tuple[int, list[dict]]:
+) -> tuple[int, list[dict], dict | None]:
+    """Restore the policy and optimiser; return (iterations done, the curve, the best val iterate's weights)."""
     state = load_checkpoint(path, map_location="cpu")
     if state["identity"] != identity:
         raise ValueError(
@@ -288,7 +290,36 @@ def _load_training_state(
         )
     policy.load_state_dict(state["policy"])
     optimizer.load_state_dict(state["optimizer"])
-    return int(state["iteration"]), list(state["training_curve"])
+    if "best_policy" not in state:
+        raise ValueError(f"cannot resume {path}: it predates keeping the best val iterate; start the run again")
+    return int(state["iteration"]), list(state["training_curve"]), state["best_policy"]
+
+
+COLLAPSE_SHARE = 0.5  # a collapse: the val score falls below the best by more than this share of the best's gain
+
+
+def val_score(row: dict) -> float:
+    """What a val measurement ranks by: the return of a whole trial (the sum of its episodes' mean returns)."""
+    return float(sum(row["val_returns"]))
+
+
+def best_val_iteration(curve: list[dict]) -> int | None:
+    """The iteration whose val score is the highest (the earliest of ties); None without val measurements."""
+    measured = [row for row in curve if "val_returns" in row]
+    if not measured:
+        return None
+    return max(measured, key=lambda row: (val_score(row), -row["iteration"]))["iteration"]
+
+
+def collapsed(curve: list[dict]) -> bool:
+    """Training collapsed: its last two val scores both lie below the best by more than `COLLAPSE_SHARE` of what
+    the best gained over the first measurement (it fell, and stayed down)."""
+    scores = [val_score(row) for row in curve if "val_returns" in row]
+    if len(scores) < 3:
+        return False
+    best = max(scores)
+    floor = best - COLLAPSE_SHARE * (best - scores[0])
+    return best > scores[0] and all(score < floor for score in scores[-2:])
 
 
 def train_rl2(
@@ -308,6 +339,8 @@ def train_rl2(
 
     Every `config.val_every` iterations (and after the last), the iteration's dict adds "val_returns": the mean over
     `val_tasks` of each episode's return in one trial per task (its own seeds: training's randomness is unchanged).
+    The policy returned holds the weights of the best of those measurements (`best_val_iteration`), not the last
+    iterate's: PPO can slide or collapse late. Without val measurements it is the last iterate.
 
     With `checkpoint_path`, the policy, optimiser and training curve are written atomically after every
     iteration, and an existing checkpoint of the same run (config, seed, memory, oracle) is resumed from:
@@ -320,9 +353,9 @@ def train_rl2(
         policy = build_policy(family, memory, config, oracle)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5)
     identity = {"config": asdict(config), "seed": seed, "memory": memory, "oracle": oracle, "env_id": family.env_id}
-    first_iteration, curve = 0, []
+    first_iteration, curve, best = 0, [], None
     if checkpoint_path is not None and Path(checkpoint_path).is_file():
-        first_iteration, curve = _load_training_state(Path(checkpoint_path), policy, optimizer, identity)
+        first_iteration, curve, best = _load_training_state(Path(checkpoint_path), policy, optimizer, identity)
     bar = progress_bar(
         range(first_iteration, config.iterations), progress, f"train rl2 {memory}{' oracle' if oracle else ''}"
     )
@@ -364,6 +397,8 @@ def train_rl2(
         ):
             returns = evaluate_rl2(policy, family, val_tasks, config, derive_seed(seed, "rl2-val", iteration))
             curve[-1]["val_returns"] = np.mean(returns, axis=0).tolist()
+            if best_val_iteration(curve) == iteration + 1:
+                best = copy.deepcopy(policy.state_dict())
         bar.set_postfix(returns=" ".join(f"{r:.1f}" for r in episode_means))
         if checkpoint_path is not None:
             atomic_save(
@@ -372,12 +407,15 @@ def train_rl2(
                     "optimizer": optimizer.state_dict(),
                     "iteration": iteration + 1,
                     "training_curve": curve,
+                    "best_policy": best,
                     "identity": identity,
                 },
                 checkpoint_path,
             )
         if on_iteration is not None:
             on_iteration(curve[-1])
+    if best is not None:
+        policy.load_state_dict(best)
     return policy, curve
 
 

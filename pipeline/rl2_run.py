@@ -17,6 +17,8 @@ metrics.json, besides env_name, seed, algo, config, provenance, tasks and timing
                                            split: in_distribution | ood; policy: ssm | gru, oracle, random
     rl2_val.<policy>.episode_returns       the same on val tasks
     rl2_training.<policy>                  the training curve: one dict per iteration (losses, episode_returns)
+    rl2_selection.<policy>                 {"iteration": the best val iterate, whose weights are evaluated (None:
+                                           no val tasks, the last iterate), "collapsed": `meta_rl.rl2.collapsed`}
 checkpoint.pt: {"format", "config", "policies": {policy: {"state_dict", "obs_dim", "memory", "hidden_dim"}}},
 written before training (no policies yet) and again after each policy is trained.
 """
@@ -32,7 +34,7 @@ from core.seeding import derive_seed, seed_everything
 from env_runner.environment import make_task_family
 from env_runner.tasks import Task, TaskFamily
 from meta_rl.distributed import launched_rank_and_world_size
-from meta_rl.rl2 import evaluate_rl2, random_policy_trial_returns, train_rl2
+from meta_rl.rl2 import best_val_iteration, collapsed, evaluate_rl2, random_policy_trial_returns, train_rl2
 from meta_rl.rl2_policy import RecurrentActorCritic
 from pipeline.config import PipelineConfig, check_resumable
 from pipeline.data import evaluation_reset_seed, run_header, sample_splits
@@ -119,6 +121,9 @@ def run_rl2(
         if tasks:
             metrics["rl2"][split] = _evaluate(family, tasks, policies, config, split)
     metrics["rl2_training"] = curves
+    metrics["rl2_selection"] = {
+        name: {"iteration": best_val_iteration(curve), "collapsed": collapsed(curve)} for name, curve in curves.items()
+    }
     metrics["timing"] = {
         "total_s": time.perf_counter() - start_time,
         "train_s": train_s,

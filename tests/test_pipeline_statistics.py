@@ -251,3 +251,33 @@ def test_the_summary_lists_the_fine_tuning_each_seed_chose_on_val():
     result = summarize(runs)
     assert result["fine_tuning"] == {"erm": ["none 0", "adam 0.001"], "oracle": ["sgd 0.05", "none 0"]}
     assert "erm: none 0, adam 0.001; oracle: sgd 0.05, none 0" in summary_markdown(result)
+
+
+def _rl2_run(seed: int, oracle_last: list[float], oracle_val: list[float]) -> dict:
+    episodes = {"ssm": [[-8.0, -6.0], [-5.0, -4.0]], "oracle": [oracle_last, oracle_last], "random": [[-10.0] * 2] * 2}
+    return {
+        "env_name": "Toy-v0",
+        "seed": seed,
+        "algo": "rl2",
+        "config": {"seed": seed},
+        "timing": {"total_s": 1.0},
+        "rl2": {"ood": {name: {"episode_returns": [{"per_task": e} for e in by_e]} for name, by_e in episodes.items()}},
+        "rl2_training": {
+            "ssm": [{"iteration": 1, "val_returns": [-9.0]}],
+            "oracle": [{"iteration": i + 1, "val_returns": [v]} for i, v in enumerate(oracle_val)],
+        },
+    }
+
+
+def test_rl2_scores_leave_out_the_seeds_whose_oracle_collapsed_and_say_so():
+    runs = [
+        _rl2_run(0, [0.0, 0.0], [-10.0, -1.0, -2.0, -1.5]),
+        _rl2_run(1, [-9.0, -9.0], [-10.0, -1.0, -8.0, -9.0]),  # fell from -1 to -9 and stayed: collapsed
+    ]
+    result = summarize(runs)
+    assert result["rl2_collapsed"] == {"ssm": [], "oracle": [1]}
+    scores = result["rl2_normalized_score"]["ood"]
+    assert scores["excluded_collapsed_oracle_seeds"] == 1
+    assert scores["ssm"]["per_seed"] == pytest.approx([(-4.5 + 10.0) / 10.0])  # seed 0 alone, oracle 0, random -10
+    text = summary_markdown(result)
+    assert "leave out 1 seed(s) whose oracle training collapsed" in text and "oracle: seed 1" in text

@@ -300,12 +300,51 @@ def test_the_val_curve_leaves_training_unchanged_and_scores_the_policy_of_its_it
     tasks, val_tasks = navigation.sample(6, seed=0), navigation.sample(3, seed=0, split="val")
     plain, plain_curve = train_rl2(navigation, tasks, config, seed=3, progress=False)
     policy, curve = train_rl2(navigation, tasks, config, seed=3, progress=False, val_tasks=val_tasks)
-    for name, tensor in plain.state_dict().items():
-        torch.testing.assert_close(policy.state_dict()[name], tensor, rtol=0, atol=0)
     assert [("val_returns" in entry) for entry in curve] == [False, True, True]  # every 2nd iteration and the last
     assert [{k: v for k, v in entry.items() if k != "val_returns"} for entry in curve] == plain_curve
-    final = rl2.evaluate_rl2(policy, navigation, val_tasks, config, rl2.derive_seed(3, "rl2-val", 2))
-    assert curve[-1]["val_returns"] == pytest.approx(np.mean(final, axis=0).tolist())
+    best = rl2.best_val_iteration(curve)  # the policy returned is that iterate: it scores what was measured then
+    again = rl2.evaluate_rl2(policy, navigation, val_tasks, config, rl2.derive_seed(3, "rl2-val", best - 1))
+    assert curve[best - 1]["val_returns"] == pytest.approx(np.mean(again, axis=0).tolist())
+    same_as_last = all(torch.equal(policy.state_dict()[name], t) for name, t in plain.state_dict().items())
+    assert same_as_last == (best == 3)
+
+
+def row(iteration: int, *val: float) -> dict:
+    return {"iteration": iteration, **({"val_returns": list(val)} if val else {})}
+
+
+def test_the_best_val_iterate_is_the_highest_trial_return_and_the_earliest_of_ties():
+    curve = [row(1), row(2, -5.0, -4.0), row(3), row(4, -2.0, -3.0), row(5, -3.0, -2.0), row(6, -6.0, -7.0)]
+    assert rl2.best_val_iteration(curve) == 4  # -5 beats -9 and -13; 4 and 5 tie, the earlier is kept
+    assert rl2.best_val_iteration([row(1), row(2)]) is None
+
+
+@pytest.mark.parametrize(
+    ("scores", "expected"),
+    [
+        ([-100.0, -20.0, -70.0, -80.0], True),  # gained 80, lost more than half of it and stayed down
+        ([-100.0, -20.0, -70.0, -50.0], False),  # recovered above best - 40 at the last point
+        ([-100.0, -20.0, -50.0, -55.0], False),  # slid, but by less than half the gain
+        ([-100.0, -20.0, -70.0], False),  # one point down is no "stayed there"
+        ([-20.0, -70.0, -80.0, -90.0], False),  # never gained over the first measurement: nothing to lose
+    ],
+)
+def test_a_collapse_falls_by_more_than_half_the_gain_and_stays_down(scores, expected):
+    curve = [row(index + 1, score) for index, score in enumerate(scores)]
+    assert rl2.collapsed(curve) is expected
+
+
+def test_a_checkpoint_from_before_the_best_iterate_was_kept_is_refused(navigation, tmp_path):
+    config = RL2Config(iterations=1, trials_per_iteration=4, num_minibatches=2, hidden_dim=8, update_epochs=1)
+    checkpoint = tmp_path / "rl2.pt"
+    train_rl2(navigation, navigation.sample(4, seed=0), config, 3, "ssm", progress=False, checkpoint_path=checkpoint)
+    state = torch.load(checkpoint, weights_only=False)
+    del state["best_policy"]
+    torch.save(state, checkpoint)
+    with pytest.raises(ValueError, match="predates keeping the best val iterate"):
+        train_rl2(
+            navigation, navigation.sample(4, seed=0), config, 3, "ssm", progress=False, checkpoint_path=checkpoint
+        )
 
 
 def test_a_minibatch_with_a_non_finite_loss_is_skipped_and_leaves_the_weights_finite(navigation):

@@ -136,6 +136,13 @@ def summary_markdown(result: dict) -> str:
             lines.append(f"| {name} | {cells} | {_score_cell(scores.get(name))} |")
         if "withheld" in scores:
             lines += ["", f"No normalized score: {scores['withheld']}."]
+        if scores.get("excluded_collapsed_oracle_seeds"):
+            count = scores["excluded_collapsed_oracle_seeds"]
+            lines += ["", f"Normalized scores leave out {count} seed(s) whose oracle training collapsed."]
+        collapsed = {name: seeds for name, seeds in result.get("rl2_collapsed", {}).items() if seeds}
+        if collapsed:
+            listed = "; ".join(f"{name}: seed {', '.join(map(str, seeds))}" for name, seeds in collapsed.items())
+            lines += ["", f"Training collapsed on val tasks (fell and stayed down): {listed}."]
         gains = [
             (f"{name} {pair}", value)
             for name, pairs in result["rl2_paired"][split].items()

@@ -29,8 +29,10 @@
     --algo rl2, instead of prediction and control (split: in_distribution | ood; policy: ssm | gru, oracle, random):
       rl2.<split>.<policy>.episode_returns: [pooled statistics for each episode of a trial]
       rl2_paired.<split>.<policy>."episode_2-episode_1"|"last-first": the in-context gain, paired per (seed, task)
-      rl2_normalized_score.<split>.<policy>: last episode's (R - R_random) / (R_oracle - R_random); {"withheld": reason}
+      rl2_normalized_score.<split>.<policy>: last episode's (R - R_random) / (R_oracle - R_random), without the seeds
+          whose oracle training collapsed ("excluded_collapsed_oracle_seeds" counts them); {"withheld": reason}
           instead where a policy (random included) returns more than the oracle over seeds
+      rl2_collapsed.<policy>: the seeds whose training collapsed on val tasks (`meta_rl.rl2.collapsed`)
     env_name, seeds, n_seeds, bootstrap (its method), commits (of the runs; "unknown" where a run recorded
     none), mixed_commits (a warning, when the runs come from several commits), timing
 
@@ -50,6 +52,7 @@ from pathlib import Path
 
 from core.checkpoint import atomic_write_json
 from core.settings import differences
+from meta_rl.rl2 import collapsed
 from pipeline.config import PipelineConfig
 from pipeline.report.markdown import summary_markdown
 from pipeline.report.plots import write_paired_plot
@@ -317,7 +320,7 @@ def _stage_seconds(timing: dict) -> dict[str, float]:
 
 def _summarize_rl2(runs: list[dict]) -> dict:
     """rl2, rl2_paired and rl2_normalized_score over (seed, task) pairs."""
-    result: dict = {"rl2": {}, "rl2_paired": {}, "rl2_normalized_score": {}}
+    result: dict = {"rl2": {}, "rl2_paired": {}, "rl2_normalized_score": {}, "rl2_collapsed": _collapsed_seeds(runs)}
     for split, policies in runs[0]["rl2"].items():
         # per_task[policy][episode]: one list of per-task returns per seed
         per_task = {
@@ -340,15 +343,29 @@ def _summarize_rl2(runs: list[dict]) -> dict:
         if "oracle" in per_task and "random" in per_task:
             last = {name: result["rl2"][split][name]["episode_returns"][-1]["over_seeds"]["mean"] for name in per_task}
             beaten = [name for name in per_task if last[name] > last["oracle"]]
+            kept = [index for index, run in enumerate(runs) if run["seed"] not in result["rl2_collapsed"]["oracle"]]
+            scores = {
+                name: _pooled_normalized(
+                    *([by_episode[-1][i] for i in kept] for by_episode in (values, random, oracle))
+                )
+                for name, values in per_task.items()
+                for random, oracle in [(per_task["random"], per_task["oracle"])]
+            }
             result["rl2_normalized_score"][split] = (
                 {"withheld": f"the oracle is no ceiling here: {', '.join(beaten)} returned more over seeds"}
                 if beaten
-                else {
-                    name: _pooled_normalized(by_episode[-1], per_task["random"][-1], per_task["oracle"][-1])
-                    for name, by_episode in per_task.items()
-                }
+                else {"excluded_collapsed_oracle_seeds": len(runs) - len(kept)} | scores
+                if kept
+                else {"withheld": "the oracle's training collapsed in every seed"}
             )
     return result
+
+
+def _collapsed_seeds(runs: list[dict]) -> dict[str, list[int]]:
+    """Per trained RL² policy, the seeds whose training collapsed on val tasks (`meta_rl.rl2.collapsed`)."""
+    return {
+        name: [run["seed"] for run in runs if collapsed(run["rl2_training"][name])] for name in runs[0]["rl2_training"]
+    }
 
 
 def _pooled_normalized(values: list[list[float]], random: list[list[float]], ceiling: list[list[float]]) -> dict:
