@@ -61,6 +61,18 @@ def test_holm_runs_over_the_whole_table_so_a_claim_can_lose_its_verdict_to_the_o
     assert together["verdict"] == ("established" if together["p_holm"] < 0.05 else "not established")
 
 
+def test_a_published_protocols_ood_cells_average_over_its_test_settings_as_its_own_table_does(tmp_path):
+    folder = tmp_path / "cadm_ant"
+    folder.mkdir()
+    protocol = summary([10.0, 50.0], [0.7, 0.9]) | {
+        "protocol": {"name": "cadm", "setting_mean_paired": {"tta-no_tta": paired(13.2, [5.0, 21.0])}}
+    }
+    (folder / "summary.json").write_text(json.dumps(protocol))
+    cells = build_overview([folder])["rows"][0]["cells"]
+    assert cells["tta-no_tta"]["ood"]["mean"] == 13.2  # not the mean over tasks, -20.0
+    assert cells["tta-no_tta"]["test"]["mean"] == 30.0 and cells["tta-memory_only"]["ood"] is None
+
+
 def test_an_rl2_summary_is_refused_it_has_none_of_the_claims(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"env_name": "PointNavigation-v0", "rl2": {}}))
     with pytest.raises(ValueError, match="not a model-based run's summary"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pipeline.report.statistics import geometric_pooled, paired_pooled, pooled, ratio_pooled
+from pipeline.report.statistics import geometric_pooled, mean_and_ci95, paired_pooled, pooled, ratio_pooled
 from pipeline.report.verdicts import MIN_SEEDS, holm, verdicts
 
 
@@ -65,7 +65,7 @@ def test_holm_takes_the_verdict_from_a_claim_that_passes_alone():
 
 def test_errors_pool_as_geometric_means_whose_intervals_stay_positive():
     errors = [[0.01, 0.02], [0.015, 0.03], [5.0, 9.0]]  # one seed far off: a t interval of the means goes below 0
-    assert pooled(errors)["over_seeds"]["ci95"][0] < 0
+    assert mean_and_ci95([np.mean(seed) for seed in errors])[1][0] < 0
     result = geometric_pooled(errors)
     seed_means = [math.exp(np.mean(np.log(seed))) for seed in errors]
     assert result["over_seeds"]["per_seed"] == pytest.approx(seed_means)
@@ -95,3 +95,25 @@ def test_error_ratios_are_the_log_ratio_paired_by_hand_and_decided_against_one()
 def test_a_ratio_needs_positive_errors():
     with pytest.raises(ValueError, match="positive values"):
         geometric_pooled([[0.1, 0.0]])
+
+
+def test_a_t_interval_that_crosses_zero_where_no_value_does_gives_way_to_the_bootstrap():
+    returns = [[-250.0, -200.0], [-10.0, -12.0], [-5.0, -7.0]]  # every return negative; one seed far below
+    assert mean_and_ci95([-225.0, -11.0, -6.0])[1][1] > 0  # the t interval over seeds leaves the possible range
+    result = pooled(returns, sign_bounded=True)
+    assert result["over_seeds"]["ci95"] == result["bootstrap_ci95"] and result["over_seeds"]["ci95"][1] <= -6.0
+    assert "interval" in result["over_seeds"]
+    assert mean_and_ci95([v for seed in returns for v in seed])[1][1] > 0  # over the pairs too
+    assert result["interval"] and -250.0 <= result["ci95"][0] < result["ci95"][1] <= -5.0
+    mixed = pooled(
+        [[-250.0, 5.0], [-10.0, -12.0], [-5.0, -7.0]], sign_bounded=True
+    )  # a positive value: 0 is possible, t stays
+    assert "interval" not in mixed["over_seeds"]
+
+
+def test_geometric_means_keep_the_log_scale_t_interval_even_where_every_error_is_below_one():
+    errors = [[0.01, 0.02], [0.5, 0.9], [0.03, 0.04]]  # every log negative: no sign bound on the log scale
+    result = geometric_pooled(errors)
+    logs = [np.mean(np.log(seed)) for seed in errors]
+    assert result["over_seeds"]["ci95"] == pytest.approx([math.exp(b) for b in mean_and_ci95(logs)[1]])
+    assert "interval" not in result["over_seeds"]

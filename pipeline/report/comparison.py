@@ -72,13 +72,13 @@ def compare(mbrl: list[dict], rl2: list[dict]) -> dict:
         tasks = len(conditions["tta"]["per_task"])
         for condition in conditions:
             rows.setdefault(f"model-based {condition}", {})[split] = pooled(
-                [run[mbrl_key][condition]["per_task"] for run in mbrl]
+                [run[mbrl_key][condition]["per_task"] for run in mbrl], sign_bounded=True
             )
         for policy, value in rl2[0]["rl2"][rl2_key].items():
             last = len(value["episode_returns"]) - 1
             for episode, label in ((0, "episode 1"), (last, f"episode {last + 1}")):
                 per_task = _rl2_per_task(rl2, rl2_key, policy, episode, tasks)
-                rows.setdefault(f"RL² {policy}, {label}", {})[split] = pooled(per_task)
+                rows.setdefault(f"RL² {policy}, {label}", {})[split] = pooled(per_task, sign_bounded=True)
         tta = [run[mbrl_key]["tta"]["per_task"] for run in mbrl]
         paired[split] = {
             f"tta - RL² {learner} episode {episode + 1}": paired_pooled(

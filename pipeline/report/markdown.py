@@ -20,11 +20,13 @@ def interval(bounds: list[float] | None, digits: int) -> str:
 
 
 def over_seeds_cell(value: dict, digits: int) -> str:
-    """'mean [lo, hi]' of the seed means ('mean (1 seed)' without an interval)."""
+    """'mean [lo, hi]' of the seed means ('mean (1 seed)' without an interval; '(bootstrap)' where the interval is the
+    percentile bootstrap's, the t interval having crossed 0 where no value does)."""
     seeds = value["over_seeds"]
     if seeds["ci95"] is None:
         return f"{number(seeds['mean'], digits)} (1 seed)"
-    return f"{number(seeds['mean'], digits)} {interval(seeds['ci95'], digits)}"
+    marked = " (bootstrap)" if "interval" in seeds else ""  # the t interval left the values' sign
+    return f"{number(seeds['mean'], digits)} {interval(seeds['ci95'], digits)}{marked}"
 
 
 def seeds_won(value: dict) -> str:

@@ -8,7 +8,8 @@ Three claims, on test tasks and on OOD tasks, each read from a family's summary.
     the update helps        control_paired / control_ood_paired "tta-memory_only"     (the weight update over memory)
     MAML beats ERM at k=1   prediction_paired.<split>."maml/erm"."1"                  a MSE ratio below 1 is better
 
-Every cell of the table is one claim, and the table is one family of claims for `pipeline.report.verdicts`: the
+A published protocol's OOD control cells are its mean over test settings, as its tables give it. Every cell of the
+table is one claim, and the table is one family of claims for `pipeline.report.verdicts`: the
 verdict needs 5 seeds, the t and bootstrap intervals over seeds on one side, and Holm's correction over all the
 table's cells. overview.json (rendered into the README by `python -m pipeline.report --pages`):
 
@@ -38,8 +39,12 @@ CLAIMS = (  # (key, label, where in summary.json per split, the sign of "better"
 
 
 def _paired_entry(summary: dict, key: str, places: tuple[str, str], split_index: int) -> dict | None:
+    """The claim's paired entry in `summary`; a published protocol's OOD control claims average as the protocol
+    does, over its test settings (`setting_mean_paired`), as its own table on the family's page does."""
     if key == "maml-erm":
         return summary.get("prediction_paired", {}).get(places[split_index], {}).get("maml/erm", {}).get("1")
+    if SPLITS[split_index] == "ood" and "protocol" in summary:
+        return summary["protocol"]["setting_mean_paired"].get(key)
     return summary.get(places[split_index], {}).get(key)
 
 

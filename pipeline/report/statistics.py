@@ -112,18 +112,55 @@ def bootstrap_ci95(per_seed: Sequence[Sequence[float]]) -> list[float] | None:
     return [float(low), float(high)]
 
 
-def pooled(per_seed: Sequence[Sequence[float]]) -> dict:
-    """Over (seed, task) pairs: {"mean", "ci95", "n", "per_seed"}, plus "over_seeds" and "bootstrap_ci95"."""
+SIGN_BOUNDED = "bootstrap percentile: the t interval crossed 0, which no value does"
+
+
+def _crosses_a_bound(values: Sequence[float], bounds: list[float] | None) -> bool:
+    """Every value has one sign (returns of a family whose rewards are all negative, say), yet `bounds` reach past
+    0: a t interval outside what the quantity can be."""
+    if bounds is None or not values:
+        return False
+    return (max(values) <= 0 < bounds[1]) or (min(values) >= 0 > bounds[0])
+
+
+def pooled(per_seed: Sequence[Sequence[float]], sign_bounded: bool = False) -> dict:
+    """Over (seed, task) pairs: {"mean", "ci95", "n", "per_seed"}, plus "over_seeds" and "bootstrap_ci95".
+
+    `sign_bounded` (returns: a family whose rewards all have one sign keeps its returns on that side of 0): where
+    every value has one sign and a t interval (over the pairs, or over seeds) reaches past 0, that interval is
+    replaced by the percentile bootstrap's, which stays inside the values' range, and says so ("interval":
+    `SIGN_BOUNDED`). The values' sign stands for the range: a family's reward bounds are not recorded."""
     values = [value for seed_values in per_seed for value in seed_values]
     mean, ci95 = mean_and_ci95(values)
-    return {
+    seeds, bootstrap = over_seeds(per_seed), bootstrap_ci95(per_seed)
+    result = {
         "mean": mean,
         "ci95": ci95,
         "n": len(values),
         "per_seed": [sum(seed_values) / len(seed_values) for seed_values in per_seed],
-        "over_seeds": over_seeds(per_seed),
-        "bootstrap_ci95": bootstrap_ci95(per_seed),
+        "over_seeds": seeds,
+        "bootstrap_ci95": bootstrap,
     }
+    if not sign_bounded:
+        return result
+    if _crosses_a_bound(values, seeds["ci95"]) and bootstrap is not None:
+        result["over_seeds"] = {**seeds, "ci95": bootstrap, "interval": SIGN_BOUNDED}
+    if _crosses_a_bound(values, ci95):
+        resampled = percentile_ci95(values)
+        result["ci95"], result["interval"] = resampled, SIGN_BOUNDED
+    return result
+
+
+def percentile_ci95(values: Sequence[float]) -> list[float]:
+    """The 95% percentile bootstrap interval of the mean of `values` (one level: scipy.stats.bootstrap)."""
+    result = stats.bootstrap(
+        (np.asarray(values, dtype=np.float64),),
+        np.mean,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        method="percentile",
+        random_state=np.random.default_rng(BOOTSTRAP_SEED),
+    )
+    return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
 
 
 def paired_pooled(

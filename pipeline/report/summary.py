@@ -96,7 +96,7 @@ def summarize(runs: list[dict]) -> dict:
             continue
         conditions = first[key]
         per_task = {c: [run[key][c]["per_task"] for run in runs] for c in conditions}
-        result[key] = {c: pooled(values) for c, values in per_task.items()}
+        result[key] = {c: pooled(values, sign_bounded=True) for c, values in per_task.items()}
         result[f"{key}_paired"] = {
             f"{a}-{b}": paired_pooled(per_task[a], per_task[b], True)
             for a, b in CONTROL_PAIRS
@@ -210,7 +210,7 @@ def _summarize_learning_curve(runs: list[dict]) -> dict:
     for index, point in enumerate(curves[0]):
         row: dict = {"env_steps": point["env_steps"]}
         if "val_returns" in point:
-            row["val_return"] = pooled([curve[index]["val_returns"] for curve in curves])
+            row["val_return"] = pooled([curve[index]["val_returns"] for curve in curves], sign_bounded=True)
         if "onpolicy_return" in point:
             row["onpolicy_return"] = {"over_seeds": over_seeds([[curve[index]["onpolicy_return"]] for curve in curves])}
         points.append(row)
@@ -236,7 +236,7 @@ def _summarize_protocol(runs: list[dict]) -> dict:
         "name": first["protocol"]["name"],
         "source": first["protocol"]["source"],
         "table": first["protocol"]["table"],
-        "setting_mean": {c: pooled(values) for c, values in per_seed.items()},
+        "setting_mean": {c: pooled(values, sign_bounded=True) for c, values in per_seed.items()},
         "per_setting": {
             c: [
                 None
@@ -329,7 +329,7 @@ def _summarize_rl2(runs: list[dict]) -> dict:
             for episodes in [len(value["episode_returns"])]
         }
         result["rl2"][split] = {
-            name: {"episode_returns": [pooled(values) for values in by_episode]}
+            name: {"episode_returns": [pooled(values, sign_bounded=True) for values in by_episode]}
             for name, by_episode in per_task.items()
         }
         result["rl2_paired"][split] = {
