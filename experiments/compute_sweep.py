@@ -20,8 +20,9 @@ Each setting runs the "tta" condition on the val tasks, then on the test tasks (
 `control_episodes` episodes each, with the pipeline's reset and planner seeds, so every setting is paired with
 every other per task), timing wall-clock seconds per environment step. Random and true-dynamics returns are
 measured once per split (at the default planner) for the normalised score of each (seed, task), (R - R_random) /
-(R_true - R_random) with the references averaged over the seed's tasks (`pipeline.report.statistics`). The adaptation knobs also report prediction MSE: held-out windows whose support is
-`adapt.window` long, query MSE after `adapt.num_steps` MetaMAML inner steps (`pipeline.prediction.window_errors`).
+(R_true - R_random) with the references averaged over the seed's tasks (`pipeline.report.statistics`). The
+adaptation knobs also report prediction MSE: held-out windows whose support is `adapt.window` long, query MSE
+after `adapt.num_steps` MetaMAML inner steps (`pipeline.prediction.window_errors`).
 
 Choice (per knob, val tasks only): the value with the best mean val normalised score (the return where there
 are no true dynamics); every value whose val mean lies inside that best value's 95% interval counts as a tie,
@@ -73,7 +74,7 @@ from experiments.plots import write_compute_sweep_plot
 from experiments.worlds import add_world_flags, world_for_seed
 from pipeline.config import PipelineConfig, resolve_device
 from pipeline.console import OneLineParser
-from pipeline.control import condition_returns, planner_rollouts
+from pipeline.control import condition_returns, episodes_per_task, planner_rollouts
 from pipeline.data import held_out_windows
 from pipeline.flags import add_program_flags, executor_from_flags
 from pipeline.prediction import maml_adapter, window_errors
@@ -161,8 +162,10 @@ def tta_returns(world: World, config: PipelineConfig, split: str) -> tuple[list[
 def reference_returns(world: World, split: str) -> dict[str, list[float]]:
     """Per-task mean return of random actions and (where available) of the planner on the true dynamics."""
     conditions = ("random", "true_dynamics") if has_true_dynamics(world.family) else ("random",)
-    repeats = world.config.control_episodes
-    return {name: per_task_means(condition_returns(world, world.config, split, name), repeats) for name in conditions}
+    return {
+        name: per_task_means(condition_returns(world, world.config, split, name), episodes_per_task(world.config, name))
+        for name in conditions
+    }
 
 
 def prediction_mse(world: World, config: PipelineConfig, split: str) -> list[float]:

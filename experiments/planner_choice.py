@@ -45,7 +45,7 @@ from experiments.plots import write_planner_choice_plot
 from experiments.worlds import add_world_flags, world_for_seed
 from pipeline.config import PipelineConfig, resolve_device
 from pipeline.console import OneLineParser
-from pipeline.control import condition_returns
+from pipeline.control import condition_returns, episodes_per_task
 from pipeline.flags import add_program_flags, executor_from_flags
 from pipeline.provenance import command_line, device_name, provenance
 from pipeline.report.statistics import per_task_means
@@ -76,7 +76,7 @@ def val_returns(world: World, config: PipelineConfig, condition: str) -> tuple[l
     returns = condition_returns(world, config, "val", condition)
     seconds = time.perf_counter() - start
     steps = len(returns) * config.episode_steps  # an upper bound where episodes end early
-    return per_task_means(returns, config.control_episodes), seconds / steps
+    return per_task_means(returns, episodes_per_task(config, condition)), seconds / steps
 
 
 def choose_one_seed(args: argparse.Namespace, seed: int, out_dir: Path, progress: bool) -> dict:

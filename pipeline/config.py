@@ -183,6 +183,18 @@ class PipelineConfig:
         "and after each round; 0: no curve (default: up to 5)",
         optional(integer(0)),
     )
+    curve_every: int = setting(
+        1,
+        "on-policy rounds between learning-curve points (the point before the rounds and the last round's are always "
+        "measured)",
+        integer(1),
+    )
+    ceiling_episodes: int | None = setting(
+        None,
+        "episodes per task of the true-dynamics condition, the first of the other conditions' (same reset seeds): the "
+        "costliest planner, on the least it needs (default: --control_episodes)",
+        optional(integer(1)),
+    )
     planner: PlannerConfig = setting(PlannerConfig(), "CEM planner")
     adapt: OnlineAdaptationConfig = setting(OnlineAdaptationConfig(), "test-time adaptation while acting")
     # --algo rl2 (uses env_name, seed and the task counts above; trains on the CPU)
@@ -259,6 +271,12 @@ class PipelineConfig:
             self.curve_tasks,
         )
         require(
+            self.ceiling_episodes is None or self.ceiling_episodes <= self.control_episodes,
+            "ceiling_episodes",
+            f"at most --control_episodes ({self.control_episodes}): its episodes are the first of theirs",
+            self.ceiling_episodes,
+        )
+        require(
             self.explore_steps < self.episode_steps,
             "explore_steps",
             f"less than --episode_steps ({self.episode_steps}): else tta, memory_only and no_tta all act at random",
@@ -299,6 +317,14 @@ class PipelineConfig:
     def budget(self) -> int:
         """Environment steps on training tasks the run spends: random, then `rounds` on-policy rounds."""
         return self.random_steps + self.rounds * self.onpolicy_tasks * self.onpolicy_steps
+
+    def measures_curve_after(self, epoch: int) -> bool:
+        """Whether the learning curve has a point after 0-based `epoch`: the epoch before the first on-policy round,
+        every `curve_every`-th round and the last."""
+        if not (self.learning_curve_tasks and self.rounds):
+            return False
+        done = epoch - (self.num_epochs - self.rounds) + 1  # on-policy rounds finished after this epoch
+        return done == 0 or (done > 0 and (done % self.curve_every == 0 or done == self.rounds))
 
     @property
     def learning_curve_tasks(self) -> int:

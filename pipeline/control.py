@@ -1,6 +1,6 @@
 """Control on held-out tasks: every condition's episode returns on the first `control_tasks` tasks of a split,
-`control_episodes` episodes each, from the same env reset seeds and the same planner seed in every condition
-(so differences are paired per task).
+`control_episodes` episodes each (the true dynamics, the costliest planner, `ceiling_episodes`: the first of them),
+from the same env reset seeds and the same planner seed in every condition (so differences are paired per task).
 
 Conditions: the planner conditions of `pipeline.acting` ("tta", "memory_only", "no_tta", "oracle",
 "true_dynamics" where the family has its physics as a batched model) and "random" (uniformly random actions).
@@ -9,6 +9,7 @@ Conditions: the planner conditions of `pipeline.acting` ("tta", "memory_only", "
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -31,7 +32,10 @@ def control_tasks(world: World, split: str, config: PipelineConfig) -> list[Task
 
 
 def planner_rollouts(world: World, config: PipelineConfig, split: str, condition: str) -> Rollouts:
-    """The planner of `condition` under `config` on the split's control episodes, each until its first end."""
+    """The planner of `condition` under `config` on the split's control episodes, each until its first end; the
+    true dynamics on the first `ceiling_episodes` of each task's."""
+    if condition == "true_dynamics" and config.ceiling_episodes is not None:
+        config = replace(config, control_episodes=config.ceiling_episodes)
     episode_tasks, seeds, planner_seed = control_episodes(control_tasks(world, split, config), split, config)
     return condition_rollouts(
         condition,
@@ -64,12 +68,11 @@ def evaluate_control(world: World, split: str, progress: bool = True) -> dict:
     "per_setting" (each test setting's mean over its tasks) and "setting_mean" (their unweighted mean, the
     protocol's overall figure).
     """
-    repeats = world.config.control_episodes
     conditions = [c for c in CONDITIONS if c != "true_dynamics" or has_true_dynamics(world.family)]
     results = {}
     for condition in progress_bar(conditions, progress, f"control on {split} tasks"):
         returns = condition_returns(world, world.config, split, condition)
-        results[condition] = episode_summary(_by_task(returns, repeats))
+        results[condition] = episode_summary(_by_task(returns, episodes_per_task(world.config, condition)))
     table = world.family.protocol_table
     if split == "ood" and table is not None:
         params = [task.params for task in control_tasks(world, split, world.config)]
@@ -77,6 +80,13 @@ def evaluate_control(world: World, split: str, progress: bool = True) -> dict:
             value["per_setting"] = table.setting_means(params, value["per_task"])
             value["setting_mean"] = float(np.mean([mean for mean in value["per_setting"] if mean is not None]))
     return results
+
+
+def episodes_per_task(config: PipelineConfig, condition: str) -> int:
+    """The control episodes `condition` runs per task: `control_episodes`, the true dynamics `ceiling_episodes`."""
+    if condition == "true_dynamics" and config.ceiling_episodes is not None:
+        return config.ceiling_episodes
+    return config.control_episodes
 
 
 def _by_task(returns: Sequence[float], repeats: int) -> list[list[float]]:

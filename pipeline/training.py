@@ -5,10 +5,10 @@ run). A meta-batch holds `meta_batch_size` training tasks with `windows_per_task
 The training curve has a row per epoch: {"epoch", "train": {model: mean loss over the epoch's meta-batches},
 "val": {model: the same loss on the val tasks' windows, without a step}, "env_steps": environment steps in the
 training set} ("val" only where there are val tasks). The rows that make the learning curve (the epoch before the
-first on-policy round and every round) add "onpolicy_return" (an epoch that collected: the mean return of its
-on-policy rows), "val_returns" (the first-episode return of "tta" on each of the first `learning_curve_tasks` val
-tasks, after the epoch's training) and "val_return" (their mean). `on_epoch(row)` receives each row as it is made
-(TensorBoard).
+first on-policy round, every `curve_every`-th round and the last) add "onpolicy_return" (an epoch that collected:
+the mean return of its on-policy rows), "val_returns" (the first-episode return of "tta" on each of the first
+`learning_curve_tasks` val tasks, after the epoch's training) and "val_return" (their mean). `on_epoch(row)`
+receives each row as it is made (TensorBoard).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def train(
         row["env_steps"] = dataset.num_envs * dataset.steps
         if onpolicy_return is not None:
             row["onpolicy_return"] = onpolicy_return
-        if config.learning_curve_tasks and config.rounds and epoch >= onpolicy_from - 1:
+        if config.measures_curve_after(epoch):
             val_tasks = splits.val[: config.learning_curve_tasks]
             returns = val_returns(family, val_tasks, models, normalizer, context, config, epoch)
             row["val_return"], row["val_returns"] = sum(returns) / len(returns), returns

@@ -10,6 +10,7 @@ import torch
 
 from core.settings import SettingError
 from pipeline import cli
+from pipeline.acting import control_episodes
 from pipeline.config import defaults_for, override
 from pipeline.report.markdown import summary_markdown
 from pipeline.report.summary import _summarize_learning_curve
@@ -59,6 +60,7 @@ def test_measuring_the_learning_curve_leaves_training_unchanged(tmp_path):
         ({"env_steps": RANDOM_STEPS + 3 * ROUND_STEPS}, "at most --num_epochs (2) of them"),
         ({"env_steps": RANDOM_STEPS + ROUND_STEPS, "control": False}, "under --no-control"),
         ({"curve_tasks": 3}, "curve_tasks must be at most --num_val_tasks (2)"),
+        ({"ceiling_episodes": 3}, "ceiling_episodes must be at most --control_episodes (2)"),
     ],
 )
 def test_a_budget_or_curve_the_run_cannot_honour_is_refused(changes, message):
@@ -106,3 +108,28 @@ def test_more_onpolicy_rows_than_train_tasks_repeat_tasks_from_reset_seeds_of_th
     for task in repeated:
         first, second = observations[onpolicy == task]
         assert not torch.equal(first, second)
+
+
+def test_the_curve_every_few_rounds_keeps_the_first_point_and_the_last_round():
+    config = override(defaults_for("Pendulum-v1"), {"num_epochs": 7, "env_steps": 40 * 400 + 5 * 8 * 200})
+    assert config.rounds == 5  # epochs 2..6 (0-based) collect first; epoch 1 is the last on random data alone
+    every_two = override(config, {"curve_every": 2})
+    assert [epoch for epoch in range(7) if every_two.measures_curve_after(epoch)] == [1, 3, 5, 6]
+    assert [epoch for epoch in range(7) if config.measures_curve_after(epoch)] == [1, 2, 3, 4, 5, 6]
+    assert not any(override(config, {"curve_tasks": 0}).measures_curve_after(epoch) for epoch in range(7))
+
+
+def test_the_ceiling_plays_the_first_of_each_tasks_episodes_and_nothing_else_changes(tmp_path):
+    both = quick_run(tmp_path, "both", "--curve_tasks", "0")
+    first = quick_run(tmp_path, "first", "--curve_tasks", "0", "--ceiling_episodes", "1")
+    for split in ("control", "control_ood"):
+        ceiling = first[split]["true_dynamics"]
+        assert [len(episodes) for episodes in ceiling["episodes"]] == [1] * len(ceiling["episodes"])
+        assert ceiling["per_task"] == [episodes[0] for episodes in ceiling["episodes"]]
+        others = {name: value for name, value in first[split].items() if name != "true_dynamics"}
+        assert others == {name: value for name, value in both[split].items() if name != "true_dynamics"}
+    config = defaults_for("Pendulum-v1", quick=True)
+    tasks = [f"task {index}" for index in range(3)]
+    _, all_seeds, planner_seed = control_episodes(tasks, "test", config)
+    _, first_seeds, same_planner_seed = control_episodes(tasks, "test", override(config, {"control_episodes": 1}))
+    assert first_seeds == all_seeds[::2] and same_planner_seed == planner_seed  # each task's first reset seed
