@@ -128,7 +128,9 @@ class TaskContext:
         """(len(tasks), sum of the categories' sizes): a 1 at each categorical coefficient's value."""
         columns = []
         for name, values in self.categories.items():
-            index = torch.tensor([values.index(int(self.family.coefficients(task)[name])) for task in tasks])
+            index = torch.tensor(
+                [values.index(int(self.family.coefficients(task)[name])) for task in tasks], dtype=torch.long
+            )
             columns.append(torch.nn.functional.one_hot(index, len(values)).float())
         return torch.cat(columns, dim=1) if columns else torch.zeros(len(tasks), 0)
 

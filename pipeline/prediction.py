@@ -183,11 +183,12 @@ def fine_tuning_choices(world: World) -> dict[str, tuple[str, float]]:
     """Each fine-tuned baseline's (optimizer, rate), chosen on val tasks; without val tasks MetaMAML's inner step
     (SGD at inner_lr), as MetaMAML adapts."""
     models, config = world.models, world.config
+    names = ["erm"] + (["oracle"] if models.oracle_model is not None else [])
+    if world.val_windows is None:
+        return {name: ("sgd", config.inner_lr) for name in names}
     baselines = {"erm": (models.erm_model, None)}
     if models.oracle_model is not None:
         baselines["oracle"] = (models.oracle_model, world.context(world.splits.val).to(config.device))
-    if world.val_windows is None:
-        return {name: ("sgd", config.inner_lr) for name in baselines}
     return {
         name: select_fine_tuning(model, world.val_windows, config, models.head, context)
         for name, (model, context) in baselines.items()
