@@ -37,6 +37,7 @@ from env_runner.locomotion import (
 )
 from env_runner.locomotion_goals import AntDirFamily, HalfCheetahDirFamily, HalfCheetahVelFamily
 from env_runner.navigation import POINT_NAVIGATION_ID
+from env_runner.popgym_families import POPGYM_IDS, PopgymFamily
 from env_runner.protocols import COEFFICIENTS
 from env_runner.rewards import RewardFn
 from env_runner.tasks import Task, TaskFamily, TerminationFn
@@ -273,6 +274,8 @@ def make_task_family(env_name: str, protocol: str = COEFFICIENTS, **make_kwargs:
     """
     if env_name in TASK_FAMILIES:
         return TASK_FAMILIES[env_name](protocol=protocol, **make_kwargs)
+    if env_name in POPGYM_IDS:
+        return PopgymFamily(env_name, protocol=protocol, **make_kwargs)
     if env_name not in gym.registry:
         raise ValueError(
             f"unknown environment id {env_name!r}: it is neither a task family "

@@ -139,7 +139,7 @@ class TaskFamily:
                     f"not max_episode_steps={steps}"
                 )
         self.make_kwargs = make_kwargs
-        reference = gym.make(env_id, **make_kwargs)
+        reference = self._observations(gym.make(env_id, **make_kwargs))
         self.observation_space: spaces.Box = reference.observation_space
         self.action_space: spaces.Space = reference.action_space
         self.reference_env: gym.Env = reference.unwrapped
@@ -278,7 +278,7 @@ class TaskFamily:
         Use it as a context manager (`with family.make_env(task) as env:`) to close it.
         """
         self._check_task(task)
-        env = gym.make(self.env_id, **self.make_kwargs)
+        env = self._observations(gym.make(self.env_id, **self.make_kwargs))
         unwrapped = env.unwrapped
         missing = [name for name in task.params if not hasattr(unwrapped, name)]
         if missing:
@@ -286,6 +286,11 @@ class TaskFamily:
             raise AttributeError(f"{self.env_id} has no attributes {missing} to set from the task")
         self._apply_params(unwrapped, task.params)
         return self._wrap(env, task, seed)
+
+    def _observations(self, env: gym.Env) -> gym.Env:
+        """`env` as its observations reach models and policies: the environment's own (a family with discrete or
+        structured observations flattens them to a 1-D Box)."""
+        return env
 
     def _wrap(self, env: gym.Env, task: Task, seed: int | None) -> gym.Env:
         """`env` (the task's parameters applied) with the protocol's reset distribution, in `TaskInfo`."""

@@ -322,6 +322,12 @@ def collapsed(curve: list[dict]) -> bool:
     return best > scores[0] and all(score < floor for score in scores[-2:])
 
 
+def mmer(curve: list[dict]) -> float:
+    """POPGym's MMER (Morad et al. 2023): the max over training iterations of the mean episodic return of the
+    iteration's trials (every episode of a trial counted)."""
+    return max(sum(row["episode_returns"]) / len(row["episode_returns"]) for row in curve)
+
+
 def train_rl2(
     family: TaskFamily,
     train_tasks: Sequence[Task],

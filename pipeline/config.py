@@ -33,6 +33,7 @@ from core.settings import (
     require,
     setting,
 )
+from env_runner.popgym_families import POPGYM_IDS
 from env_runner.protocols import COEFFICIENTS, PROTOCOLS, Protocol, ProtocolTable, protocol_table
 from meta_rl.rl2 import RL2Config
 from planning.planner import PlannerConfig
@@ -414,6 +415,8 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "HalfCheetahVel-v0": {**_HALF_CHEETAH, "episode_steps": 200, "iterations_per_epoch": 300},
     "HalfCheetahDir-v0": {**_HALF_CHEETAH, "episode_steps": 200, "iterations_per_epoch": 300},
     "AntDir-v0": {**_LOCOMOTION, **_META_SGD_TRAINING, "episode_steps": 200},
+    # POPGym: one POMDP, so a trial is one episode (MultiarmedBandit's episode is the trial of pulls on one bandit)
+    **{env_id: {"rl2": {"episodes_per_trial": 1}} for env_id in POPGYM_IDS},
 }
 
 

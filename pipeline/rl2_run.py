@@ -5,8 +5,8 @@
 Stages, in the order they run:
 1. splits      `sample_splits`: train tasks for training, val tasks for selection, test ("in_distribution")
                and OOD tasks read once, at the end
-2. training    `train_rl2` for the memory policy (`config.rl2_memory`) and for the oracle (the same PPO and
-               memory, the task's parameters appended to the observation), on the same per-iteration tasks;
+2. training    `train_rl2` for the memory policy (`config.rl2_memory`) and, where tasks differ, for the oracle (the
+               same PPO and memory, the task's parameters appended to the observation), on the same tasks;
                each writes train_<policy>.pt after every iteration, so `resume` ends with the same weights
 3. evaluation  one trial of `config.rl2.episodes_per_trial` episodes per task; every policy meets the same
                reset seeds and tasks: val first, then test and OOD
@@ -17,6 +17,10 @@ metrics.json, besides env_name, seed, algo, config, provenance, tasks and timing
                                            split: in_distribution | ood; policy: ssm | gru, oracle, random
     rl2_val.<policy>.episode_returns       the same on val tasks
     rl2_training.<policy>                  the training curve: one dict per iteration (losses, episode_returns)
+    rl2_mmer.<policy>                      POPGym's MMER: the max over training iterations of the mean episodic
+                                           return (`meta_rl.rl2.mmer`)
+    rl2_parameters.<policy>                the policy's parameter count
+    rl2_throughput.<policy>                environment steps per second of its training (collection and updates)
     rl2_selection.<policy>                 {"iteration": the best val iterate, whose weights are evaluated (None:
                                            no val tasks, the last iterate), "collapsed": `meta_rl.rl2.collapsed`}
 checkpoint.pt: {"format", "config", "policies": {policy: {"state_dict", "obs_dim", "memory", "hidden_dim"}}},
@@ -34,7 +38,7 @@ from core.seeding import derive_seed, seed_everything
 from env_runner.environment import make_task_family
 from env_runner.tasks import Task, TaskFamily
 from meta_rl.distributed import launched_rank_and_world_size
-from meta_rl.rl2 import best_val_iteration, collapsed, evaluate_rl2, random_policy_trial_returns, train_rl2
+from meta_rl.rl2 import best_val_iteration, collapsed, evaluate_rl2, mmer, random_policy_trial_returns, train_rl2
 from meta_rl.rl2_policy import RecurrentActorCritic
 from pipeline.config import PipelineConfig, check_resumable
 from pipeline.data import evaluation_reset_seed, run_header, sample_splits
@@ -71,7 +75,8 @@ def run_rl2(
     family = make_task_family(config.env_name, protocol=config.protocol)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / "checkpoint.pt"
-    names = (config.rl2_memory, "oracle")
+    # the oracle reads the task's parameters: a single-task family (a POPGym POMDP) has none to give it
+    names = (config.rl2_memory, "oracle") if family.has_task_distribution else (config.rl2_memory,)
     if resume:
         check_resumable(
             PipelineConfig.from_dict(read_rl2_checkpoint(checkpoint_path)["config"]), config, checkpoint_path
@@ -121,6 +126,9 @@ def run_rl2(
         if tasks:
             metrics["rl2"][split] = _evaluate(family, tasks, policies, config, split)
     metrics["rl2_training"] = curves
+    metrics["rl2_mmer"] = {name: mmer(curve) for name, curve in curves.items()}
+    metrics["rl2_parameters"] = {name: sum(p.numel() for p in policy.parameters()) for name, policy in policies.items()}
+    metrics["rl2_throughput"] = {name: curves[name][-1]["env_steps"] / train_s[name] for name in curves}
     metrics["rl2_selection"] = {
         name: {"iteration": best_val_iteration(curve), "collapsed": collapsed(curve)} for name, curve in curves.items()
     }

@@ -150,7 +150,20 @@ def summary_markdown(result: dict) -> str:
             for name, pairs in result["rl2_paired"][split].items()
             for pair, value in pairs.items()
         ]
-        lines += ["", *paired_table("paired in-context gain", gains), ""]
+        if gains:
+            lines += ["", *paired_table("paired in-context gain", gains), ""]
+    if "rl2_mmer" in result:
+        lines += [
+            "",
+            "| policy | MMER (max over training of the mean episodic return) | parameters | training steps/s |",
+        ]
+        lines.append("|---|---|---|---|")
+        for name, value in result["rl2_mmer"].items():
+            speed = number(result["rl2_throughput"][name]["mean"], 0)
+            lines.append(
+                f"| {name} | {over_seeds_cell({'over_seeds': value}, 3)} | {result['rl2_parameters'][name]} | {speed} |"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 

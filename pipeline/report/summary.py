@@ -33,6 +33,8 @@
           whose oracle training collapsed ("excluded_collapsed_oracle_seeds" counts them); {"withheld": reason}
           instead where a policy (random included) returns more than the oracle over seeds
       rl2_collapsed.<policy>: the seeds whose training collapsed on val tasks (`meta_rl.rl2.collapsed`)
+      rl2_mmer.<policy>, rl2_throughput.<policy>: over_seeds of POPGym's MMER and of training's environment steps per
+          second; rl2_parameters.<policy>: the parameter count
     env_name, seeds, n_seeds, bootstrap (its method), commits (of the runs; "unknown" where a run recorded
     none), mixed_commits (a warning, when the runs come from several commits), timing
 
@@ -321,6 +323,14 @@ def _stage_seconds(timing: dict) -> dict[str, float]:
 def _summarize_rl2(runs: list[dict]) -> dict:
     """rl2, rl2_paired and rl2_normalized_score over (seed, task) pairs."""
     result: dict = {"rl2": {}, "rl2_paired": {}, "rl2_normalized_score": {}, "rl2_collapsed": _collapsed_seeds(runs)}
+    if "rl2_mmer" in runs[0]:
+        result["rl2_mmer"] = {
+            name: over_seeds([[run["rl2_mmer"][name]] for run in runs]) for name in runs[0]["rl2_mmer"]
+        }
+        result["rl2_parameters"] = runs[0]["rl2_parameters"]
+        result["rl2_throughput"] = {
+            name: over_seeds([[run["rl2_throughput"][name]] for run in runs]) for name in runs[0]["rl2_throughput"]
+        }
     for split, policies in runs[0]["rl2"].items():
         # per_task[policy][episode]: one list of per-task returns per seed
         per_task = {

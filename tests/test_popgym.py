@@ -1,0 +1,86 @@
+"""POPGym's memory tasks as families of the recurrent policy: observations flattened one-hot, a trial per episode,
+every family end to end with --quick, MMER, and a clear error without the extra."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.spaces import flatten
+
+from env_runner import popgym_families
+from env_runner.families import make_task_family
+from meta_rl.rl2 import mmer
+from pipeline import cli
+from pipeline.config import defaults_for
+
+QUICK_FAMILIES = [
+    f"popgym-{name}-v0"
+    for name in (
+        "RepeatPreviousEasy",
+        "RepeatPreviousMedium",
+        "RepeatPreviousHard",
+        "RepeatFirstEasy",
+        "CountRecallEasy",
+        "AutoencodeEasy",
+        "PositionOnlyCartPoleEasy",
+        "PositionOnlyPendulumEasy",
+        "MultiarmedBanditEasy",
+    )
+]
+
+
+@pytest.mark.parametrize("env_id", ["popgym-CountRecallEasy-v0", "popgym-AutoencodeEasy-v0"])
+def test_observations_reach_the_policy_flattened_one_hot_as_gymnasium_flattens_them(env_id):
+    family = make_task_family(env_id)
+    raw = gym.make(env_id)
+    task = family.sample(1, seed=0)[0]
+    with family.make_env(task) as env:
+        observed, _ = env.reset(seed=3)
+        expected, _ = raw.reset(seed=3)
+        assert np.array_equal(observed, flatten(raw.observation_space, expected))
+        for _ in range(5):
+            action = env.action_space.sample()
+            assert np.array_equal(env.step(action)[0], flatten(raw.observation_space, raw.step(action)[0]))
+    assert family.observation_space.shape == (flatten(raw.observation_space, expected).shape[0],)
+    assert not family.has_task_distribution and not family.held_out_tasks and not family.has_ood_split
+
+
+def test_a_trial_is_one_episode_and_the_time_limit_never_cuts_one_short():
+    assert defaults_for("popgym-RepeatPreviousHard-v0").rl2.episodes_per_trial == 1
+    family = make_task_family("popgym-RepeatPreviousEasy-v0")
+    with family.make_env(family.sample(1, seed=0)[0]) as env:
+        env.reset(seed=0)
+        steps, terminated, truncated = 0, False, False
+        while not (terminated or truncated):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            steps += 1
+    assert terminated and not truncated and steps == env.unwrapped.max_episode_length
+
+
+@pytest.mark.parametrize("env_id", QUICK_FAMILIES)
+def test_every_family_runs_rl2_quick_end_to_end(env_id, tmp_path):
+    cli.main(["--algo", "rl2", "--env_name", env_id, "--quick", "--no_progress", "--out_dir", str(tmp_path)])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["rl2"]["in_distribution"]) == {"ssm", "random"}  # one POMDP: no task for an oracle to read
+    assert -1.0 <= metrics["rl2_mmer"]["ssm"] <= 1.0  # POPGym's returns lie in [-1, 1]
+    assert metrics["rl2_mmer"]["ssm"] == mmer(metrics["rl2_training"]["ssm"])
+    assert metrics["rl2_parameters"]["ssm"] > 0 and metrics["rl2_throughput"]["ssm"] > 0
+
+
+def test_mmer_is_the_best_iterations_mean_episodic_return():
+    curve = [{"episode_returns": [-0.5, 0.1]}, {"episode_returns": [0.4, 0.2]}, {"episode_returns": [0.0, 0.1]}]
+    assert mmer(curve) == pytest.approx(0.3)
+
+
+def test_without_the_extra_the_error_names_it(monkeypatch):
+    def missing(name):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(popgym_families.importlib, "import_module", missing)
+    with pytest.raises(
+        ValueError, match=r"install the popgym extra \(pip install 'ssm-metarl\[popgym\]'\)"
+    ):
+        make_task_family("popgym-RepeatFirstEasy-v0")
