@@ -36,11 +36,15 @@ from core import threads
 from core.checkpoint import atomic_save, load_checkpoint
 from core.progress import progress_bar
 from core.seeding import derive_seed
-from core.settings import check_settings, integer, number, positive, require, setting
+from core.settings import Rule, check_settings, integer, is_int, number, positive, require, setting
 from env_runner.actions import action_dim, uniform_action
 from env_runner.tasks import Task, TaskFamily
 from meta_rl.ppo import gae, ppo_loss
 from meta_rl.rl2_policy import RecurrentActorCritic, act, policy_inputs, sample_action
+
+
+def _trial_lengths(value: object) -> bool:
+    return isinstance(value, tuple) and all(is_int(length) and length >= 2 for length in value)
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,21 @@ class RL2Config:
     val_every: int = setting(
         25, "every this many iterations, one trial per val task: the val learning curve (0: never)", integer(0)
     )
+    longer_trials: tuple[int, ...] = setting(
+        (),
+        "evaluation only: also play test and OOD tasks in trials of these many episodes, longer than training's "
+        "(length generalisation: does the return keep rising past the trial length trained on?)",
+        Rule(_trial_lengths, "zero or more ints >= 2"),
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
+        require(
+            all(length > self.episodes_per_trial for length in self.longer_trials),
+            "longer_trials",
+            f"lengths above episodes_per_trial ({self.episodes_per_trial})",
+            self.longer_trials,
+        )
         require(
             self.trials_per_iteration % self.num_minibatches == 0,
             "num_minibatches",

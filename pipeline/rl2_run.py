@@ -16,6 +16,7 @@ metrics.json, besides env_name, seed, algo, config, provenance, tasks and timing
     rl2.<split>.<policy>.episode_returns   list over the episodes of a trial of {"mean", "ci95", "per_task"}
                                            split: in_distribution | ood; policy: ssm | gru, oracle, random
     rl2_val.<policy>.episode_returns       the same on val tasks
+    rl2_longer.<N>.<split>.<policy>        the same in trials of N episodes (`--rl2.longer_trials`), the same policies
     rl2_training.<policy>                  the training curve: one dict per iteration (losses, episode_returns)
     rl2_mmer.<policy>                      POPGym's MMER: the max over training iterations of the mean episodic
                                            return (`meta_rl.rl2.mmer`)
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from core.checkpoint import atomic_save, atomic_write_json, load_marked_checkpoint
@@ -125,6 +127,15 @@ def run_rl2(
     for split, tasks in (("in_distribution", splits.test), ("ood", splits.ood)):
         if tasks:
             metrics["rl2"][split] = _evaluate(family, tasks, policies, config, split)
+    if config.rl2.longer_trials:
+        metrics["rl2_longer"] = {
+            str(length): {
+                split: _evaluate(family, tasks, policies, _with_trial_length(config, length), split)
+                for split, tasks in (("in_distribution", splits.test), ("ood", splits.ood))
+                if tasks
+            }
+            for length in config.rl2.longer_trials
+        }
     metrics["rl2_training"] = curves
     metrics["rl2_mmer"] = {name: mmer(curve) for name, curve in curves.items()}
     metrics["rl2_parameters"] = {name: sum(p.numel() for p in policy.parameters()) for name, policy in policies.items()}
@@ -141,6 +152,11 @@ def run_rl2(
     atomic_write_json(metrics, out_dir / "metrics.json")
     write_run_plots(metrics, out_dir)
     return metrics
+
+
+def _with_trial_length(config: PipelineConfig, episodes: int) -> PipelineConfig:
+    """`config` playing trials of `episodes` episodes (evaluation only)."""
+    return replace(config, rl2=replace(config.rl2, episodes_per_trial=episodes, longer_trials=()))
 
 
 def _save_checkpoint(path: Path, config: PipelineConfig, policies: dict[str, RecurrentActorCritic]) -> None:

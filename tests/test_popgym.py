@@ -80,7 +80,5 @@ def test_without_the_extra_the_error_names_it(monkeypatch):
         raise ImportError(f"No module named {name!r}")
 
     monkeypatch.setattr(popgym_families.importlib, "import_module", missing)
-    with pytest.raises(
-        ValueError, match=r"install the popgym extra \(pip install 'ssm-metarl\[popgym\]'\)"
-    ):
+    with pytest.raises(ValueError, match=r"install the popgym extra \(pip install 'ssm-metarl\[popgym\]'\)"):
         make_task_family("popgym-RepeatFirstEasy-v0")

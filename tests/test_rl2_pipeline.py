@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from core.settings import SettingError
 from env_runner.environment import make_task_family
 from env_runner.tasks import TaskFamily
 from meta_rl import rl2
+from meta_rl.rl2 import RL2Config
 from pipeline import cli as main
 from pipeline.config import PipelineConfig
+from pipeline.report.summary import summarize
 
 QUICK = ["--algo", "rl2", "--env_name", "PointNavigation-v0", "--quick", "--no_progress"]
 POLICIES = {"ssm", "oracle", "random"}
@@ -155,3 +159,25 @@ def test_help_names_both_algorithms_and_the_rl2_settings(capsys):
     text = capsys.readouterr().out
     for flag in ("--algo", "{mbrl,rl2}", "--rl2_memory", "--rl2.iterations", "--rl2.episodes_per_trial"):
         assert flag in text
+
+
+def test_longer_trials_begin_as_the_trained_length_trials_and_add_their_later_episodes(tmp_path):
+    main.main(
+        ["--algo", "rl2", "--env_name", "PointNavigation-v0", "--quick", "--no_progress", "--out_dir", str(tmp_path)]
+        + ["--rl2.longer_trials", "4"]
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for split in ("in_distribution", "ood"):
+        for policy, value in metrics["rl2"][split].items():
+            longer = metrics["rl2_longer"]["4"][split][policy]["episode_returns"]
+            assert len(longer) == 4
+            assert [e["per_task"] for e in longer[:2]] == [e["per_task"] for e in value["episode_returns"]]
+    summary = summarize([metrics])
+    gain = summary["rl2_longer"]["4"]["ood"]["ssm"]["last-first"]
+    ood = metrics["rl2_longer"]["4"]["ood"]["ssm"]["episode_returns"]
+    assert gain["mean"] == pytest.approx(np.mean(np.subtract(ood[3]["per_task"], ood[0]["per_task"])))
+
+
+def test_a_longer_trial_must_be_longer_than_training():
+    with pytest.raises(SettingError, match=r"longer_trials must be lengths above episodes_per_trial \(2\)"):
+        RL2Config(longer_trials=(2, 4))

@@ -152,6 +152,20 @@ def summary_markdown(result: dict) -> str:
         ]
         if gains:
             lines += ["", *paired_table("paired in-context gain", gains), ""]
+    for length, splits in result.get("rl2_longer", {}).items():
+        for split, policies in splits.items():
+            lines += [
+                f"RL² in trials of {length} episodes (longer than training's), {split}",
+                "",
+                "| policy | " + " | ".join(f"episode {e + 1}" for e in range(int(length))) + " |",
+                "|---|" + "---|" * int(length),
+            ]
+            for name, value in policies.items():
+                lines.append(
+                    f"| {name} | " + " | ".join(over_seeds_cell(r, 1) for r in value["episode_returns"]) + " |"
+                )
+            gains = [(f"{name} last-first", value["last-first"]) for name, value in policies.items()]
+            lines += ["", *paired_table("paired gain over the longer trial", gains), ""]
     if "rl2_mmer" in result:
         lines += [
             "",

@@ -33,6 +33,8 @@
           whose oracle training collapsed ("excluded_collapsed_oracle_seeds" counts them); {"withheld": reason}
           instead where a policy (random included) returns more than the oracle over seeds
       rl2_collapsed.<policy>: the seeds whose training collapsed on val tasks (`meta_rl.rl2.collapsed`)
+      rl2_longer.<N>.<split>.<policy>: {"episode_returns": [pooled per episode], "last-first": paired} in trials of
+          N episodes, longer than training's (`--rl2.longer_trials`)
       rl2_mmer.<policy>, rl2_throughput.<policy>: over_seeds of POPGym's MMER and of training's environment steps per
           second; rl2_parameters.<policy>: the parameter count
     env_name, seeds, n_seeds, bootstrap (its method), commits (of the runs; "unknown" where a run recorded
@@ -323,6 +325,8 @@ def _stage_seconds(timing: dict) -> dict[str, float]:
 def _summarize_rl2(runs: list[dict]) -> dict:
     """rl2, rl2_paired and rl2_normalized_score over (seed, task) pairs."""
     result: dict = {"rl2": {}, "rl2_paired": {}, "rl2_normalized_score": {}, "rl2_collapsed": _collapsed_seeds(runs)}
+    if "rl2_longer" in runs[0]:
+        result["rl2_longer"] = _summarize_longer_trials(runs)
     if "rl2_mmer" in runs[0]:
         result["rl2_mmer"] = {
             name: over_seeds([[run["rl2_mmer"][name]] for run in runs]) for name in runs[0]["rl2_mmer"]
@@ -368,6 +372,26 @@ def _summarize_rl2(runs: list[dict]) -> dict:
                 if kept
                 else {"withheld": "the oracle's training collapsed in every seed"}
             )
+    return result
+
+
+def _summarize_longer_trials(runs: list[dict]) -> dict:
+    """Per trial length N, split and policy: each episode's return pooled, and the last episode's minus the first's
+    paired per (seed, task) ("last-first": does the return keep rising past the trial length trained on?)."""
+    result: dict = {}
+    for length, splits in runs[0]["rl2_longer"].items():
+        result[length] = {}
+        for split, policies in splits.items():
+            result[length][split] = {}
+            for name in policies:
+                episodes = [
+                    [run["rl2_longer"][length][split][name]["episode_returns"][e]["per_task"] for run in runs]
+                    for e in range(int(length))
+                ]
+                result[length][split][name] = {
+                    "episode_returns": [pooled(values, sign_bounded=True) for values in episodes],
+                    "last-first": paired_pooled(episodes[-1], episodes[0], True),
+                }
     return result
 
 
