@@ -12,24 +12,13 @@ from gymnasium.spaces import flatten
 
 from env_runner import popgym_families
 from env_runner.families import make_task_family
+from env_runner.popgym_families import POPGYM_IDS
 from meta_rl.rl2 import mmer
 from pipeline import cli
 from pipeline.config import defaults_for
 
-QUICK_FAMILIES = [
-    f"popgym-{name}-v0"
-    for name in (
-        "RepeatPreviousEasy",
-        "RepeatPreviousMedium",
-        "RepeatPreviousHard",
-        "RepeatFirstEasy",
-        "CountRecallEasy",
-        "AutoencodeEasy",
-        "PositionOnlyCartPoleEasy",
-        "PositionOnlyPendulumEasy",
-        "MultiarmedBanditEasy",
-    )
-]
+# every task the library offers at its easiest, and RepeatPrevious at every difficulty
+QUICK_FAMILIES = [env_id for env_id in POPGYM_IDS if "Easy" in env_id or "RepeatPrevious" in env_id]
 
 
 @pytest.mark.parametrize("env_id", ["popgym-CountRecallEasy-v0", "popgym-AutoencodeEasy-v0"])
