@@ -54,6 +54,7 @@ SPECIAL = {  # settings bound to others: a value that agrees with their defaults
     "planner.noise_exponent": 1.0,  # the default 0 halved or doubled is itself
     "rl2.trials_per_iteration": 32,  # a multiple of num_minibatches (4)
     "rl2.num_minibatches": 8,  # a divisor of trials_per_iteration (16)
+    "rl2.longer_trials": (4,),  # none by default; above episodes_per_trial (2)
 }
 
 
