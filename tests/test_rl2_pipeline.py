@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.settings import SettingError
+from core.settings import SettingError, override
 from env_runner.environment import make_task_family
 from env_runner.tasks import TaskFamily
 from meta_rl import rl2
@@ -69,7 +69,7 @@ def test_quick_rl2_run_writes_every_output_with_the_schema(quick_runs):
     assert load_json(seed_dir / "config.json") == metrics["config"]
     rebuilt = PipelineConfig.from_dict(metrics["config"])
     assert (
-        rebuilt.rl2 == rl2.RL2Config(**metrics["config"]["rl2"])
+        rebuilt.rl2 == override(rl2.RL2Config(), metrics["config"]["rl2"])  # JSON lists back to tuples
         and json.loads(json.dumps(rebuilt.to_dict())) == metrics["config"]
     )
     checkpoint = torch.load(seed_dir / "checkpoint.pt", weights_only=True)
