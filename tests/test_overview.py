@@ -43,8 +43,8 @@ def test_each_family_row_reads_test_and_ood_claims_from_its_summary(tmp_path):
     assert row["cells"]["tta-no_tta"]["ood"]["verdict"] == "reversed"
     assert row["cells"]["tta-memory_only"]["test"]["verdict"] == "not established"
     assert row["cells"]["tta-memory_only"]["ood"] is None  # not in this summary
-    assert row["cells"]["maml-erm"]["test"]["verdict"] == "established"
-    assert row["cells"]["maml-erm"]["ood"]["verdict"] == "not established"
+    assert row["cells"]["maml/erm"]["test"]["verdict"] == "established"
+    assert row["cells"]["maml/erm"]["ood"]["verdict"] == "not established"
 
 
 def test_holm_runs_over_the_whole_table_so_a_claim_can_lose_its_verdict_to_the_other_rows(tmp_path):
@@ -57,7 +57,6 @@ def test_holm_runs_over_the_whole_table_so_a_claim_can_lose_its_verdict_to_the_o
     alone = build_overview(folders[1:])["rows"][0]["cells"]["tta-no_tta"]["test"]
     together = build_overview(folders)["rows"][1]["cells"]["tta-no_tta"]["test"]
     assert alone["p"] == together["p"] and together["p_holm"] > alone["p_holm"]
-    assert together["p_holm"] >= 0.05 or together["verdict"] == "established"
     assert together["verdict"] == ("established" if together["p_holm"] < 0.05 else "not established")
 
 

@@ -34,15 +34,15 @@ SPLITS = ("test", "ood")
 CLAIMS = (  # (key, label, where in summary.json per split, the sign of "better")
     ("tta-no_tta", "tta − no_tta", ("control_paired", "control_ood_paired"), 1.0),
     ("tta-memory_only", "tta − memory_only", ("control_paired", "control_ood_paired"), 1.0),
-    ("maml-erm", "MAML / ERM MSE, k = 1", ("in_distribution", "ood"), -1.0),
+    ("maml/erm", "MAML / ERM MSE, k = 1", ("in_distribution", "ood"), -1.0),
 )
 
 
 def _paired_entry(summary: dict, key: str, places: tuple[str, str], split_index: int) -> dict | None:
     """The claim's paired entry in `summary`; a published protocol's OOD control claims average as the protocol
     does, over its test settings (`setting_mean_paired`), as its own table on the family's page does."""
-    if key == "maml-erm":
-        return summary.get("prediction_paired", {}).get(places[split_index], {}).get("maml/erm", {}).get("1")
+    if key == "maml/erm":
+        return summary.get("prediction_paired", {}).get(places[split_index], {}).get(key, {}).get("1")
     if SPLITS[split_index] == "ood" and "protocol" in summary:
         return summary["protocol"]["setting_mean_paired"].get(key)
     return summary.get(places[split_index], {}).get(key)
@@ -107,7 +107,7 @@ def overview_markdown(result: dict) -> str:
     ]
     for row in result["rows"]:
         cells = [
-            _cell(row["cells"][claim["key"]][split], 3 if claim["key"] == "maml-erm" else 1)
+            _cell(row["cells"][claim["key"]][split], 3 if claim["key"] == "maml/erm" else 1)
             for claim in result["claims"]
             for split in SPLITS
         ]
