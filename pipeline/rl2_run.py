@@ -21,7 +21,8 @@ metrics.json, besides env_name, seed, algo, config, provenance, tasks and timing
     rl2_mmer.<policy>                      POPGym's MMER: the max over training iterations of the mean episodic
                                            return (`meta_rl.rl2.mmer`)
     rl2_parameters.<policy>                the policy's parameter count
-    rl2_throughput.<policy>                environment steps per second of its training (collection and updates)
+    rl2_throughput.<policy>                environment steps per second of its training (collection and updates);
+                                           null for a resumed run
     rl2_selection.<policy>                 {"iteration": the best val iterate, whose weights are evaluated (None:
                                            no val tasks, the last iterate), "collapsed": `meta_rl.rl2.collapsed`}
 checkpoint.pt: {"format", "config", "policies": {policy: {"state_dict", "obs_dim", "memory", "hidden_dim"}}},
@@ -139,7 +140,10 @@ def run_rl2(
     metrics["rl2_training"] = curves
     metrics["rl2_mmer"] = {name: mmer(curve) for name, curve in curves.items()}
     metrics["rl2_parameters"] = {name: sum(p.numel() for p in policy.parameters()) for name, policy in policies.items()}
-    metrics["rl2_throughput"] = {name: curves[name][-1]["env_steps"] / train_s[name] for name in curves}
+    # a resumed run's seconds count from the restart and its steps from the start: no throughput to report
+    metrics["rl2_throughput"] = (
+        None if resume else {name: curve[-1]["env_steps"] / train_s[name] for name, curve in curves.items()}
+    )
     metrics["rl2_selection"] = {
         name: {"iteration": best_val_iteration(curve), "collapsed": collapsed(curve)} for name, curve in curves.items()
     }

@@ -173,7 +173,7 @@ def summary_markdown(result: dict) -> str:
         ]
         lines.append("|---|---|---|---|")
         for name, value in result["rl2_mmer"].items():
-            speed = number(result["rl2_throughput"][name]["mean"], 0)
+            speed = "-" if result["rl2_throughput"] is None else number(result["rl2_throughput"][name]["mean"], 0)
             lines.append(
                 f"| {name} | {over_seeds_cell({'over_seeds': value}, 3)} | {result['rl2_parameters'][name]} | {speed} |"
             )

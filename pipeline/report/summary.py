@@ -36,7 +36,7 @@
       rl2_longer.<N>.<split>.<policy>: {"episode_returns": [pooled per episode], "last-first": paired} in trials of
           N episodes, longer than training's (`--rl2.longer_trials`)
       rl2_mmer.<policy>, rl2_throughput.<policy>: over_seeds of POPGym's MMER and of training's environment steps per
-          second; rl2_parameters.<policy>: the parameter count
+          second (the seeds that were not resumed; null if none); rl2_parameters.<policy>: the parameter count
     env_name, seeds, n_seeds, bootstrap (its method), commits (of the runs; "unknown" where a run recorded
     none), mixed_commits (a warning, when the runs come from several commits), timing
 
@@ -332,9 +332,10 @@ def _summarize_rl2(runs: list[dict]) -> dict:
             name: over_seeds([[run["rl2_mmer"][name]] for run in runs]) for name in runs[0]["rl2_mmer"]
         }
         result["rl2_parameters"] = runs[0]["rl2_parameters"]
-        result["rl2_throughput"] = {
-            name: over_seeds([[run["rl2_throughput"][name]] for run in runs]) for name in runs[0]["rl2_throughput"]
-        }
+        timed = [run["rl2_throughput"] for run in runs if run["rl2_throughput"] is not None]  # not the resumed
+        result["rl2_throughput"] = (
+            {name: over_seeds([[seed[name]] for seed in timed]) for name in timed[0]} if timed else None
+        )
     for split, policies in runs[0]["rl2"].items():
         # per_task[policy][episode]: one list of per-task returns per seed
         per_task = {
@@ -355,24 +356,34 @@ def _summarize_rl2(runs: list[dict]) -> dict:
             if len(by_episode) > 1
         }
         if "oracle" in per_task and "random" in per_task:
-            last = {name: result["rl2"][split][name]["episode_returns"][-1]["over_seeds"]["mean"] for name in per_task}
-            beaten = [name for name in per_task if last[name] > last["oracle"]]
-            kept = [index for index, run in enumerate(runs) if run["seed"] not in result["rl2_collapsed"]["oracle"]]
-            scores = {
-                name: _pooled_normalized(
-                    *([by_episode[-1][i] for i in kept] for by_episode in (values, random, oracle))
-                )
-                for name, values in per_task.items()
-                for random, oracle in [(per_task["random"], per_task["oracle"])]
-            }
-            result["rl2_normalized_score"][split] = (
-                {"withheld": f"the oracle is no ceiling here: {', '.join(beaten)} returned more over seeds"}
-                if beaten
-                else {"excluded_collapsed_oracle_seeds": len(runs) - len(kept)} | scores
-                if kept
-                else {"withheld": "the oracle's training collapsed in every seed"}
+            result["rl2_normalized_score"][split] = _rl2_normalized(
+                result["rl2"][split], per_task, runs, result["rl2_collapsed"]["oracle"]
             )
     return result
+
+
+def _rl2_normalized(
+    pooled_split: dict, per_task: dict[str, list[list[list[float]]]], runs: list[dict], collapsed_oracle: list[int]
+) -> dict:
+    """Each policy's last-episode return placed between random's and the oracle's (`_pooled_normalized`), on the
+    seeds whose oracle training did not collapse; withheld where some policy returns more than the oracle over seeds
+    (it is no ceiling) or where the oracle collapsed in every seed."""
+    last = {name: pooled_split[name]["episode_returns"][-1]["over_seeds"]["mean"] for name in per_task}
+    beaten = [name for name in per_task if last[name] > last["oracle"]]
+    if beaten:
+        return {"withheld": f"the oracle is no ceiling here: {', '.join(beaten)} returned more over seeds"}
+    kept = [index for index, run in enumerate(runs) if run["seed"] not in collapsed_oracle]
+    if not kept:
+        return {"withheld": "the oracle's training collapsed in every seed"}
+
+    def last_episode(name: str) -> list[list[float]]:
+        return [per_task[name][-1][index] for index in kept]
+
+    scores = {
+        name: _pooled_normalized(last_episode(name), last_episode("random"), last_episode("oracle"))
+        for name in per_task
+    }
+    return {"excluded_collapsed_oracle_seeds": len(runs) - len(kept)} | scores
 
 
 def _summarize_longer_trials(runs: list[dict]) -> dict:
