@@ -10,6 +10,16 @@ One layer, per time step t (N = state_dim, H = hidden_dim):
     h_t             = a_t * (1 - reset_t) * h_{t-1} + b_t           (N)  diagonal recurrence
     y_t             = W_out((h_t + D * z_t) * silu(g_t))            (output_dim)  gated readout + skip
 
+With `eigenvalues="complex"` the state's N entries are N / 2 complex numbers (real parts, then imaginary
+parts; S5, LRU: Smith et al. 2023, Orvieto et al. 2023): each pair shares one decay and turns by its own learned
+angle theta each step,
+
+    h_t             = a_t * (1 - reset_t) * exp(i theta) * h_{t-1} + b_t     (N / 2 complex)
+
+so a state can hold what it saw k steps ago at a phase of its own (real decays only blur the past together:
+recalling the input of exactly k steps back is what a single real layer cannot learn). Sequence mode turns the
+inputs back by theta * t, runs the same real scan on both parts, and turns the states forward again.
+
 The rate goes through a rank-R bottleneck (R = ceil(H / 16), as in Mamba), which keeps the
 per-step cost below an LSTM's of the same width.
 
@@ -59,6 +69,7 @@ class SSM(nn.Module):
         chunk_size: int | None = None,
         scan: str = "auto",
         timescale_range: tuple[float, float] = (1.0, 1e4),
+        eigenvalues: str = "real",
     ) -> None:
         super().__init__()
         for name, value in (
@@ -73,6 +84,13 @@ class SSM(nn.Module):
             raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
         if scan not in SCANS:
             raise ValueError(f"scan must be one of {SCANS}, got {scan!r}")
+        if eigenvalues not in EIGENVALUES:
+            raise ValueError(f"eigenvalues must be one of {EIGENVALUES}, got {eigenvalues!r}")
+        if eigenvalues == "complex" and (state_dim % 2 or scan == "fused"):
+            raise ValueError(
+                f"complex eigenvalues pair the state's entries and run on the chunked or doubling scan: state_dim "
+                f"must be even (got {state_dim}) and scan not 'fused'"
+            )
         self.state_dim = state_dim
         self.input_dim = input_dim
         self.output_dim = output_dim
@@ -80,14 +98,19 @@ class SSM(nn.Module):
         self.chunk_size = chunk_size
         self.scan = scan
         self.timescale_range = (float(timescale_range[0]), float(timescale_range[1]))
+        self.eigenvalues = eigenvalues
+        self.rotating = eigenvalues == "complex"
+        decays = state_dim // 2 if self.rotating else state_dim  # one per complex pair, else one per entry
 
         self.dt_rank = -(-hidden_dim // 16)
         self.in_proj = nn.Linear(input_dim, hidden_dim)
         self.rate_proj = nn.Linear(hidden_dim, self.dt_rank, bias=False)  # rank-R bottleneck of the rate
-        self.dt_proj = nn.Linear(self.dt_rank, state_dim)
+        self.dt_proj = nn.Linear(self.dt_rank, decays)
         self.z_proj = nn.Linear(hidden_dim, state_dim)
         self.gate_proj = nn.Linear(hidden_dim, state_dim)
-        self.A_log = nn.Parameter(torch.empty(state_dim))
+        self.A_log = nn.Parameter(torch.empty(decays))
+        if self.rotating:  # the angle each complex pair turns per step, uniform in [0, pi) at initialisation
+            self.theta = nn.Parameter(torch.empty(decays).uniform_(0.0, math.pi))
         self.D = nn.Parameter(torch.ones(state_dim))
         self.out_proj = nn.Linear(state_dim, output_dim)
         self._init_timescales()
@@ -96,7 +119,7 @@ class SSM(nn.Module):
 
     def _init_timescales(self) -> None:
         low, high = self.timescale_range
-        timescales = torch.exp(torch.empty(self.state_dim).uniform_(math.log(low), math.log(high)))
+        timescales = torch.exp(torch.empty(self.A_log.shape).uniform_(math.log(low), math.log(high)))
         with torch.no_grad():
             self.A_log.copy_(-torch.log(timescales))
             # softplus(dt bias) = 1 at initialisation, so the rate starts at exactly 1 / timescale.
@@ -113,6 +136,7 @@ class SSM(nn.Module):
             "chunk_size": self.chunk_size,
             "scan": self.scan,
             "timescale_range": list(self.timescale_range),
+            "eigenvalues": self.eigenvalues,
         }
 
     def init_hidden(self, batch_size: int) -> torch.Tensor:
@@ -139,13 +163,35 @@ class SSM(nn.Module):
             a = a * (1.0 - reset.to(a.dtype)).unsqueeze(-1)
         h0 = hidden_state.to(a.dtype)
         if x.dim() == 2:
-            next_hidden = torch.addcmul(b, a, h0)
+            next_hidden = torch.addcmul(b, a, self._turn(h0, 1.0))
             return self._readout(next_hidden, z, gate), next_hidden
+        if self.rotating:  # g_t = exp(-i theta t) h_t follows the real recurrence g_t = a_t g_{t-1} + turned b_t
+            steps = torch.arange(x.shape[1], device=x.device, dtype=torch.float64).unsqueeze(-1)  # (T, 1)
+            b, h0 = self._turn(b, -steps), self._turn(h0, 1.0)
         if self._sequence_scan(x) == "doubling":
             states = doubling_scan(a, b, h0)  # (B, T, N)
         else:
             states = chunked_scan(a, b, h0, self.chunk_size)
+        if self.rotating:
+            states = self._turn(states, steps)
         return self._readout(states, z, gate), states[:, -1]
+
+    def _turn(self, h: torch.Tensor, steps: torch.Tensor | float) -> torch.Tensor:
+        """Complex pairs (..., N) turned by theta * steps (a float, or (T, 1) steps for h's time axis); real
+        eigenvalues: h itself. The angle is reduced modulo 2 pi in float64, so long sequences keep float32's
+        precision."""
+        if not self.rotating:
+            return h
+        angle = torch.remainder(self.theta.to(torch.float64) * steps, 2 * math.pi).to(h.dtype)  # (..., N / 2)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        real, imaginary = h.chunk(2, dim=-1)
+        return torch.cat([cos * real - sin * imaginary, sin * real + cos * imaginary], dim=-1)
+
+    def _paired(self, rate: torch.Tensor, A_log: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: N803
+        """The rate (..., N / 2) and A_log (N / 2) of complex pairs repeated onto both parts (..., N); real: as is."""
+        if not self.rotating:
+            return rate, A_log
+        return torch.cat([rate, rate], dim=-1), torch.cat([A_log, A_log])
 
     def _sequence_scan(self, x: torch.Tensor) -> str:
         """The scan sequence mode runs on x: `scan` ("auto": "doubling" on CUDA, "fused" elsewhere).
@@ -153,7 +199,7 @@ class SSM(nn.Module):
         Inside a torch.func transform "fused" runs as "chunked", its reference: same equations, plain ops.
         """
         scan = self.scan if self.scan != "auto" else "doubling" if x.device.type == "cuda" else "fused"
-        return "chunked" if scan == "fused" and not fused_scan.applies() else scan
+        return "chunked" if scan == "fused" and (self.rotating or not fused_scan.applies()) else scan
 
     def _fused_sequence(
         self, x: torch.Tensor, hidden_state: torch.Tensor, reset: torch.Tensor | None
@@ -186,13 +232,14 @@ class SSM(nn.Module):
         scan_dtype = torch.promote_types(x.dtype, torch.float32)
         u = F.silu(self.in_proj(x), inplace=True)  # (B, H)
         z, gate = self.z_proj(u), self.gate_proj(u)  # (B, N) each
-        rate = self.dt_proj(self.rate_proj(u)).to(scan_dtype)  # (B, N)
-        neg_delta = F.softplus(rate).mul_(-torch.exp(self.A_log.to(scan_dtype)))  # (B, N)
+        rate, A_log = self._paired(self.dt_proj(self.rate_proj(u)).to(scan_dtype), self.A_log.to(scan_dtype))
+        neg_delta = F.softplus(rate).mul_(-torch.exp(A_log))  # (B, N)
         normalised_input = torch.mul(neg_delta, 2.0).expm1_().neg_().sqrt_().mul_(z.to(scan_dtype))  # b (B, N)
         decay = neg_delta.exp_()  # a (B, N)
         if reset is not None:
             decay.mul_((1.0 - reset.to(scan_dtype)).unsqueeze(-1))
-        next_hidden = torch.addcmul(normalised_input, decay, hidden_state.to(scan_dtype))  # (no in-place vmap rule)
+        turned = self._turn(hidden_state.to(scan_dtype), 1.0)
+        next_hidden = torch.addcmul(normalised_input, decay, turned)  # (no in-place vmap rule)
         readout = torch.addcmul(next_hidden.to(z.dtype), self.D, z).mul_(F.silu(gate, inplace=True))
         return self.out_proj(readout), next_hidden
 
@@ -201,8 +248,8 @@ class SSM(nn.Module):
         u = F.silu(self.in_proj(x))
         z, gate = self.z_proj(u), self.gate_proj(u)
         scan_dtype = torch.promote_types(x.dtype, torch.float32)
-        rate = self.dt_proj(self.rate_proj(u)).to(scan_dtype)
-        a, b = fused_scan.decay_and_input(rate, z.to(scan_dtype), self.A_log.to(scan_dtype))
+        rate, A_log = self._paired(self.dt_proj(self.rate_proj(u)).to(scan_dtype), self.A_log.to(scan_dtype))
+        a, b = fused_scan.decay_and_input(rate, z.to(scan_dtype), A_log)
         return z, gate, a, b
 
     def _readout(self, h: torch.Tensor, z: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
@@ -225,3 +272,4 @@ class SSM(nn.Module):
 
 
 SCANS = ("auto", "fused", "chunked", "doubling")
+EIGENVALUES = ("real", "complex")

@@ -33,7 +33,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 from core.ssm import SSM
 from env_runner.actions import action_dim, is_discrete, one_hot_actions, unit_to_env_action
 
-MEMORIES = ("ssm", "gru")
+MEMORIES = ("ssm", "ssm_complex", "gru")  # ssm_complex: the SSM with complex eigenvalues (core.ssm)
 
 
 class GRUMemory(nn.Module):
@@ -82,7 +82,8 @@ def policy_inputs(
 
 
 class RecurrentActorCritic(nn.Module):
-    """Actor-critic with a recurrent memory (`memory="ssm"` or `"gru"`); everything else identical."""
+    """Actor-critic with a recurrent memory (`memory` one of MEMORIES: the SSM with real or complex eigenvalues, or a
+    GRU); everything else identical."""
 
     def __init__(self, obs_dim: int, action_space: spaces.Space, memory: str = "ssm", hidden_dim: int = 64) -> None:
         super().__init__()
@@ -94,8 +95,9 @@ class RecurrentActorCritic(nn.Module):
         self.action_dim = action_dim(action_space)
         self.input_dim = obs_dim + self.action_dim + 2
         self.encoder = layer_init(nn.Linear(self.input_dim, hidden_dim))
-        if memory == "ssm":
-            self.memory = SSM(state_dim=hidden_dim, input_dim=hidden_dim, output_dim=hidden_dim, hidden_dim=hidden_dim)
+        if memory in ("ssm", "ssm_complex"):
+            eigenvalues = "complex" if memory == "ssm_complex" else "real"
+            self.memory = SSM(hidden_dim, hidden_dim, hidden_dim, hidden_dim, eigenvalues=eigenvalues)
         else:
             self.memory = GRUMemory(hidden_dim, hidden_dim)
         self.actor = nn.Sequential(

@@ -36,6 +36,7 @@ from core.settings import (
 from env_runner.popgym_families import POPGYM_IDS
 from env_runner.protocols import COEFFICIENTS, PROTOCOLS, Protocol, ProtocolTable, protocol_table
 from meta_rl.rl2 import RL2Config
+from meta_rl.rl2_policy import MEMORIES
 from planning.planner import PlannerConfig
 
 
@@ -199,7 +200,12 @@ class PipelineConfig:
     planner: PlannerConfig = setting(PlannerConfig(), "CEM planner")
     adapt: OnlineAdaptationConfig = setting(OnlineAdaptationConfig(), "test-time adaptation while acting")
     # --algo rl2 (uses env_name, seed and the task counts above; trains on the CPU)
-    rl2_memory: str = setting("ssm", "the RL² policy's memory", one_of(("ssm", "gru")))
+    rl2_memory: str = setting(
+        "ssm",
+        "the RL² policy's memory: ssm (real decays), ssm_complex (complex eigenvalues: decays that turn, as in S5 "
+        "and LRU) or gru",
+        one_of(MEMORIES),
+    )
     rl2: RL2Config = setting(RL2Config(), "RL² training and evaluation")
 
     def __post_init__(self) -> None:

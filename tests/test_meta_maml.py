@@ -21,6 +21,11 @@ def tiny_ssm(seed: int = 0, dtype=torch.float32) -> SSM:
     return SSM(state_dim=4, input_dim=3, output_dim=2, hidden_dim=8).to(dtype)
 
 
+def tiny_complex_ssm(seed: int = 0, dtype=torch.float32) -> SSM:
+    torch.manual_seed(seed)
+    return SSM(state_dim=4, input_dim=3, output_dim=2, hidden_dim=8, eigenvalues="complex").to(dtype)
+
+
 def tiny_gru(seed: int = 0, dtype=torch.float32) -> GRUModel:
     torch.manual_seed(seed)
     return GRUModel(state_dim=4, input_dim=3, output_dim=2).to(dtype)
@@ -101,7 +106,12 @@ def test_seed_readme_example():
     assert final_output.shape == (8, 10, 32)
 
 
-WORLD_MODELS = [(tiny_ssm, sequence_tasks), (tiny_gru, sequence_tasks), (tiny_mlp_world_model, sequence_tasks)]
+WORLD_MODELS = [
+    (tiny_ssm, sequence_tasks),
+    (tiny_complex_ssm, sequence_tasks),
+    (tiny_gru, sequence_tasks),
+    (tiny_mlp_world_model, sequence_tasks),
+]
 
 
 @pytest.mark.parametrize("make_model, make_tasks", [*WORLD_MODELS, (tiny_mlp, flat_tasks)])

@@ -20,7 +20,7 @@ from meta_rl.rl2 import (
     random_policy_trial_returns,
     train_rl2,
 )
-from meta_rl.rl2_policy import RecurrentActorCritic, policy_inputs
+from meta_rl.rl2_policy import MEMORIES, RecurrentActorCritic, policy_inputs
 
 PULLS = 3
 BANDIT_ID = "DelayedTwoArmedBandit-v0"
@@ -81,7 +81,7 @@ def step_loop(policy: RecurrentActorCritic, inputs: torch.Tensor, reset: torch.T
     return outputs
 
 
-@pytest.mark.parametrize("memory", ["ssm", "gru"])
+@pytest.mark.parametrize("memory", MEMORIES)
 @pytest.mark.parametrize("discrete", [False, True])
 def test_step_mode_equals_sequence_mode_across_trial_and_episode_boundaries(memory, discrete):
     torch.manual_seed(0)

@@ -38,10 +38,13 @@ def test_seed_readme_example():
     assert next_hidden.shape == torch.Size([4, 128])
 
 
-@pytest.mark.parametrize("scan", ["fused", "chunked", "doubling"])
+@pytest.mark.parametrize(
+    "scan, eigenvalues",
+    [("fused", "real"), ("chunked", "real"), ("doubling", "real"), ("chunked", "complex"), ("doubling", "complex")],
+)
 @pytest.mark.parametrize("steps", [1, 7, 37, 500])
-def test_sequence_mode_equals_step_loop_with_resets(steps, scan):
-    model = make_model(scan=scan)
+def test_sequence_mode_equals_step_loop_with_resets(steps, scan, eigenvalues):
+    model = make_model(scan=scan, eigenvalues=eigenvalues)
     generator = torch.Generator().manual_seed(steps)
     x = torch.randn(4, steps, 5, generator=generator)
     reset = torch.rand(4, steps, generator=generator) < 0.1
@@ -154,11 +157,13 @@ def test_gradients_reach_parameters_input_and_state_and_match_step_loop(scan):
         torch.testing.assert_close(grad, loop[name], atol=1e-4, rtol=1e-4, msg=f"gradient of {name}")
 
 
-@pytest.mark.parametrize("scan", ["fused", "chunked", "doubling"])
-def test_vmap_over_stacked_parameters_equals_loop_over_models(scan):
-    models = [make_model(seed, scan=scan) for seed in range(3)]
+@pytest.mark.parametrize(
+    "scan, eigenvalues", [("fused", "real"), ("chunked", "real"), ("doubling", "real"), ("auto", "complex")]
+)
+def test_vmap_over_stacked_parameters_equals_loop_over_models(scan, eigenvalues):
+    models = [make_model(seed, scan=scan, eigenvalues=eigenvalues) for seed in range(3)]
     params, buffers = stack_module_state(models)
-    base = make_model(scan=scan).to("meta")
+    base = make_model(scan=scan, eigenvalues=eigenvalues).to("meta")
     x, h0 = torch.randn(4, 20, 5), torch.randn(4, 16)
 
     def run(p, b):
@@ -169,6 +174,49 @@ def test_vmap_over_stacked_parameters_equals_loop_over_models(scan):
         y, h = model(x, h0)
         torch.testing.assert_close(y_batched[index], y, atol=1e-5, rtol=0)
         torch.testing.assert_close(h_batched[index], h, atol=1e-5, rtol=0)
+
+
+def complex_reference(model: SSM, x: torch.Tensor, h0: torch.Tensor, reset: torch.Tensor) -> torch.Tensor:
+    """The complex state by a loop in torch's complex numbers: h_t = a_t (1 - reset_t) exp(i theta) h_{t-1} + b_t."""
+    _, _, a, b = model._gates(x)  # a (B, T, N) holds each pair's decay twice; b (B, T, N): real, then imaginary
+    pairs = model.state_dim // 2
+    turn = torch.exp(1j * model.theta.detach().to(torch.float64))  # (N / 2)
+    h = torch.complex(*h0.to(torch.float64).chunk(2, dim=-1))  # (B, N / 2)
+    for t in range(x.shape[1]):
+        keep = (1.0 - reset[:, t].to(torch.float64)).unsqueeze(-1)
+        h = a[:, t, :pairs].detach().double() * keep * turn * h + torch.complex(*b[:, t].detach().double().chunk(2, -1))
+    return torch.cat([h.real, h.imag], dim=-1)
+
+
+@pytest.mark.parametrize("scan", ["chunked", "doubling"])
+def test_complex_eigenvalues_compute_the_recurrence_of_complex_numbers(scan):
+    model = make_model(scan=scan, eigenvalues="complex").double()
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 700, 5, generator=generator, dtype=torch.float64)
+    reset = torch.rand(3, 700, generator=generator) < 0.01
+    h0 = torch.randn(3, 16, generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(model(x, h0, reset)[1], complex_reference(model, x, h0, reset), atol=1e-10, rtol=0)
+    assert model.A_log.shape == model.theta.shape == (8,)  # one decay and one angle per complex pair
+
+
+def test_complex_eigenvalues_recall_the_input_of_k_steps_ago_where_real_decays_cannot():
+    """A supervised lag task (RepeatPrevious's memory, without the RL): predict which of 4 symbols came 4 steps back.
+    The same width, optimiser and steps; only the eigenvalues differ."""
+    torch.set_num_threads(1)
+    accuracy = {}
+    for eigenvalues in ("real", "complex"):
+        torch.manual_seed(0)
+        model = SSM(16, 4, 4, hidden_dim=16, eigenvalues=eigenvalues)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(300):
+            symbols = torch.randint(0, 4, (32, 24))  # (B, T)
+            logits, _ = model(torch.nn.functional.one_hot(symbols, 4).float())
+            loss = torch.nn.functional.cross_entropy(logits[:, 4:].reshape(-1, 4), symbols[:, :-4].reshape(-1))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        accuracy[eigenvalues] = (logits[:, 4:].argmax(-1) == symbols[:, :-4]).float().mean().item()
+    assert accuracy["complex"] > 0.95 and accuracy["real"] < 0.8, accuracy
 
 
 def gate_scan_inputs(dtype=torch.float64, steps=9, seed=0):
@@ -413,6 +461,12 @@ def test_bad_constructor_arguments():
         SSM(state_dim=4, input_dim=3, output_dim=2, chunk_size=0)
     with pytest.raises(ValueError, match="scan must be one of"):
         SSM(state_dim=4, input_dim=3, output_dim=2, scan="parallel")
+    with pytest.raises(ValueError, match="eigenvalues must be one of"):
+        SSM(state_dim=4, input_dim=3, output_dim=2, eigenvalues="imaginary")
+    with pytest.raises(ValueError, match=r"state_dim must be even \(got 5\)"):
+        SSM(state_dim=5, input_dim=3, output_dim=2, eigenvalues="complex")
+    with pytest.raises(ValueError, match="scan not 'fused'"):
+        SSM(state_dim=4, input_dim=3, output_dim=2, eigenvalues="complex", scan="fused")
 
 
 def test_inputs_of_another_type_or_dtype_are_named():
