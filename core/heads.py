@@ -6,14 +6,15 @@ ensemble (PETS, Chua et al. 2018), and the loss, point estimate and sample each 
     loss = head.loss(prediction, target)                     # training, inner steps, online adaptation (summed
                                                              # over members)
     head.point(prediction)                                   # (..., 3): the members' mean, for errors
-    head.sample(prediction, generator)                       # (..., 3): what the planner imagines
+    head.draw(member_prediction, generator)                  # (N, 3): what the planner imagines from the outputs
+                                                             # of a row's own member (Ensemble's own_rows)
 
 Outputs are laid out member-major (`core.ensemble.Ensemble`): member m's block holds its means, then (Gaussian) its
 raw log-variances. The log-variance is bounded softly to [MIN_LOG_VARIANCE, MAX_LOG_VARIANCE] (PETS' initial
-bounds, fixed here) so the likelihood cannot collapse a variance to 0 or inflate it without limit. Sampling gives
-each row one member for its whole rollout (row r uses member r mod M, PETS' TS-inf: a planner's candidates keep
-their rows) and, for a Gaussian head, adds noise of the predicted variance. A single deterministic member is the
-plain model: its loss is `mse_loss`, its point and sample the output itself.
+bounds, fixed here) so the likelihood cannot collapse a variance to 0 or inflate it without limit. A planner's row
+keeps one member for its whole rollout (PETS' TS-inf; `core.ensemble.Ensemble`'s own_rows computes only that
+member), and a Gaussian head's draw adds noise of the predicted variance. A single deterministic member is the
+plain model: its loss is `mse_loss`, its point and draw the output itself.
 """
 
 from __future__ import annotations
@@ -48,8 +49,7 @@ class OutputHead:
         if not self.gaussian:
             return blocks, None
         mean, raw = blocks.split(self.target_dim, dim=-1)
-        log_variance = MAX_LOG_VARIANCE - F.softplus(MAX_LOG_VARIANCE - raw)
-        return mean, MIN_LOG_VARIANCE + F.softplus(log_variance - MIN_LOG_VARIANCE)
+        return mean, bounded_log_variance(raw)
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The sum over members of each one's MSE (or Gaussian negative log-likelihood, constants dropped) of
@@ -75,15 +75,19 @@ class OutputHead:
             return prediction
         return self.split(prediction)[0].mean(dim=-2)
 
-    def sample(self, prediction: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One imagined target per row of (N, width) -> (N, D): row r's member r mod M, Gaussian noise added."""
-        if self.plain:
+    def draw(self, prediction: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One imagined target per row from one member's outputs, (N, width / M) -> (N, D): the output itself, or a
+        Gaussian head's mean plus noise of its predicted variance."""
+        if prediction.shape[-1] != self.width // self.members:
+            raise ValueError(f"expected one member's {self.width // self.members} outputs, got {prediction.shape[-1]}")
+        if not self.gaussian:
             return prediction
-        mean, log_variance = self.split(prediction)
-        member = torch.arange(prediction.shape[0], device=prediction.device) % self.members
-        rows = torch.arange(prediction.shape[0], device=prediction.device)
-        chosen = mean[rows, member]  # (N, D)
-        if log_variance is None:
-            return chosen
-        noise = torch.randn(chosen.shape, generator=generator, device=chosen.device, dtype=chosen.dtype)
-        return chosen + torch.exp(0.5 * log_variance[rows, member]) * noise
+        mean, raw = prediction.split(self.target_dim, dim=-1)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + torch.exp(0.5 * bounded_log_variance(raw)) * noise
+
+
+def bounded_log_variance(raw: torch.Tensor) -> torch.Tensor:
+    """Raw outputs -> log-variances bounded softly to [MIN_LOG_VARIANCE, MAX_LOG_VARIANCE] (PETS)."""
+    log_variance = MAX_LOG_VARIANCE - F.softplus(MAX_LOG_VARIANCE - raw)
+    return MIN_LOG_VARIANCE + F.softplus(log_variance - MIN_LOG_VARIANCE)

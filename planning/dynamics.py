@@ -83,8 +83,10 @@ class LearnedDynamics:
     `torch.func.vmap` over episodes). `context` (E, K) is appended to every input of its episode (the
     oracle's task coefficients); None for models that take (obs, action) only. Where the normaliser's targets
     include the reward (`predicts_reward`), the model's last output is the normalised reward and `predict`
-    returns it. `head` says what the outputs are (`core.heads.OutputHead`; default: the targets themselves): an
-    ensemble's rows each keep one member, a Gaussian head's are sampled (from a generator seeded with `seed`).
+    returns it. `head` says what the outputs are (`core.heads.OutputHead`; default: the targets themselves): the
+    model of an ensemble head is a `core.ensemble.Ensemble`, whose imagined rows each run their own member alone
+    (candidate c of every episode member c mod M, `own_rows`), and a Gaussian head's are sampled (from a generator
+    seeded with `seed`). `observe` moves every member's state: the real trajectory's is where each candidate starts.
 
     Normalised inputs are clamped to +-`INPUT_LIMIT` (1000 standard deviations of the training data, far
     beyond any real state: an upright pendulum is 24 from the random-policy data): an imagined trajectory that
@@ -113,6 +115,8 @@ class LearnedDynamics:
             raise ValueError(f"context must be ({num_episodes}, K), one row per episode, got {tuple(context.shape)}")
         self.context = context
         self.head = head if head is not None else OutputHead(normalizer.target_dim)
+        if self.head.members > 1 and getattr(model, "size", None) != self.head.members:
+            raise ValueError(f"a head of {self.head.members} members needs an Ensemble of as many, got {model!r}")
         self.generator = torch.Generator(device=self.device).manual_seed(seed)  # a Gaussian head's samples
         self._weights: Params = {}
         self._stacked = False
@@ -163,6 +167,16 @@ class LearnedDynamics:
     def _forward(
         self, obs: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        x = self._inputs(obs, action, hidden)
+        own_rows = {"own_rows": obs.shape[0] // self.num_episodes} if self.head.members > 1 else {}
+        output, next_hidden = self._call(x, hidden, own_rows)  # output: the row's own member's, if an ensemble
+        y = self.head.draw(output, self.generator)  # (N, D_out): with a Gaussian head's noise, else the output
+        target = self.normalizer.denormalize_targets(y)  # (N, D_out): the delta, then the reward where predicted
+        reward = target[:, self.obs_dim] if self.predicts_reward else None
+        return obs + target[:, : self.obs_dim], reward, next_hidden
+
+    def _inputs(self, obs: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Checked raw obs (N, obs_dim) and model actions -> clamped normalised inputs (N, D_in), context appended."""
         check_step_inputs(obs, action, hidden, self.obs_dim, self.action_dim)
         if obs.shape[0] % self.num_episodes:
             raise ValueError(f"a batch of {obs.shape[0]} rows does not split into {self.num_episodes} episodes")
@@ -170,26 +184,25 @@ class LearnedDynamics:
         if self.context is not None:
             per_episode = obs.shape[0] // self.num_episodes
             x = torch.cat([x, self.context.repeat_interleave(per_episode, dim=0)], dim=-1)
-        output, next_hidden = self._call(x, hidden)
-        y = self.head.sample(output, self.generator)  # (N, D_out): the row's member (and noise), else the output
-        target = self.normalizer.denormalize_targets(y)  # (N, D_out): the delta, then the reward where predicted
-        reward = target[:, self.obs_dim] if self.predicts_reward else None
-        return obs + target[:, : self.obs_dim], reward, next_hidden
+        return x
 
     def observe(self, obs: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        """Advance the state of a real trajectory by one observed transition (the model step on real data)."""
-        return self.step(obs, action, hidden)[1]
+        """Advance the state of a real trajectory by one observed transition (the model step on real data; every
+        member's state, for an ensemble)."""
+        return self._call(self._inputs(obs, action, hidden), hidden)[1]
 
-    def _call(self, x: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised inputs (N, D_in), hidden (N, H) -> outputs under the current weights."""
+    def _call(self, x: torch.Tensor, hidden: torch.Tensor, options: dict | None = None) -> tuple[torch.Tensor, ...]:
+        """Normalised inputs (N, D_in), hidden (N, H) -> outputs under the current weights (`options`: the model's
+        keyword arguments)."""
+        options = options or {}
         if self._own_weights and not torch.is_grad_enabled():
-            return self.model(x, hidden)
+            return self.model(x, hidden, **options)
         if not self._stacked:
-            return functional_call(self.model, (self._weights, self._buffers), (x, hidden))
+            return functional_call(self.model, (self._weights, self._buffers), (x, hidden), options)
         episodes = self.num_episodes
 
         def one_episode(weights: Params, x_e: torch.Tensor, hidden_e: torch.Tensor):
-            return functional_call(self.model, (weights, self._buffers), (x_e, hidden_e))
+            return functional_call(self.model, (weights, self._buffers), (x_e, hidden_e), options)
 
         rows = x.shape[0] // episodes  # an empty state (B, 0) has no size to infer -1 from
         y, next_hidden = vmap(one_episode)(

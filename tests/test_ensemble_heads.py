@@ -42,7 +42,7 @@ def test_an_ensemble_of_one_member_is_the_single_model():
     assert head.plain and head.width == 2
     prediction, target = torch.randn(4, 2), torch.randn(4, 2)
     assert head.loss(prediction, target) == F.mse_loss(prediction, target)
-    assert head.point(prediction) is prediction and head.sample(prediction) is prediction
+    assert head.point(prediction) is prediction and head.draw(prediction) is prediction
 
 
 @pytest.mark.parametrize("make", [lambda: SSM(4, 3, 2, 8), lambda: GRUModel(4, 3, 2)], ids=["ssm", "gru"])
@@ -89,35 +89,59 @@ def test_the_gaussian_loss_is_the_negative_log_likelihood_with_bounded_log_varia
         assert bounded[0, member].tolist() == pytest.approx([MIN_LOG_VARIANCE, -4.0, MAX_LOG_VARIANCE], abs=0.02)
 
 
-def test_samples_come_from_each_rows_member_with_its_predicted_spread():
+def test_a_gaussian_draw_has_the_members_mean_and_its_bounded_variance():
     head = OutputHead(1, members=2, gaussian=True)
-    rows = 40000
-    prediction = torch.tensor([[1.0, -2.0, 5.0, -1.0]]).repeat(rows, 1)  # member 0: N(1, e^-2), member 1: N(5, e^-1)
-    _, log_variance = head.split(prediction[:1])
-    drawn = head.sample(prediction, torch.Generator().manual_seed(4))[:, 0]
-    for member, mean in ((0, 1.0), (1, 5.0)):
-        values = drawn[member::2]
-        assert values.mean().item() == pytest.approx(mean, abs=0.01)
-        assert values.var().item() == pytest.approx(log_variance[0, member, 0].exp().item(), rel=0.03)
+    member_outputs = torch.tensor([[5.0, -1.0]]).repeat(40000, 1)  # one member's mean 5, raw log-variance -1
+    drawn = head.draw(member_outputs, torch.Generator().manual_seed(4))[:, 0]
+    _, log_variance = head.split(torch.tensor([[1.0, -2.0, 5.0, -1.0]]))  # the same member as block 1
+    assert drawn.mean().item() == pytest.approx(5.0, abs=0.01)
+    assert drawn.var().item() == pytest.approx(log_variance[0, 1, 0].exp().item(), rel=0.03)
+    with pytest.raises(ValueError, match="one member's 2 outputs, got 4"):
+        head.draw(torch.zeros(3, 4))
     plain_members = OutputHead(1, members=3)
     outputs = torch.arange(12.0).reshape(4, 3)  # row r, member m: 3 r + m
-    assert plain_members.sample(outputs)[:, 0].tolist() == [0.0, 4.0, 8.0, 9.0]  # row r keeps member r mod 3
     assert plain_members.point(outputs)[:, 0].tolist() == [1.0, 4.0, 7.0, 10.0]
 
 
-def test_the_planners_candidate_rows_each_roll_out_one_member():
+def test_own_rows_runs_each_row_on_its_own_member_alone_and_moves_only_that_members_state():
+    parts = members(3)
+    ensemble = Ensemble(parts)
+    generator = torch.Generator().manual_seed(2)
+    x, hidden = torch.randn(10, 3, generator=generator), torch.randn(10, 3 * 4, generator=generator)
+    y, next_hidden = ensemble(x, hidden, own_rows=5)  # two episodes of 5 candidates: members 0 1 2 0 1 each
+    assert y.shape == (10, 2) and next_hidden.shape == (10, 12)
+    for row in range(10):
+        member = row % 5 % 3
+        alone, state = parts[member](x[row : row + 1], hidden[row : row + 1, 4 * member : 4 * member + 4])
+        torch.testing.assert_close(y[row : row + 1], alone)
+        expected = hidden[row].clone()
+        expected[4 * member : 4 * member + 4] = state[0]
+        torch.testing.assert_close(next_hidden[row], expected)
+    with pytest.raises(ValueError, match="own_rows runs step mode"):
+        ensemble(x.unsqueeze(1), hidden, own_rows=5)
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["shared weights", "weights per episode"])
+def test_the_planners_candidate_rows_each_roll_out_one_member(stacked):
     parts = members(2, lambda: SSM(4, 3, 2, 8))
     normalizer = Normalizer(obs_dim=2, action_dim=1)
     ensemble, head = Ensemble(parts), OutputHead(2, members=2)
-    dynamics = LearnedDynamics(ensemble, normalizer, num_episodes=1, head=head)
-    obs, action = torch.randn(4, 2), torch.randn(3, 4, 1)
-    hidden = dynamics.init_hidden(4)
-    rolled = obs
+    dynamics = LearnedDynamics(ensemble, normalizer, num_episodes=2, head=head)
+    if stacked:  # each episode its own copy of the weights, as after adaptation
+        dynamics.set_params({n: p.detach().expand(2, *p.shape) for n, p in ensemble.named_parameters()}, stacked=True)
+    obs, action = torch.randn(6, 2), torch.randn(3, 6, 1)  # two episodes of 3 candidates: members 0 1 0 each
+    start = dynamics.observe(torch.randn(6, 2), torch.randn(6, 1), dynamics.init_hidden(6))
+    full = ensemble(dynamics._inputs(obs, action[0], start), start)[1]
+    hidden, rolled = start, obs
     for t in range(3):
         rolled, hidden = dynamics.step(rolled, action[t], hidden)
-    for row in range(4):
-        member = LearnedDynamics(parts[row % 2], normalizer)
-        alone, state = obs[row : row + 1], member.init_hidden(1)
+    for row in range(6):
+        member = LearnedDynamics(parts[row % 3 % 2], normalizer)
+        alone, state = obs[row : row + 1], start[row : row + 1, 4 * (row % 3 % 2) : 4 * (row % 3 % 2) + 4]
         for t in range(3):
             alone, state = member.step(alone, action[t, row : row + 1], state)
         torch.testing.assert_close(rolled[row : row + 1], alone)
+    assert not torch.equal(start[:, :4], start[:, 4:])  # observe moved both members' states ...
+    torch.testing.assert_close(dynamics.observe(obs, action[0], start), full)  # ... as the full ensemble does
+    with pytest.raises(ValueError, match="a head of 2 members needs an Ensemble of as many"):
+        LearnedDynamics(parts[0], normalizer, head=head)
