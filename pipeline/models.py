@@ -11,6 +11,7 @@ loop), and the oracle (ERM with the task's standardised coefficients appended to
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import replace
 
 import torch
@@ -76,6 +77,11 @@ class WorldModels:
             name: torch.optim.Adam(model.parameters(), lr=config.outer_lr) for name, model in self._supervised().items()
         }
         self.grad_clip_norm = config.grad_clip_norm
+        self.skipped_updates = dict.fromkeys(self.optimizers, 0)  # steps refused: the gradient was not finite
+
+    def skipped(self) -> dict[str, int]:
+        """Every model's count of updates skipped for a gradient that was not finite, MetaMAML's included."""
+        return {"maml": self.learner.skipped_updates, **self.skipped_updates}
 
     def non_finite(self) -> list[str]:
         """The models (and MetaMAML's learned inner rates) holding a weight that is not finite."""
@@ -96,7 +102,7 @@ class WorldModels:
         """
         losses = {"maml": self.learner.meta_update(batch.window_tuples())}  # support: one window, as at test time
         for name, (model, x, y, reset) in self._supervised_windows(batch, context).items():
-            losses[name] = self._supervised_step(model, self.optimizers[name], x, y, reset)
+            losses[name] = self._supervised_step(name, model, x, y, reset)
         return losses
 
     @torch.no_grad()
@@ -122,8 +128,12 @@ class WorldModels:
             windows[name] = (model, inputs, y, reset)
         return windows
 
-    def _supervised_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x, y, reset) -> float:
-        """One Adam step on the MSE over all windows; under torch.distributed each rank takes a shard of tasks."""
+    def _supervised_step(self, name: str, model: nn.Module, x, y, reset) -> float:
+        """One Adam step on the MSE over all windows; under torch.distributed each rank takes a shard of tasks.
+
+        A gradient that is not finite is never applied (as MetaMAML's meta-gradient): the step is skipped with a
+        warning and counted in `skipped_updates`."""
+        optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
 
         def shard_loss(local: list[int]) -> torch.Tensor:
@@ -132,7 +142,10 @@ class WorldModels:
             return self.head.summed_loss(prediction, local_y) / y.numel()
 
         loss = sharded_backward(shard_loss, list(range(x.shape[0])), list(model.parameters()))
-        torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip_norm)
+        if not torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip_norm)):
+            self.skipped_updates[name] += 1
+            warnings.warn(f"the {name} model skipped an update with a non-finite gradient (loss {loss})", stacklevel=2)
+            return loss
         optimizer.step()
         return loss
 

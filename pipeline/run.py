@@ -117,6 +117,7 @@ def run(
         "curve": world.curve,
         "world_size": world_size,
         "skipped_meta_updates": world.models.learner.skipped_updates,
+        "skipped_updates": world.models.skipped(),
         "transitions": world.dataset.num_envs * world.dataset.steps,
     }
     # a resumed run's seconds count from its restart: the training before the interruption is not in them

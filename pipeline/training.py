@@ -33,6 +33,7 @@ from pipeline.data import TaskContext, TaskSplits, concat_rollouts, sample_meta_
 from pipeline.models import WorldModels
 
 TENSOR_FIELDS = tuple(field.name for field in fields(Rollouts) if field.name != "tasks")
+SKIPPED_IN_A_ROW = 10  # a model whose gradient is not finite this many updates running has diverged
 
 
 def train(
@@ -68,6 +69,7 @@ def train(
     position = {task: index for index, task in enumerate(splits.train)}
     onpolicy_from = config.num_epochs - config.rounds
     source = WindowSource.of(dataset, normalizer)  # normalised once per dataset, not once per meta-batch
+    streak: dict[str, int] = {}  # each model's updates skipped in a row
     for epoch in range(first_epoch, config.num_epochs):
         onpolicy_return = None
         if epoch >= onpolicy_from:
@@ -81,13 +83,15 @@ def train(
             threads.tick()
             batch, tasks = sample_meta_batch(source, dataset.tasks, config, generator)
             batch_context = None if train_context is None else train_context[[position[task] for task in tasks]]
-            skipped = models.learner.skipped_updates
+            skipped = models.skipped()
             last_losses = models.train_step(to_device(batch, config.device), batch_context)
+            for name, count in models.skipped().items():
+                streak[name] = streak.get(name, 0) + 1 if count > skipped[name] else 0
             diverged = [
                 name
                 for name, value in last_losses.items()
-                if not math.isfinite(value) and (name != "maml" or models.learner.skipped_updates == skipped)
-            ]  # MetaMAML skips a step whose meta-gradient is not finite; the supervised models have no such guard
+                if streak[name] >= SKIPPED_IN_A_ROW or (not math.isfinite(value) and not streak[name])
+            ]  # a step whose gradient is not finite is skipped (and counted), but not a run of them
             if diverged:
                 raise TrainingDiverged(diverged, epoch, iteration, checkpoint_path)
             sums = {name: sums.get(name, 0.0) + value for name, value in last_losses.items()}
@@ -123,14 +127,14 @@ def train(
 
 
 class TrainingDiverged(RuntimeError):
-    """Training produced a loss or weights that are not finite and that no safeguard skipped; the checkpoint keeps
-    the last epoch whose weights were finite."""
+    """Training produced a loss or weights that are not finite and that no safeguard skipped, or gradients that were
+    not finite SKIPPED_IN_A_ROW updates running; the checkpoint keeps the last epoch whose weights were finite."""
 
     def __init__(self, models: list[str], epoch: int, iteration: int, checkpoint_path: Path) -> None:
         kept = f"{checkpoint_path} keeps epoch {epoch}" if epoch else "no epoch was checkpointed"
         super().__init__(
-            f"training diverged in epoch {epoch + 1}, meta-batch {iteration + 1}: the {' and '.join(models)} loss or "
-            f"weights are not finite; {kept}. Lower --outer_lr or --inner_lr"
+            f"training diverged in epoch {epoch + 1}, meta-batch {iteration + 1}: the {' and '.join(models)} loss, "
+            f"weights or last {SKIPPED_IN_A_ROW} gradients are not finite; {kept}. Lower --outer_lr or --inner_lr"
         )
 
 

@@ -79,6 +79,24 @@ def test_world_model_flag_builds_maml_erm_and_oracle_of_that_kind_from_one_initi
     assert type(make_world_model(config, 4, 3)).__name__ == kinds[kind]
 
 
+def test_a_supervised_update_with_a_non_finite_gradient_is_skipped_counted_and_leaves_the_weights():
+    from env_runner.segments import SegmentBatch
+
+    config = override(defaults_for("Pendulum-v1", quick=True), {"device": "cpu"})
+    models = WorldModels(config, input_dim=4, output_dim=3, context_dim=2)
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(2, 3, 8, 4, generator=generator), torch.randn(2, 3, 8, 3, generator=generator)
+    y[0, 0, 5, 1] = float("inf")  # one target of one window
+    reset = torch.zeros(2, 3, 8, dtype=torch.bool)
+    batch = SegmentBatch(x[:, :, :4], y[:, :, :4], x[:, :, 4:], y[:, :, 4:], reset[:, :, :4], reset[:, :, 4:])
+    before = {name: [p.detach().clone() for p in model.parameters()] for name, model in models._supervised().items()}
+    with pytest.warns(UserWarning, match="skipped an update with a non-finite gradient"):
+        losses = models.train_step(batch, torch.randn(2, 2, generator=generator))
+    assert not math.isfinite(losses["erm"]) and models.skipped() == {"maml": 1, "erm": 1, "oracle": 1}
+    for name, model in models._supervised().items():
+        assert all(torch.equal(a, b) for a, b in zip(before[name], model.parameters(), strict=True))
+
+
 def test_an_unknown_world_model_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match="world_model must be one of"):
         override(defaults_for("Pendulum-v1"), {"world_model": "lstm"})
