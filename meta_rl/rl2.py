@@ -43,7 +43,7 @@ from meta_rl.ppo import gae, ppo_loss
 from meta_rl.rl2_policy import RecurrentActorCritic, act, policy_inputs, sample_action
 
 
-def _trial_lengths(value: object) -> bool:
+def _counts_of_two_or_more(value: object) -> bool:
     return isinstance(value, tuple) and all(is_int(length) and length >= 2 for length in value)
 
 
@@ -82,7 +82,13 @@ class RL2Config:
         (),
         "evaluation only: also play test and OOD tasks in trials of these many episodes, longer than training's "
         "(length generalisation: does the return keep rising past the trial length trained on?)",
-        Rule(_trial_lengths, "zero or more ints >= 2"),
+        Rule(_counts_of_two_or_more, "zero or more ints >= 2"),
+    )
+    longer_episodes: tuple[int, ...] = setting(
+        (),
+        "evaluation only: also play test tasks in episodes these many times as long as training's (families whose "
+        "episodes can grow: POPGym's bandits), the return of each trained-length part on the trained scale",
+        Rule(_counts_of_two_or_more, "zero or more ints >= 2"),
     )
 
     def __post_init__(self) -> None:
@@ -125,9 +131,19 @@ class Trials:
 
     def episode_returns(self, episodes_per_trial: int) -> torch.Tensor:
         """Undiscounted return of each episode of each trial, (N, episodes_per_trial)."""
-        rewards = torch.where(self.valid, self.rewards, torch.zeros_like(self.rewards)).double()
         index = self.episode_index.clamp(max=episodes_per_trial - 1)
-        return torch.zeros(rewards.shape[0], episodes_per_trial, dtype=torch.float64).scatter_add_(1, index, rewards)
+        return self._summed(index, episodes_per_trial)
+
+    def part_returns(self, parts: int) -> torch.Tensor:
+        """Undiscounted return of each of `parts` equal parts of each trial's steps, (N, parts)."""
+        steps = torch.arange(self.valid.shape[1])  # (T,)
+        index = (steps * parts // self.valid.sum(1, keepdim=True)).clamp(max=parts - 1)  # (N, T)
+        return self._summed(index, parts)
+
+    def _summed(self, index: torch.Tensor, count: int) -> torch.Tensor:
+        """The valid rewards (N, T) added up into `count` bins by index (N, T) -> (N, count)."""
+        rewards = torch.where(self.valid, self.rewards, torch.zeros_like(self.rewards)).double()
+        return torch.zeros(rewards.shape[0], count, dtype=torch.float64).scatter_add_(1, index, rewards)
 
 
 def task_features(tasks: Sequence[Task]) -> torch.Tensor:
@@ -448,8 +464,10 @@ def evaluate_rl2(
     config: RL2Config,
     seed: int,
     reset_seeds: Sequence[int] | None = None,
+    parts: int | None = None,
 ) -> list[list[float]]:
-    """One trial per task with the policy's own sampling; returns `returns[task][episode]` (tasks x episodes_per_trial).
+    """One trial per task with the policy's own sampling; returns `returns[task][episode]` (tasks x episodes_per_trial),
+    or with `parts` the return of each of as many equal parts of the trial, `returns[task][part]`.
 
     The memory adapts within the trial; no weights change. An oracle policy (told by its observation
     width) reads the tasks' parameters. `reset_seeds`: each trial's first reset (see `collect_trials`).
@@ -464,12 +482,23 @@ def evaluate_rl2(
         config.reward_scale,
         reset_seeds,
     )
-    return trials.episode_returns(config.episodes_per_trial).tolist()
+    return _returns(trials, config, parts)
 
 
 def random_policy_trial_returns(
-    family: TaskFamily, tasks: Sequence[Task], config: RL2Config, seed: int, reset_seeds: Sequence[int] | None = None
+    family: TaskFamily,
+    tasks: Sequence[Task],
+    config: RL2Config,
+    seed: int,
+    reset_seeds: Sequence[int] | None = None,
+    parts: int | None = None,
 ) -> list[list[float]]:
-    """The same trials with uniformly random actions: returns[task][episode], like `evaluate_rl2`."""
+    """The same trials with uniformly random actions: returns[task][episode or part], like `evaluate_rl2`."""
     trials = collect_trials(family, tasks, config.episodes_per_trial, seed, reset_seeds=reset_seeds)
-    return trials.episode_returns(config.episodes_per_trial).tolist()
+    return _returns(trials, config, parts)
+
+
+def _returns(trials: Trials, config: RL2Config, parts: int | None) -> list[list[float]]:
+    if parts is None:
+        return trials.episode_returns(config.episodes_per_trial).tolist()
+    return trials.part_returns(parts).tolist()

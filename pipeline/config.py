@@ -33,7 +33,7 @@ from core.settings import (
     require,
     setting,
 )
-from env_runner.popgym_families import POPGYM_IDS
+from env_runner.popgym_families import GROWING_IDS, POPGYM_IDS
 from env_runner.protocols import COEFFICIENTS, PROTOCOLS, Protocol, ProtocolTable, protocol_table
 from meta_rl.rl2 import RL2Config
 from meta_rl.rl2_policy import MEMORIES
@@ -224,6 +224,12 @@ class PipelineConfig:
         )
         if self.algo == "mbrl":
             self._check_what_can_be_honoured()
+        require(
+            not self.rl2.longer_episodes or self.env_name in GROWING_IDS,
+            "rl2.longer_episodes",
+            f"none for {self.env_name}, whose episodes cannot grow (those of {', '.join(GROWING_IDS)} can)",
+            self.rl2.longer_episodes,
+        )
         self._check_protocol()
 
     def _check_what_can_be_honoured(self) -> None:

@@ -17,6 +17,10 @@ metrics.json, besides env_name, seed, algo, config, provenance, tasks and timing
                                            split: in_distribution | ood; policy: ssm | gru, oracle, random
     rl2_val.<policy>.episode_returns       the same on val tasks
     rl2_longer.<N>.<split>.<policy>        the same in trials of N episodes (`--rl2.longer_trials`), the same policies
+    rl2_longer_episodes.<N>.in_distribution.<policy>
+                                           {"part_returns": [...]}: test tasks in episodes N times as long
+                                           (`--rl2.longer_episodes`), each trained-length part's return on the
+                                           trained scale
     rl2_training.<policy>                  the training curve: one dict per iteration (losses, episode_returns)
     rl2_mmer.<policy>                      POPGym's MMER: the max over training iterations of the mean episodic
                                            return (`meta_rl.rl2.mmer`)
@@ -137,6 +141,15 @@ def run_rl2(
             }
             for length in config.rl2.longer_trials
         }
+    if config.rl2.longer_episodes:
+        metrics["rl2_longer_episodes"] = {
+            str(factor): {
+                "in_distribution": _evaluate(
+                    family.longer_episodes(factor), splits.test, policies, config, "in_distribution", factor
+                )
+            }
+            for factor in config.rl2.longer_episodes
+        }
     metrics["rl2_training"] = curves
     metrics["rl2_mmer"] = {name: mmer(curve) for name, curve in curves.items()}
     metrics["rl2_parameters"] = {name: sum(p.numel() for p in policy.parameters()) for name, policy in policies.items()}
@@ -184,16 +197,32 @@ def _save_checkpoint(path: Path, config: PipelineConfig, policies: dict[str, Rec
 
 
 def _evaluate(
-    family: TaskFamily, tasks: list[Task], policies: dict[str, RecurrentActorCritic], config: PipelineConfig, split: str
+    family: TaskFamily,
+    tasks: list[Task],
+    policies: dict[str, RecurrentActorCritic],
+    config: PipelineConfig,
+    split: str,
+    parts: int | None = None,
 ) -> dict:
     """{policy: {"episode_returns": [summary over tasks of episode e's return for e in the trial]}}; every policy,
     the random one included, meets the same tasks and reset seeds: each trial starts from the reset of the model-based
     pipeline's first evaluation episode on its task (`evaluation_reset_seed`), so the two methods are compared from the
-    same initial states."""
+    same initial states.
+
+    `parts` N (episodes N times as long as training's): {policy: {"part_returns": [...]}}, the return of each of the
+    trial's N equal parts times N, on the trained episode's scale (POPGym pays +-1 / the episode's length a step).
+    """
     seed = derive_seed(config.seed, f"rl2-evaluate-{split}")
     resets = [evaluation_reset_seed(config.seed, task.split, index, 0) for index, task in enumerate(tasks)]
-    returns = {name: evaluate_rl2(policy, family, tasks, config.rl2, seed, resets) for name, policy in policies.items()}
-    returns["random"] = random_policy_trial_returns(family, tasks, config.rl2, seed, resets)
+    returns = {
+        name: evaluate_rl2(policy, family, tasks, config.rl2, seed, resets, parts) for name, policy in policies.items()
+    }
+    returns["random"] = random_policy_trial_returns(family, tasks, config.rl2, seed, resets, parts)
+    if parts is not None:
+        return {
+            name: {"part_returns": [task_summary([row[p] * parts for row in rows]) for p in range(parts)]}
+            for name, rows in returns.items()
+        }
     return {
         name: {
             "episode_returns": [task_summary([row[e] for row in rows]) for e in range(config.rl2.episodes_per_trial)]

@@ -55,7 +55,9 @@ SPECIAL = {  # settings bound to others: a value that agrees with their defaults
     "rl2.trials_per_iteration": 32,  # a multiple of num_minibatches (4)
     "rl2.num_minibatches": 8,  # a divisor of trials_per_iteration (16)
     "rl2.longer_trials": (4,),  # none by default; above episodes_per_trial (2)
+    "rl2.longer_episodes": (2,),  # none by default; for a family whose episodes grow (FAMILY_OF)
 }
+FAMILY_OF = {"rl2.longer_episodes": ["--env_name", "popgym-MultiarmedBanditEasy-v0"]}  # flags bound to a family
 
 
 def changed_settings(config, group: str = "") -> dict[str, object]:
@@ -104,7 +106,8 @@ def test_every_setting_has_a_value_to_try():
 def test_each_flag_given_alone_arrives_in_the_config(name):
     parser = cli.build_parser()
     algo = ["--algo", "rl2"] if name.startswith("rl2") else []  # a flag of the other algo is refused
-    config = config_from_flags(parser, parser.parse_args([*algo, *as_flags({name: CHANGED[name]})]))
+    flags = [*algo, *FAMILY_OF.get(name, []), *as_flags({name: CHANGED[name]})]
+    config = config_from_flags(parser, parser.parse_args(flags))
     assert setting_value(config, name) == CHANGED[name]
 
 
@@ -172,7 +175,7 @@ def test_rl2_training_receives_its_flags(name, tmp_path, monkeypatch):
         raise KeyboardInterrupt  # enough: the settings have arrived
 
     monkeypatch.setattr("pipeline.rl2_run.train_rl2", train_rl2)
-    flags = ["--algo", "rl2", "--no_progress", *as_flags({name: CHANGED[name]})]  # the default sizes CHANGED fits
+    flags = ["--algo", "rl2", "--no_progress", *FAMILY_OF.get(name, []), *as_flags({name: CHANGED[name]})]
     with pytest.raises(SystemExit):
         cli.main([*flags, "--rl2_memory", "gru", "--out_dir", str(tmp_path / "run")])
     memory, config = received[0]

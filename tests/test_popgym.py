@@ -8,14 +8,16 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.spaces import flatten
 
 from env_runner import popgym_families
 from env_runner.families import make_task_family
 from env_runner.popgym_families import POPGYM_IDS
-from meta_rl.rl2 import mmer
+from meta_rl.rl2 import Trials, mmer
 from pipeline import cli
 from pipeline.config import defaults_for
+from pipeline.report.summary import summarize
 
 # every task the library offers at its easiest, and RepeatPrevious at every difficulty
 QUICK_FAMILIES = [env_id for env_id in POPGYM_IDS if "Easy" in env_id or "RepeatPrevious" in env_id]
@@ -71,3 +73,48 @@ def test_without_the_extra_the_error_names_it(monkeypatch):
     monkeypatch.setattr(popgym_families.importlib, "import_module", missing)
     with pytest.raises(ValueError, match=r"install the popgym extra \(pip install 'ssm-metarl\[popgym\]'\)"):
         make_task_family("popgym-RepeatFirstEasy-v0")
+
+
+def test_a_bandits_episode_grows_into_more_pulls_on_the_same_bandit_each_paying_its_share():
+    family = make_task_family("popgym-MultiarmedBanditEasy-v0").longer_episodes(2)
+    with family.make_env(family.sample(1, seed=0)[0]) as env:
+        _, info = env.reset(seed=0)
+        steps, truncated, rewards = 0, False, set()
+        while not truncated:
+            _, reward, _, truncated, step_info = env.step(env.action_space.sample())
+            rewards.add(abs(reward))
+            steps += 1
+        assert np.array_equal(step_info["bandits"], info["bandits"])  # one bandit for the whole episode
+    assert steps == 400 and min(rewards) == max(rewards) == pytest.approx(1 / 400)
+    with pytest.raises(ValueError, match="popgym-RepeatPreviousEasy-v0's episodes cannot grow"):
+        make_task_family("popgym-RepeatPreviousEasy-v0").longer_episodes(2)
+
+
+def test_part_returns_split_each_trial_into_equal_parts_of_its_own_steps():
+    rewards = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [1.0, 1.0, 1.0, 1.0, 9.0, 9.0]])
+    valid = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])  # row 1's trial is over after 4 steps
+    zeros = torch.zeros(2, 6)
+    trials = Trials(*[zeros] * 5, rewards, zeros.bool(), zeros.bool(), valid, zeros.long())
+    assert trials.part_returns(2).tolist() == [[6.0, 15.0], [2.0, 2.0]]
+    assert trials.part_returns(3).tolist() == [[3.0, 7.0, 11.0], [2.0, 1.0, 1.0]]
+
+
+def test_longer_episodes_report_each_trained_length_part_on_the_trained_scale(tmp_path, capsys):
+    flags = ["--algo", "rl2", "--env_name", "popgym-MultiarmedBanditEasy-v0", "--quick", "--no_progress"]
+    cli.main([*flags, "--rl2.longer_episodes", "2", "--out_dir", str(tmp_path)])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for policy in ("ssm", "random"):
+        parts = metrics["rl2_longer_episodes"]["2"]["in_distribution"][policy]["part_returns"]
+        assert len(parts) == 2 and all(-1.0 <= value <= 1.0 for part in parts for value in part["per_task"])
+    summary = summarize([metrics])["rl2_longer_episodes"]["2"]["in_distribution"]["ssm"]
+    parts = metrics["rl2_longer_episodes"]["2"]["in_distribution"]["ssm"]["part_returns"]
+    assert summary["last-first"]["mean"] == pytest.approx(
+        np.mean(np.subtract(parts[1]["per_task"], parts[0]["per_task"]))
+    )
+    fixed = ["--algo", "rl2", "--env_name", "popgym-RepeatPreviousEasy-v0", "--rl2.longer_episodes", "2"]
+    with pytest.raises(SystemExit):
+        cli.main([*fixed, "--quick", "--out_dir", str(tmp_path / "fixed")])
+    assert "--rl2.longer_episodes must be none for popgym-RepeatPreviousEasy-v0, whose episodes cannot grow" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "fixed").exists()  # refused before any work

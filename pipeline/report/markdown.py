@@ -152,20 +152,28 @@ def summary_markdown(result: dict) -> str:
         ]
         if gains:
             lines += ["", *paired_table("paired in-context gain", gains), ""]
-    for length, splits in result.get("rl2_longer", {}).items():
-        for split, policies in splits.items():
-            lines += [
-                f"RL² in trials of {length} episodes (longer than training's), {split}",
-                "",
-                "| policy | " + " | ".join(f"episode {e + 1}" for e in range(int(length))) + " |",
-                "|---|" + "---|" * int(length),
-            ]
-            for name, value in policies.items():
-                lines.append(
-                    f"| {name} | " + " | ".join(over_seeds_cell(r, 1) for r in value["episode_returns"]) + " |"
-                )
-            gains = [(f"{name} last-first", value["last-first"]) for name, value in policies.items()]
-            lines += ["", *paired_table("paired gain over the longer trial", gains), ""]
+    longer = (
+        ("rl2_longer", "episode_returns", "episode", "RL² in trials of {} episodes (longer than training's)"),
+        (
+            "rl2_longer_episodes",
+            "part_returns",
+            "part",
+            "RL² in episodes {} times as long as training's, each part of the trained length on the trained scale",
+        ),
+    )
+    for key, parts, column, title in longer:
+        for length, splits in result.get(key, {}).items():
+            for split, policies in splits.items():
+                lines += [
+                    f"{title.format(length)}, {split}",
+                    "",
+                    "| policy | " + " | ".join(f"{column} {e + 1}" for e in range(int(length))) + " |",
+                    "|---|" + "---|" * int(length),
+                ]
+                for name, value in policies.items():
+                    lines.append(f"| {name} | " + " | ".join(over_seeds_cell(r, 1) for r in value[parts]) + " |")
+                gains = [(f"{name} last-first", value["last-first"]) for name, value in policies.items()]
+                lines += ["", *paired_table("paired gain over the longer trial", gains), ""]
     if "rl2_mmer" in result:
         lines += [
             "",

@@ -35,6 +35,8 @@
       rl2_collapsed.<policy>: the seeds whose training collapsed on val tasks (`meta_rl.rl2.collapsed`)
       rl2_longer.<N>.<split>.<policy>: {"episode_returns": [pooled per episode], "last-first": paired} in trials of
           N episodes, longer than training's (`--rl2.longer_trials`)
+      rl2_longer_episodes.<N>.in_distribution.<policy>: {"part_returns": [pooled per part], "last-first": paired} in
+          episodes N times as long as training's, each trained-length part on the trained scale
       rl2_mmer.<policy>, rl2_throughput.<policy>: over_seeds of POPGym's MMER and of training's environment steps per
           second (the seeds that were not resumed; null if none); rl2_parameters.<policy>: the parameter count
     env_name, seeds, n_seeds, bootstrap (its method), commits (of the runs; "unknown" where a run recorded
@@ -325,8 +327,9 @@ def _stage_seconds(timing: dict) -> dict[str, float]:
 def _summarize_rl2(runs: list[dict]) -> dict:
     """rl2, rl2_paired and rl2_normalized_score over (seed, task) pairs."""
     result: dict = {"rl2": {}, "rl2_paired": {}, "rl2_normalized_score": {}, "rl2_collapsed": _collapsed_seeds(runs)}
-    if "rl2_longer" in runs[0]:
-        result["rl2_longer"] = _summarize_longer_trials(runs)
+    for key, parts in (("rl2_longer", "episode_returns"), ("rl2_longer_episodes", "part_returns")):
+        if key in runs[0]:
+            result[key] = _summarize_longer(runs, key, parts)
     if "rl2_mmer" in runs[0]:
         result["rl2_mmer"] = {
             name: over_seeds([[run["rl2_mmer"][name]] for run in runs]) for name in runs[0]["rl2_mmer"]
@@ -386,22 +389,22 @@ def _rl2_normalized(
     return {"excluded_collapsed_oracle_seeds": len(runs) - len(kept)} | scores
 
 
-def _summarize_longer_trials(runs: list[dict]) -> dict:
-    """Per trial length N, split and policy: each episode's return pooled, and the last episode's minus the first's
-    paired per (seed, task) ("last-first": does the return keep rising past the trial length trained on?)."""
+def _summarize_longer(runs: list[dict], key: str, parts: str) -> dict:
+    """Per length N (trials of N episodes, or episodes N times as long), split and policy: each of the N episodes'
+    (or parts') return pooled, and the last one's minus the first's paired per (seed, task) ("last-first": does the
+    return keep rising past the length trained on?)."""
     result: dict = {}
-    for length, splits in runs[0]["rl2_longer"].items():
+    for length, splits in runs[0][key].items():
         result[length] = {}
         for split, policies in splits.items():
             result[length][split] = {}
             for name in policies:
-                episodes = [
-                    [run["rl2_longer"][length][split][name]["episode_returns"][e]["per_task"] for run in runs]
-                    for e in range(int(length))
+                values = [
+                    [run[key][length][split][name][parts][e]["per_task"] for run in runs] for e in range(int(length))
                 ]
                 result[length][split][name] = {
-                    "episode_returns": [pooled(values, sign_bounded=True) for values in episodes],
-                    "last-first": paired_pooled(episodes[-1], episodes[0], True),
+                    parts: [pooled(part, sign_bounded=True) for part in values],
+                    "last-first": paired_pooled(values[-1], values[0], True),
                 }
     return result
 
