@@ -458,7 +458,7 @@ def train_rl2(
 
 
 def evaluate_rl2(
-    policy: RecurrentActorCritic,
+    policy: RecurrentActorCritic | None,
     family: TaskFamily,
     tasks: Sequence[Task],
     config: RL2Config,
@@ -470,7 +470,8 @@ def evaluate_rl2(
     or with `parts` the return of each of as many equal parts of the trial, `returns[task][part]`.
 
     The memory adapts within the trial; no weights change. An oracle policy (told by its observation
-    width) reads the tasks' parameters. `reset_seeds`: each trial's first reset (see `collect_trials`).
+    width) reads the tasks' parameters; `policy=None` acts uniformly at random. `reset_seeds`: each trial's first
+    reset (see `collect_trials`).
     """
     trials = collect_trials(
         family,
@@ -478,27 +479,10 @@ def evaluate_rl2(
         config.episodes_per_trial,
         seed,
         policy,
-        reads_task_params(policy, family),
+        policy is not None and reads_task_params(policy, family),
         config.reward_scale,
         reset_seeds,
     )
-    return _returns(trials, config, parts)
-
-
-def random_policy_trial_returns(
-    family: TaskFamily,
-    tasks: Sequence[Task],
-    config: RL2Config,
-    seed: int,
-    reset_seeds: Sequence[int] | None = None,
-    parts: int | None = None,
-) -> list[list[float]]:
-    """The same trials with uniformly random actions: returns[task][episode or part], like `evaluate_rl2`."""
-    trials = collect_trials(family, tasks, config.episodes_per_trial, seed, reset_seeds=reset_seeds)
-    return _returns(trials, config, parts)
-
-
-def _returns(trials: Trials, config: RL2Config, parts: int | None) -> list[list[float]]:
     if parts is None:
         return trials.episode_returns(config.episodes_per_trial).tolist()
     return trials.part_returns(parts).tolist()

@@ -45,7 +45,7 @@ from core.seeding import derive_seed, seed_everything
 from env_runner.environment import make_task_family
 from env_runner.tasks import Task, TaskFamily
 from meta_rl.distributed import launched_rank_and_world_size
-from meta_rl.rl2 import best_val_iteration, collapsed, evaluate_rl2, mmer, random_policy_trial_returns, train_rl2
+from meta_rl.rl2 import best_val_iteration, collapsed, evaluate_rl2, mmer, train_rl2
 from meta_rl.rl2_policy import RecurrentActorCritic
 from pipeline.config import PipelineConfig, check_resumable
 from pipeline.data import evaluation_reset_seed, run_header, sample_splits
@@ -215,9 +215,9 @@ def _evaluate(
     seed = derive_seed(config.seed, f"rl2-evaluate-{split}")
     resets = [evaluation_reset_seed(config.seed, task.split, index, 0) for index, task in enumerate(tasks)]
     returns = {
-        name: evaluate_rl2(policy, family, tasks, config.rl2, seed, resets, parts) for name, policy in policies.items()
+        name: evaluate_rl2(policy, family, tasks, config.rl2, seed, resets, parts)
+        for name, policy in {**policies, "random": None}.items()
     }
-    returns["random"] = random_policy_trial_returns(family, tasks, config.rl2, seed, resets, parts)
     if parts is not None:
         return {
             name: {"part_returns": [task_summary([row[p] * parts for row in rows]) for p in range(parts)]}

@@ -17,7 +17,6 @@ from meta_rl.rl2 import (
     build_policy,
     collect_trials,
     evaluate_rl2,
-    random_policy_trial_returns,
     train_rl2,
 )
 from meta_rl.rl2_policy import MEMORIES, RecurrentActorCritic, policy_inputs
@@ -243,10 +242,10 @@ def test_the_oracle_reads_the_task_parameters_in_sorted_order(navigation):
 def test_random_baseline_gives_tasks_by_episodes_returns_reproducibly(navigation):
     config = RL2Config(episodes_per_trial=3)
     tasks = navigation.sample(4, seed=0)
-    returns = random_policy_trial_returns(navigation, tasks, config, seed=0)
+    returns = evaluate_rl2(None, navigation, tasks, config, seed=0)
     assert np.array(returns).shape == (4, 3) and np.all(np.array(returns) < 0)
-    assert returns == random_policy_trial_returns(navigation, tasks, config, seed=0)
-    assert returns != random_policy_trial_returns(navigation, tasks, config, seed=1)
+    assert returns == evaluate_rl2(None, navigation, tasks, config, seed=0)
+    assert returns != evaluate_rl2(None, navigation, tasks, config, seed=1)
 
 
 @pytest.mark.parametrize("memory", ["ssm", "gru"])
@@ -289,7 +288,7 @@ def test_rl2_evaluation_starts_each_trial_from_the_model_based_evaluations_first
     config = PipelineConfig(env_name="Pendulum-v1", seed=4, algo="rl2")
     evaluated = _evaluate(pendulum, tasks, {}, config, "in_distribution")["random"]["episode_returns"]
     action_seed = derive_seed(4, "rl2-evaluate-in_distribution")
-    expected = random_policy_trial_returns(pendulum, tasks, config.rl2, action_seed, resets)
+    expected = evaluate_rl2(None, pendulum, tasks, config.rl2, action_seed, resets)
     assert [evaluated[e]["per_task"] for e in range(2)] == [[row[e] for row in expected] for e in range(2)]
 
 
