@@ -18,7 +18,8 @@ from pipeline import cli as main
 from pipeline.config import PipelineConfig
 from pipeline.report.summary import summarize
 
-QUICK = ["--algo", "rl2", "--env_name", "PointNavigation-v0", "--quick", "--no_progress"]
+# one thread: a resumed run repeats the uninterrupted one bit for bit, whatever else the machine runs
+QUICK = ["--algo", "rl2", "--env_name", "PointNavigation-v0", "--quick", "--no_progress", "--threads", "1"]
 POLICIES = {"ssm", "oracle", "random"}
 
 
