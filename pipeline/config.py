@@ -54,7 +54,7 @@ def resolve_device(name: str) -> str:
 
 
 REWARDS = ("auto", "learned", "known")
-WORLD_MODELS = ("ssm", "gru", "mlp")
+WORLD_MODELS = ("ssm", "ssm_complex", "gru", "mlp")
 
 
 def resolve_reward(reward: str, reward_depends_on_task: bool) -> str:
@@ -114,8 +114,9 @@ class PipelineConfig:
     )
     world_model: str = setting(
         "ssm",
-        "the world model MetaMAML, ERM and the oracle train: ssm (selective state space model), gru (a GRU, ReBAL's "
-        "recurrent model) or mlp (three hidden layers on the current observation and action, GrBAL's)",
+        "the world model MetaMAML, ERM and the oracle train: ssm (selective state space model), ssm_complex (its "
+        "complex eigenvalues: decays that turn), gru (a GRU, ReBAL's recurrent model) or mlp (three hidden layers on "
+        "the current observation and action, GrBAL's)",
         one_of(WORLD_MODELS),
     )
     ensemble_size: int = setting(

@@ -35,8 +35,11 @@ def make_world_model(config: PipelineConfig, input_dim: int, output_dim: int) ->
     if config.ensemble_size > 1:
         one, width = replace(config, ensemble_size=1), output_dim // config.ensemble_size
         return Ensemble([make_world_model(one, input_dim, width) for _ in range(config.ensemble_size)])
-    if config.world_model == "ssm":
-        return SSM(config.state_dim, input_dim, output_dim, config.hidden_dim, device=config.device)
+    if config.world_model in ("ssm", "ssm_complex"):
+        eigenvalues = "complex" if config.world_model == "ssm_complex" else "real"
+        return SSM(
+            config.state_dim, input_dim, output_dim, config.hidden_dim, device=config.device, eigenvalues=eigenvalues
+        )
     if config.world_model == "gru":
         return GRUModel(config.state_dim, input_dim, output_dim, device=config.device)
     return MLPModel(input_dim, output_dim, config.hidden_dim, device=config.device)

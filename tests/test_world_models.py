@@ -65,11 +65,11 @@ def test_the_mlp_has_no_state_and_sees_only_the_current_input():
     torch.testing.assert_close(y[:, 3], model(x[:, 3])[0])
 
 
-@pytest.mark.parametrize("kind", ["ssm", "gru", "mlp"])
+@pytest.mark.parametrize("kind", ["ssm", "ssm_complex", "gru", "mlp"])
 def test_world_model_flag_builds_maml_erm_and_oracle_of_that_kind_from_one_initialisation(kind):
     config = override(defaults_for("Pendulum-v1", quick=True), {"world_model": kind, "device": "cpu"})
     models = WorldModels(config, input_dim=4, output_dim=3, context_dim=2)
-    kinds = {"ssm": "SSM", "gru": "GRUModel", "mlp": "MLPModel"}
+    kinds = {"ssm": "SSM", "ssm_complex": "SSM", "gru": "GRUModel", "mlp": "MLPModel"}
     assert {type(m).__name__ for m in (models.maml_model, models.erm_model, models.oracle_model)} == {kinds[kind]}
     erm, oracle = models.erm_model.state_dict(), models.oracle_model.state_dict()
     for name, tensor in models.maml_model.state_dict().items():
@@ -77,6 +77,8 @@ def test_world_model_flag_builds_maml_erm_and_oracle_of_that_kind_from_one_initi
         shared = oracle[name][:, :4] if name == "in_proj.weight" else oracle[name]  # its extra inputs: own columns
         torch.testing.assert_close(shared, tensor)
     assert type(make_world_model(config, 4, 3)).__name__ == kinds[kind]
+    if kind.startswith("ssm"):
+        assert models.maml_model.eigenvalues == ("complex" if kind == "ssm_complex" else "real")
 
 
 def test_a_supervised_update_with_a_non_finite_gradient_is_skipped_counted_and_leaves_the_weights():
@@ -104,7 +106,13 @@ def test_an_unknown_world_model_is_refused_naming_the_choices():
 
 @pytest.mark.parametrize(
     "flags",
-    [["--world_model", "gru"], ["--world_model", "mlp"], ["--planner.method", "icem"], ["--planner.method", "mppi"]],
+    [
+        ["--world_model", "ssm_complex"],
+        ["--world_model", "gru"],
+        ["--world_model", "mlp"],
+        ["--planner.method", "icem"],
+        ["--planner.method", "mppi"],
+    ],
     ids=lambda flags: flags[1],
 )
 def test_each_world_model_and_planner_method_runs_quick_end_to_end(flags, tmp_path):
