@@ -131,11 +131,16 @@ class TrainingDiverged(RuntimeError):
     not finite SKIPPED_IN_A_ROW updates running; the checkpoint keeps the last epoch whose weights were finite."""
 
     def __init__(self, models: list[str], epoch: int, iteration: int, checkpoint_path: Path) -> None:
+        self.details = (models, epoch, iteration, checkpoint_path)
         kept = f"{checkpoint_path} keeps epoch {epoch}" if epoch else "no epoch was checkpointed"
         super().__init__(
             f"training diverged in epoch {epoch + 1}, meta-batch {iteration + 1}: the {' and '.join(models)} loss, "
             f"weights or last {SKIPPED_IN_A_ROW} gradients are not finite; {kept}. Lower --outer_lr or --inner_lr"
         )
+
+    def __reduce__(self) -> tuple:
+        """Rebuilt from its arguments: a worker process's exception reaches the parent whole (`pipeline.executor`)."""
+        return type(self), self.details
 
 
 def save_training_checkpoint(
