@@ -17,6 +17,7 @@ import torch
 
 from pipeline import cli
 from pipeline.executor import Executor
+from pipeline.training import TrainingDiverged
 
 QUICK = ["--quick", "--no_progress", "--num_epochs", "1"]
 NOT_RESULTS = ("timing", "provenance")  # wall-clock seconds and where/how the run ran
@@ -79,6 +80,20 @@ def test_a_failed_run_does_not_stop_the_others_and_is_named(executor):
     with pytest.raises(RuntimeError, match=r"1 of 3 runs failed \(seed 1: ValueError: math domain error\)"):
         executor.map(math.sqrt, [(4.0,), (-1.0,), (9.0,)], ["seed 0", "seed 1", "seed 2"])
     assert executor.map(math.sqrt, [(4.0,), (9.0,)]) == [2.0, 3.0]
+
+
+def diverge_in_epoch(epoch: int) -> int:
+    """A run that raises TrainingDiverged in `epoch` (0: finishes), as a worker would."""
+    if epoch:
+        raise TrainingDiverged(["erm"], epoch, 7, Path("run") / "checkpoint.pt")
+    return epoch
+
+
+@pytest.mark.parametrize("executor", [Executor(), Executor(jobs=2)], ids=["in process", "2 processes"])
+def test_a_diverged_run_reaches_the_parent_whole_and_the_others_finish(executor):
+    message = "training diverged in epoch 3, meta-batch 8: the erm loss"
+    with pytest.raises(RuntimeError, match=rf"1 of 3 runs failed \(seed 1: TrainingDiverged: {message}"):
+        executor.map(diverge_in_epoch, [(0,), (2,), (0,)], ["seed 0", "seed 1", "seed 2"])
 
 
 def process_status(pid: int | str) -> dict[str, str] | None:
