@@ -2,7 +2,7 @@
 
 From the pre-activations to the readout's input, per step t (N = state_dim, B batch, T time):
 
-    delta_t = softplus(rate_t) * exp(A_log)                    rate_t (N)   pre-activation of the rate
+    delta_t = max(softplus(rate_t) * exp(A_log), MIN_DELTA)    rate_t (N)   pre-activation of the rate
     a_t     = exp(-delta_t) * keep_t                           keep_t = 1 - reset_t, one per (b, t)
     c_t     = sqrt(1 - exp(-2 delta_t))                        LRU input normalisation
     h_t     = a_t * h_{t-1} + c_t * z_t                        z_t (N)      state input
@@ -17,6 +17,7 @@ Outputs: r (B, T, N) and h_T (B, N). Backward, given dr (B, T, N) and dh_T (B, N
     d(-delta_t) = dh_t * (h_t - c_t z_t) - dh_t * z_t * (1 / c_t - c_t)   [a_t h_{t-1} = h_t - c_t z_t,
                                                                             exp(-2 delta) / c = 1 / c - c]
     drate_t = -d(-delta_t) * exp(A_log) * sigmoid(rate_t),  dA_log = sum_bt d(-delta_t) * (-delta_t)
+                                                               (both 0 where the floor MIN_DELTA holds delta)
 
 `GateScan` keeps four (B, T, N) tensors for the backward (states, -delta, a, c) and works in place on the
 buffers it allocates, so each element-wise pass costs one sweep and few fresh allocations (on CPU a fresh
@@ -36,6 +37,11 @@ from torch.autograd.function import FunctionCtx
 from core.scans import chunked_scan, chunked_scan_
 from core.torch_internals import outside_torch_func_transforms, silu_backward, softplus_backward
 
+# The rate's floor. As delta -> 0 the input normalisation c = sqrt(1 - exp(-2 delta)) -> 0 and its derivatives
+# (1 / c and up) overflow: a trained rate pre-activation near -90 underflows softplus to 1e-41 and leaves every
+# meta-gradient of the rate's parameters non-finite. At 1e-9 (a timescale of 10^9 steps) c is 4.5e-5.
+MIN_DELTA = 1e-9
+
 
 def decay_and_input(
     rate: torch.Tensor,
@@ -43,7 +49,7 @@ def decay_and_input(
     A_log: torch.Tensor,  # noqa: N803 (the model's parameter name)
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """rate, z (..., N), A_log (N) -> decay a = exp(-delta) and normalised input sqrt(1 - a^2) * z, each (..., N)."""
-    neg_delta = F.softplus(rate) * -torch.exp(A_log)
+    neg_delta = (F.softplus(rate) * -torch.exp(A_log)).clamp(max=-MIN_DELTA)
     return torch.exp(neg_delta), torch.sqrt(-torch.expm1(2.0 * neg_delta)) * z
 
 
@@ -84,7 +90,7 @@ class GateScan(torch.autograd.Function):
         h0: torch.Tensor,
         chunk_size: int | None,
     ) -> tuple[torch.Tensor, ...]:
-        neg_delta = F.softplus(rate).mul_(-torch.exp(A_log))  # (B, T, N)
+        neg_delta = F.softplus(rate).mul_(-torch.exp(A_log)).clamp_(max=-MIN_DELTA)  # (B, T, N)
         a = torch.exp(neg_delta)  # (B, T, N)
         if keep is not None:
             a.mul_(keep.unsqueeze(-1))
@@ -124,6 +130,7 @@ class GateScan(torch.autograd.Function):
         grad_neg_delta = torch.addcmul(states, norm, z, value=-1.0, out=scratch).mul_(grad_h)  # dh * a_t h_{t-1}
         grad_h.mul_(z)  # dh * z
         grad_neg_delta.addcdiv_(grad_h, norm, value=-1.0).addcmul_(grad_h, norm)  # - dh z (1 / c - c)
+        grad_neg_delta.masked_fill_(neg_delta >= -MIN_DELTA, 0.0)  # held at the floor: no gradient to the rate
         grad_A_log = (grad_neg_delta * neg_delta).sum((0, 1))  # (N)
         grad_rate = softplus_backward(grad_neg_delta, rate).mul_(-torch.exp(A_log))
 
@@ -181,7 +188,7 @@ def _gate_scan_values(
     chunk_size: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`gate_scan` when no gradient is needed: three (B, T, N) buffers, everything else in place."""
-    neg_delta = F.softplus(rate).mul_(-torch.exp(A_log))  # (B, T, N)
+    neg_delta = F.softplus(rate).mul_(-torch.exp(A_log)).clamp_(max=-MIN_DELTA)  # (B, T, N)
     states = torch.mul(neg_delta, 2.0).expm1_().neg_().sqrt_().mul_(z)  # (B, T, N): b = c * z, scanned below
     a = neg_delta.exp_()
     if keep is not None:

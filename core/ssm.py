@@ -4,7 +4,7 @@ One layer, per time step t (N = state_dim, H = hidden_dim):
 
     u_t             = silu(W_in x_t)                                (H)
     z_t, g_t        = W_z u_t, W_g u_t                              (N), (N)  state input, gate
-    delta_t         = softplus(W_dt W_r u_t + dt_bias) * exp(A_log) (N)  input-dependent rate
+    delta_t         = softplus(W_dt W_r u_t + dt_bias) * exp(A_log) (N)  input-dependent rate, at least MIN_DELTA
     a_t             = exp(-delta_t)                                 (N)  decay in (0, 1)
     b_t             = sqrt(1 - a_t^2) * z_t                         (N)  LRU input normalisation
     h_t             = a_t * (1 - reset_t) * h_{t-1} + b_t           (N)  diagonal recurrence
@@ -233,7 +233,7 @@ class SSM(nn.Module):
         u = F.silu(self.in_proj(x), inplace=True)  # (B, H)
         z, gate = self.z_proj(u), self.gate_proj(u)  # (B, N) each
         rate, A_log = self._paired(self.dt_proj(self.rate_proj(u)).to(scan_dtype), self.A_log.to(scan_dtype))
-        neg_delta = F.softplus(rate).mul_(-torch.exp(A_log))  # (B, N)
+        neg_delta = F.softplus(rate).mul_(-torch.exp(A_log)).clamp_(max=-fused_scan.MIN_DELTA)  # (B, N)
         normalised_input = torch.mul(neg_delta, 2.0).expm1_().neg_().sqrt_().mul_(z.to(scan_dtype))  # b (B, N)
         decay = neg_delta.exp_()  # a (B, N)
         if reset is not None:

@@ -219,6 +219,40 @@ def test_complex_eigenvalues_recall_the_input_of_k_steps_ago_where_real_decays_c
     assert accuracy["complex"] > 0.95 and accuracy["real"] < 0.8, accuracy
 
 
+@pytest.mark.parametrize("scan", ["fused", "chunked", "doubling"])
+def test_a_rate_that_underflows_is_held_at_the_floor_and_first_and_second_derivatives_stay_finite(scan):
+    model = make_model(scan=scan)
+    with torch.no_grad():  # softplus(-100) underflows: delta ~ 1e-44 would make 1 / c and its derivatives overflow
+        model.dt_proj.bias[:4] = -100.0
+    x, h0 = torch.randn(2, 30, 5), torch.randn(2, 16)
+    y, h = model(x, h0)
+    params = dict(model.named_parameters())
+    grads = torch.autograd.grad(y.square().mean() + h.square().mean(), list(params.values()), create_graph=True)
+    assert all(torch.isfinite(grad).all() for grad in grads)
+    bias_grad = grads[list(params).index("dt_proj.bias")]
+    assert torch.all(bias_grad[:4] == 0) and torch.all(bias_grad[4:] != 0)  # held at the floor: no gradient there
+    second = torch.autograd.grad(sum(grad.square().sum() for grad in grads), list(params.values()))
+    assert all(torch.isfinite(grad).all() for grad in second)
+    torch.testing.assert_close(step_loop(model, x, h0)[0], y, atol=1e-5, rtol=0)
+
+
+def test_the_fused_scan_equals_the_reference_where_the_rate_is_held_at_the_floor():
+    rate, z, gate, A_log, D, keep, h0 = gate_scan_inputs(torch.float32, steps=50, seed=2)  # noqa: N806
+    with torch.no_grad():
+        rate[:, ::3] = -100.0
+    fused = fused_scan.gate_scan(rate, z, gate, A_log, D, keep, h0, 7)
+    reference = fused_scan.reference_gate_scan(rate, z, gate, A_log, D, keep, h0, 7)
+    inputs = (rate, z, gate, A_log, D, h0)
+    for got, expected in zip(fused, reference, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    weights = torch.randn_like(fused[0])
+    got = torch.autograd.grad((fused[0] * weights).sum() + fused[1].sum(), inputs)
+    expected = torch.autograd.grad((reference[0] * weights).sum() + reference[1].sum(), inputs)
+    for one, other in zip(got, expected, strict=True):
+        assert torch.isfinite(one).all()
+        torch.testing.assert_close(one, other, atol=1e-4, rtol=1e-4)
+
+
 def gate_scan_inputs(dtype=torch.float64, steps=9, seed=0):
     """rate, z, gate (2, steps, 3), A_log, D (3), keep (2, steps) with resets, h0 (2, 3); all but keep need grad."""
     generator = torch.Generator().manual_seed(seed)
