@@ -90,7 +90,7 @@ class GateScan(torch.autograd.Function):
         h0: torch.Tensor,
         chunk_size: int | None,
     ) -> tuple[torch.Tensor, ...]:
-        neg_delta = F.softplus(rate).mul_(-torch.exp(A_log)).clamp_(max=-MIN_DELTA)  # (B, T, N)
+        neg_delta = F.softplus(rate).mul_(-torch.exp(A_log)).clamp_max_(-MIN_DELTA)  # (B, T, N)
         a = torch.exp(neg_delta)  # (B, T, N)
         if keep is not None:
             a.mul_(keep.unsqueeze(-1))
@@ -188,7 +188,7 @@ def _gate_scan_values(
     chunk_size: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`gate_scan` when no gradient is needed: three (B, T, N) buffers, everything else in place."""
-    neg_delta = F.softplus(rate).mul_(-torch.exp(A_log)).clamp_(max=-MIN_DELTA)  # (B, T, N)
+    neg_delta = F.softplus(rate).mul_(-torch.exp(A_log)).clamp_max_(-MIN_DELTA)  # (B, T, N)
     states = torch.mul(neg_delta, 2.0).expm1_().neg_().sqrt_().mul_(z)  # (B, T, N): b = c * z, scanned below
     a = neg_delta.exp_()
     if keep is not None:

@@ -233,7 +233,7 @@ class SSM(nn.Module):
         u = F.silu(self.in_proj(x), inplace=True)  # (B, H)
         z, gate = self.z_proj(u), self.gate_proj(u)  # (B, N) each
         rate, A_log = self._paired(self.dt_proj(self.rate_proj(u)).to(scan_dtype), self.A_log.to(scan_dtype))
-        neg_delta = F.softplus(rate).mul_(-torch.exp(A_log)).clamp_(max=-fused_scan.MIN_DELTA)  # (B, N)
+        neg_delta = F.softplus(rate).mul_(-torch.exp(A_log)).clamp_max_(-fused_scan.MIN_DELTA)  # (B, N)
         normalised_input = torch.mul(neg_delta, 2.0).expm1_().neg_().sqrt_().mul_(z.to(scan_dtype))  # b (B, N)
         decay = neg_delta.exp_()  # a (B, N)
         if reset is not None:
