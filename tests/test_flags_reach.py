@@ -115,6 +115,13 @@ def built_world(config: PipelineConfig) -> WorldModels:
     return WorldModels(config, input_dim=4, output_dim=3, context_dim=2)
 
 
+def world_model_kind(model) -> str:
+    """The --world_model value that builds `model`."""
+    if isinstance(model, SSM):
+        return "ssm_complex" if model.eigenvalues == "complex" else "ssm"
+    return {GRUModel: "gru", MLPModel: "mlp"}[type(model)]
+
+
 MODEL_SETTINGS = {  # setting -> what the built world models hold
     "state_dim": lambda world: world.maml_model.state_dim,
     "hidden_dim": lambda world: world.maml_model.hidden_dim,
@@ -124,7 +131,7 @@ MODEL_SETTINGS = {  # setting -> what the built world models hold
     "learn_inner_lr": lambda world: bool(world.learner.inner_lrs),
     "num_inner_steps": lambda world: world.learner.num_inner_steps,
     "grad_clip_norm": lambda world: world.learner.grad_clip_norm,
-    "world_model": lambda world: {SSM: "ssm", GRUModel: "gru", MLPModel: "mlp"}[type(world.maml_model)],
+    "world_model": lambda world: world_model_kind(world.maml_model),
     "ensemble_size": lambda world: len(world.maml_model.members),
     "probabilistic": lambda world: world.head.gaussian and world.learner.loss_fn == world.head.loss,
     "inner_grad_clip": lambda world: world.learner.inner_grad_clip,
