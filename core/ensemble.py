@@ -41,6 +41,7 @@ class Ensemble(nn.Module):
         self.output_dim = self.size * members[0].output_dim
         self.input_dim = members[0].input_dim
         self._skeleton = [copy.deepcopy(members[0]).to("meta")]  # the architecture, outside the module's parameters
+        self._layouts: dict[tuple, tuple[torch.Tensor, ...]] = {}  # row_layout's, per (rows, group, device)
 
     @property
     def config(self) -> dict:
@@ -96,7 +97,13 @@ class Ensemble(nn.Module):
     def row_layout(self, rows: int, group: int, device: torch.device) -> tuple[torch.Tensor, ...]:
         """Which member computes each of `rows` rows, (r mod group) mod M, as (rows,) members and (rows,) positions
         among that member's rows, and (M, P) the rows of each member (P the most any has; a shorter list repeats its
-        first row, computed again and unused)."""
+        first row, computed again and unused). Computed once per (rows, group, device): a planner asks every step."""
+        key = (rows, group, device)
+        if key not in self._layouts:
+            self._layouts[key] = self._row_layout(rows, group, device)
+        return self._layouts[key]
+
+    def _row_layout(self, rows: int, group: int, device: torch.device) -> tuple[torch.Tensor, ...]:
         row = torch.arange(rows, device=device)
         member = row % group % self.size  # (rows,)
         order = torch.argsort(member, stable=True)  # the rows of member 0, then of member 1, ...
