@@ -415,6 +415,35 @@ _HALF_CHEETAH = {**_LOCOMOTION, "learn_inner_lr": True, "iterations_per_epoch": 
 # tasks, bounded there by the true dynamics (experiments/planner_choice.py, docs/selection/planner_halfcheetah_1.json)
 _HALF_CHEETAH_PLANNER = {"method": "icem", "num_candidates": 100, "horizon": 15}
 
+
+# POPGym's PPO iterations: what the slowest memory (the GRU) trains in 12 minutes alone on one thread of the 2-core
+# machine with every episode at its full length (docs/selection/popgym_throughput*.json, measured by
+# `experiments.popgym_throughput`), so that a run beside a second one, with its val trials and evaluation, stays
+# within 20 minutes; the SSMs, faster, train the same environment steps in less
+_POPGYM_ITERATIONS = {
+    "popgym-RepeatPreviousEasy-v0": 4650,
+    "popgym-RepeatPreviousMedium-v0": 2425,
+    "popgym-RepeatPreviousHard-v0": 1800,
+    "popgym-RepeatFirstEasy-v0": 4750,
+    "popgym-RepeatFirstMedium-v0": 700,
+    "popgym-RepeatFirstHard-v0": 325,
+    "popgym-CountRecallEasy-v0": 4375,
+    "popgym-CountRecallMedium-v0": 2350,
+    "popgym-CountRecallHard-v0": 1275,
+    "popgym-AutoencodeEasy-v0": 2650,
+    "popgym-AutoencodeMedium-v0": 1425,
+    "popgym-AutoencodeHard-v0": 925,
+    "popgym-PositionOnlyCartPoleEasy-v0": 500,
+    "popgym-PositionOnlyCartPoleMedium-v0": 225,
+    "popgym-PositionOnlyCartPoleHard-v0": 150,
+    "popgym-PositionOnlyPendulumEasy-v0": 1300,
+    "popgym-PositionOnlyPendulumMedium-v0": 1825,
+    "popgym-PositionOnlyPendulumHard-v0": 2625,
+    "popgym-MultiarmedBanditEasy-v0": 1450,
+    "popgym-MultiarmedBanditMedium-v0": 725,
+    "popgym-MultiarmedBanditHard-v0": 475,
+}
+
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # MuJoCo locomotion: 100-step control episodes (the environments' limit is 1000) and a shorter horizon keep a
     # single-seed run within 15 minutes on 2 CPU cores. Each row adds what the family's val tasks chose
@@ -433,7 +462,7 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "HalfCheetahDir-v0": {**_HALF_CHEETAH, "episode_steps": 200, "iterations_per_epoch": 300},
     "AntDir-v0": {**_LOCOMOTION, **_META_SGD_TRAINING, "episode_steps": 200},
     # POPGym: one POMDP, so a trial is one episode (MultiarmedBandit's episode is the trial of pulls on one bandit)
-    **{env_id: {"rl2": {"episodes_per_trial": 1}} for env_id in POPGYM_IDS},
+    **{env_id: {"rl2": {"episodes_per_trial": 1, "iterations": _POPGYM_ITERATIONS[env_id]}} for env_id in POPGYM_IDS},
 }
 
 

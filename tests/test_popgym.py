@@ -14,6 +14,7 @@ from gymnasium.spaces import flatten
 from env_runner import popgym_families
 from env_runner.families import make_task_family
 from env_runner.popgym_families import POPGYM_IDS
+from experiments import popgym_throughput
 from meta_rl.rl2 import Trials, mmer
 from pipeline import cli
 from pipeline.config import defaults_for
@@ -118,3 +119,18 @@ def test_longer_episodes_report_each_trained_length_part_on_the_trained_scale(tm
         capsys.readouterr().err
     )
     assert not (tmp_path / "fixed").exists()  # refused before any work
+
+
+def test_the_throughput_probe_sizes_iterations_by_full_length_episodes(tmp_path):
+    out, threads = tmp_path / "throughput.json", torch.get_num_threads()
+    try:  # the probe times on one thread
+        result = popgym_throughput.main(["--quick", "--memories", "ssm_complex", "gru", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    assert json.loads(out.read_text())["rows"] == result["rows"]
+    assert [row["memory"] for row in result["rows"]] == ["ssm_complex", "gru"]
+    for row in result["rows"]:
+        assert row["env_name"] == "popgym-RepeatPreviousEasy-v0" and row["episodes_per_trial"] == 1
+        assert row["longest_iteration"] == 16 * row["episode_length"] and row["steps_per_s"] > 0
+        fitting = 20 * 60 * row["steps_per_s"] / row["longest_iteration"]
+        assert row["iterations_for"] == max(25, int(fitting) // 25 * 25)
