@@ -9,6 +9,7 @@ published seeds, rounded), used to start the longest runs first. In a program's 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -36,6 +37,16 @@ class PublishedProgram:
     needs_runs: tuple[str, ...] = ()
     needs_published: tuple[str, ...] = ()
     quick_values: tuple[tuple[str, tuple[str, ...]], ...] = (("--seeds", ("0",)),)
+
+
+@dataclass(frozen=True)
+class PublishedMemories:
+    """Memory against memory on POPGym's tasks (`pipeline.report.memories`) from the RL² folders `runs`, one per
+    (task, memory): drawn over those of them published from the reproduction's commit."""
+
+    folder: str
+    runs: tuple[str, ...]
+    baseline: str = "gru"
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,36 @@ RUNS = (
     PublishedRuns("halfcheetah_dir", ("--env_name", "HalfCheetahDir-v0"), 3, 17),
     PublishedRuns("ant_dir", ("--env_name", "AntDir-v0"), 3, 14),
 )
+
+# POPGym's memory tasks the SSM is compared with the GRU on: RepeatPrevious at every difficulty, the others at Easy.
+# Each trains its family's iterations (pipeline.config: what the GRU trains in 12 minutes alone on one thread); the
+# bandit also plays its test episodes twice as long (length generalisation).
+POPGYM_TASKS = (
+    "RepeatPreviousEasy",
+    "RepeatPreviousMedium",
+    "RepeatPreviousHard",
+    "RepeatFirstEasy",
+    "CountRecallEasy",
+    "AutoencodeEasy",
+    "PositionOnlyCartPoleEasy",
+    "PositionOnlyPendulumEasy",
+    "MultiarmedBanditEasy",
+)
+POPGYM_MEMORIES = {"ssm_complex": 9, "gru": 16}  # memory: minutes a seed
+
+
+def popgym_folder(task: str, memory: str) -> str:
+    """'popgym_gru_repeat_previous_easy' for ("RepeatPreviousEasy", "gru")."""
+    return f"popgym_{memory}_{re.sub(r'(?<!^)(?=[A-Z])', '_', task).lower()}"
+
+
+def popgym_runs(task: str, memory: str) -> PublishedRuns:
+    longer = ("--rl2.longer_episodes", "2") if task.startswith("MultiarmedBandit") else ()
+    flags = ("--algo", "rl2", "--env_name", f"popgym-{task}-v0", "--rl2_memory", memory, *longer)
+    return PublishedRuns(popgym_folder(task, memory), flags, 3, POPGYM_MEMORIES[memory])
+
+
+RUNS += tuple(popgym_runs(task, memory) for task in POPGYM_TASKS for memory in POPGYM_MEMORIES)
 
 
 def thin_compute_sweep(folder: str, env_name: str, seeds: int, run_folder: str) -> PublishedProgram:
@@ -153,4 +194,10 @@ COMPARISONS = (
     PublishedComparison("tta_vs_rl2_gru_halfcheetah_vel", "halfcheetah_vel", "rl2_gru_halfcheetah_vel"),
 )
 
-FOLDERS = tuple(entry.folder for entry in (*RUNS, *PROGRAMS, *COMPARISONS))
+MEMORIES = (
+    PublishedMemories(
+        "popgym_memories", tuple(popgym_folder(task, memory) for task in POPGYM_TASKS for memory in POPGYM_MEMORIES)
+    ),
+)
+
+FOLDERS = tuple(entry.folder for entry in (*RUNS, *PROGRAMS, *COMPARISONS, *MEMORIES))

@@ -18,10 +18,11 @@ reads unless they are already published from this commit.
 
 A folder is published once all its seeds have finished: <results>/<folder>/seed_<S>_metrics.json (its earlier
 seed files removed first) and summary.json. Then each program whose folders are published runs once (its output
-kept in --runs, copied to <results>), each comparison whose two folders are published is drawn, the model-based
-folders go into <results>/overview.json, <results>/reproduce.json records the commit, the seeds and the machine
-time of every published folder, and the pages of --pages (README.md, docs/) are re-rendered. A failed run does not
-stop the others; what finished is published before the failure is reported (the pages wait for a call that succeeds).
+kept in --runs, copied to <results>), each comparison whose two folders are published is drawn, and the memory
+comparison over the POPGym folders published so far; the model-based folders go into <results>/overview.json,
+<results>/reproduce.json records the commit, the seeds and the machine time of every published folder, and the pages
+of --pages (README.md, docs/) are re-rendered. A failed run does not stop the others; what finished is published
+before the failure is reported (the pages wait for a call that succeeds).
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from core.checkpoint import atomic_write_json
 from experiments.published import (
     COMPARISONS,
     FOLDERS,
+    MEMORIES,
     PROGRAMS,
     RUNS,
     PublishedComparison,
+    PublishedMemories,
     PublishedProgram,
     PublishedRuns,
 )
@@ -51,6 +54,7 @@ from pipeline.executor import Executor
 from pipeline.flags import add_program_flags, config_from_flags, executor_from_flags
 from pipeline.provenance import provenance
 from pipeline.report.comparison import write_comparison
+from pipeline.report.memories import write_memories
 from pipeline.report.overview import write_overview
 from pipeline.report.pages import refresh_pages
 from pipeline.report.summary import check_poolable, recompute
@@ -216,6 +220,10 @@ def publish(
     for comparison in COMPARISONS:  # both sides from this commit's runs: never a new folder against an older one
         if comparison.folder in selected and {comparison.mbrl, comparison.rl2} <= published:
             write_comparison(results / comparison.mbrl, results / comparison.rl2, results / comparison.folder)
+    for memories in MEMORIES:  # over the folders published from this commit, as they land
+        drawn = [results / name for name in memories.runs if name in published]
+        if memories.folder in selected and drawn:
+            write_memories(drawn, memories.baseline, results / memories.folder)
     model_based = [
         results / entry.folder
         for entry in RUNS
@@ -244,17 +252,19 @@ def selection(only: list[str] | None, published: set[str]) -> list[str]:
     if only is None:
         return list(FOLDERS)
     chosen = set(only)
-    for entry in (*PROGRAMS, *COMPARISONS):
+    for entry in (*PROGRAMS, *COMPARISONS, *MEMORIES):
         if entry.folder in only:
             runs, reads = needed(entry)
             chosen |= runs | (reads - published)
     return [name for name in FOLDERS if name in chosen]
 
 
-def needed(entry: PublishedProgram | PublishedComparison) -> tuple[set[str], set[str]]:
+def needed(entry: PublishedProgram | PublishedComparison | PublishedMemories) -> tuple[set[str], set[str]]:
     """The run folders `entry` reads from {runs} and the published folders it reads from {results}."""
     if isinstance(entry, PublishedComparison):
         return set(), {entry.mbrl, entry.rl2}
+    if isinstance(entry, PublishedMemories):
+        return set(), set(entry.runs)
     return set(entry.needs_runs), set(entry.needs_published)
 
 

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from experiments import reproduce
-from experiments.published import COMPARISONS, FOLDERS, PROGRAMS, RUNS
+from experiments.published import COMPARISONS, FOLDERS, MEMORIES, PROGRAMS, RUNS, popgym_folder
 from pipeline import cli
 
 README = """# results
@@ -176,10 +176,12 @@ def test_what_a_folder_needs_is_regenerated_with_it_unless_already_published_fro
     # a compute sweep reads its runs' checkpoints, which only --runs holds: they come along even when published
     assert reproduce.selection(["compute_sweep"], {"pendulum"}) == ["pendulum", "compute_sweep"]
     assert reproduce.selection(None, set()) == list(FOLDERS)
+    memories = MEMORIES[0]
+    assert reproduce.selection([memories.folder], set(memories.runs[2:])) == [*memories.runs[:2], memories.folder]
 
 
 def test_every_published_folder_is_named_once_and_every_program_needs_published_runs():
-    names = [entry.folder for entry in (*RUNS, *PROGRAMS, *COMPARISONS)]
+    names = [entry.folder for entry in (*RUNS, *PROGRAMS, *COMPARISONS, *MEMORIES)]
     assert len(names) == len(set(names))
     runs = {entry.folder for entry in RUNS}
     assert all({*program.needs_runs, *program.needs_published} <= runs for program in PROGRAMS)
@@ -188,9 +190,26 @@ def test_every_published_folder_is_named_once_and_every_program_needs_published_
         f"{{results}}/{name}" in " ".join(program.flags) for program in PROGRAMS for name in program.needs_published
     )
     assert all({comparison.mbrl, comparison.rl2} <= runs for comparison in COMPARISONS)
+    assert all(set(memories.runs) <= runs for memories in MEMORIES)
 
 
 def test_quick_values_replace_a_flags_values_up_to_the_next_flag():
     flags = ["--env_name", "X", "--seeds", "0", "1", "2", "--out", "o"]
     assert reproduce.with_flag_values(flags, "--seeds", ("0",)) == ["--env_name", "X", "--seeds", "0", "--out", "o"]
     assert reproduce.with_flag_values(["--seeds", "4", "5"], "--seeds", ("0",)) == ["--seeds", "0"]
+
+
+def test_the_memory_comparison_is_drawn_over_the_popgym_folders_published_so_far(tmp_path):
+    pytest.importorskip("popgym")
+    easy = [popgym_folder("RepeatPreviousEasy", memory) for memory in ("ssm_complex", "gru")]
+    (tmp_path / "README.md").write_text("# results\n")
+    reproduce.main([*chain_flags(tmp_path), "--only", *easy, "--seeds", "1"])
+    assert not (tmp_path / "results" / "popgym_memories").exists()  # not asked for
+    block = "<!-- results: results/popgym_memories/memories.json -->\n<!-- end results -->\n"
+    (tmp_path / "README.md").write_text(block)
+    reproduce.main([*chain_flags(tmp_path), "--only", "popgym_memories", "--publish_only"])
+    drawn = json.loads((tmp_path / "results" / "popgym_memories" / "memories.json").read_text())
+    assert drawn["sources"] == [f"../{folder}" for folder in easy]
+    assert list(drawn["tasks"]) == ["popgym-RepeatPreviousEasy-v0"]
+    assert list(drawn["tasks"]["popgym-RepeatPreviousEasy-v0"]["paired"]) == ["ssm_complex - gru"]
+    assert "| popgym-RepeatPreviousEasy-v0 | ssm_complex | 1 |" in (tmp_path / "README.md").read_text()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pipeline.report.comparison import comparison_markdown
 from pipeline.report.markdown import interval, summary_markdown
+from pipeline.report.memories import memories_markdown
 from pipeline.report.overview import overview_markdown
 
 RESULTS_BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.DOTALL)
@@ -33,6 +34,7 @@ VALUE = re.compile(
 )
 BLOCK_RENDERERS: dict[str, Callable[[dict], str]] = {
     "comparison": comparison_markdown,
+    "memories": memories_markdown,
     "overview": overview_markdown,
 }
 
