@@ -29,27 +29,14 @@ import torch
 from core.checkpoint import atomic_write_json
 from env_runner.environment import make_task_family
 from env_runner.popgym_families import POPGYM_IDS
+from experiments.published import POPGYM_TASKS
 from meta_rl.rl2 import train_rl2
 from meta_rl.rl2_policy import MEMORIES
 from pipeline.config import defaults_for
 from pipeline.data import sample_splits
 from pipeline.provenance import provenance
 
-# the nine tasks the results compare memories on: RepeatPrevious at every difficulty, the others at Easy
-TASKS = tuple(
-    f"popgym-{name}-v0"
-    for name in (
-        "RepeatPreviousEasy",
-        "RepeatPreviousMedium",
-        "RepeatPreviousHard",
-        "RepeatFirstEasy",
-        "CountRecallEasy",
-        "AutoencodeEasy",
-        "PositionOnlyCartPoleEasy",
-        "PositionOnlyPendulumEasy",
-        "MultiarmedBanditEasy",
-    )
-)
+TASKS = tuple(f"popgym-{task}-v0" for task in POPGYM_TASKS)  # the tasks the results compare memories on
 VAL_SPACING = 25
 
 
