@@ -58,15 +58,21 @@ class PublishedComparison:
     rl2: str
 
 
+_LONGER_TRIALS = ("--rl2.longer_trials", "4", "8")
+
 RUNS = (
     PublishedRuns("pendulum", ("--env_name", "Pendulum-v1"), 10, 5),
     PublishedRuns("cartpole", ("--env_name", "CartPole-v1"), 10, 5),
     PublishedRuns("mountaincar", ("--env_name", "MountainCarContinuous-v0"), 10, 5),
     PublishedRuns("pointnav_learned", ("--env_name", "PointNavigation-v0"), 10, 4),
     PublishedRuns("pointnav", ("--env_name", "PointNavigation-v0", "--reward", "known"), 3, 4),
-    PublishedRuns("rl2_pointnav", ("--algo", "rl2", "--env_name", "PointNavigation-v0"), 10, 7),
+    # trained on trials of 2 episodes, also played in trials of 4 and 8 (length generalisation, SSM against GRU)
+    PublishedRuns("rl2_pointnav", ("--algo", "rl2", "--env_name", "PointNavigation-v0", *_LONGER_TRIALS), 10, 7),
     PublishedRuns(
-        "rl2_gru_pointnav", ("--algo", "rl2", "--env_name", "PointNavigation-v0", "--rl2_memory", "gru"), 3, 14
+        "rl2_gru_pointnav",
+        ("--algo", "rl2", "--env_name", "PointNavigation-v0", "--rl2_memory", "gru", *_LONGER_TRIALS),
+        3,
+        14,
     ),
     PublishedRuns("cadm_pendulum", ("--env_name", "Pendulum-v1", "--protocol", "cadm"), 10, 9),
     PublishedRuns("cadm_cartpole", ("--env_name", "CartPole-v1", "--protocol", "cadm"), 10, 6),
