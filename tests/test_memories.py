@@ -23,8 +23,14 @@ def rl2_run(seed: int, memory: str, mmer: float, test: list[float], parts: list[
         "seed": seed,
         "algo": "rl2",
         "config": {"rl2_memory": memory},
-        "rl2": {"in_distribution": {memory: {"episode_returns": [{"per_task": test}]}}},
+        "rl2": {
+            "in_distribution": {
+                memory: {"episode_returns": [{"per_task": test}]},
+                "random": {"episode_returns": [{"per_task": [-0.5] * len(test)}]},
+            }
+        },
         "rl2_mmer": {memory: mmer},
+        "rl2_training": {memory: [{"episode_returns": [mmer], "val_returns": [mmer]}]},
         "rl2_parameters": {memory: 100 if memory == "gru" else 80},
         "rl2_throughput": {memory: 1000.0 + seed},
         "env_steps": {"random": 0, "onpolicy": 4000},
@@ -48,7 +54,9 @@ def test_each_memory_is_paired_with_the_baseline_on_the_seeds_both_hold():
     assert entry["memories"]["gru"]["parameters"] == 100 and entry["memories"]["gru"]["env_steps"] == 4000
     markdown = memories_markdown(result)
     assert f"| {ENV} | ssm_complex | 2 | 0.600 [" in markdown
-    assert f"| {ENV}: ssm_complex - gru | 0.5 (1 seed) | too few seeds (1) |" in markdown
+    assert f"| {ENV}: ssm_complex - gru | 0.500 (1 seed) | too few seeds (1) |" in markdown
+    assert entry["memories"]["gru"]["random_return"]["per_seed"] == [-0.5, -0.5]
+    assert entry["memories"]["gru"]["collapsed"] == []  # one val measurement: nothing to fall from
 
 
 def test_longer_episodes_give_each_memory_its_last_part_minus_its_first():
@@ -100,3 +108,14 @@ def test_each_popgym_familys_iterations_are_what_the_measured_gru_fits():
     assert sorted(row["env_name"] for row in rows) == sorted(POPGYM_IDS)
     for row in rows:
         assert defaults_for(row["env_name"]).rl2.iterations == row["iterations_for"], row["env_name"]
+
+
+def test_a_memory_row_names_the_seeds_whose_training_collapsed():
+    fell = rl2_run(1, "ssm_complex", 0.5, [0.1])
+    vals = (-0.5, 0.5, -0.5, -0.5)  # rose, fell and stayed down
+    fell["rl2_training"]["ssm_complex"] = [{"episode_returns": [0.0], "val_returns": [v]} for v in vals]
+    runs = [rl2_run(0, "ssm_complex", 0.5, [0.4]), fell]
+    result = compare_memories({"s": runs, "g": [rl2_run(s, "gru", 0.2, [0.1]) for s in (0, 1)]}, "gru")
+    assert result["tasks"][ENV]["memories"]["ssm_complex"]["collapsed"] == [1]
+    assert f"| {ENV} | ssm_complex | 2 | 0.500 [0.500, 0.500] |" in memories_markdown(result)
+    assert "| -0.500 [-0.500, -0.500] | 1 |" in memories_markdown(result)

@@ -33,9 +33,10 @@ def seeds_won(value: dict) -> str:
     return f"{value['over_seeds']['wins']}/{value['over_seeds']['losses']}"
 
 
-def paired_table(title: str, rows, better: float = 1.0) -> list[str]:
+def paired_table(title: str, rows, better: float = 1.0, digits: int = 1) -> list[str]:
     """The paired differences `rows` ((label, paired_pooled entry)) as one table, each with its verdict
-    (`pipeline.report.verdicts`, Holm over the table's rows); `better`: the sign of the better side."""
+    (`pipeline.report.verdicts`, Holm over the table's rows); `better`: the sign of the better side; `digits`
+    after the point."""
     rows = list(rows)
     decided = verdicts([(value, better) for _, value in rows])
     lines = [
@@ -44,12 +45,12 @@ def paired_table(title: str, rows, better: float = 1.0) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for (label, value), verdict in zip(rows, decided, strict=True):
-        per_seed = ", ".join(number(mean, 1) for mean in value["over_seeds"]["per_seed"])
+        per_seed = ", ".join(number(mean, digits) for mean in value["over_seeds"]["per_seed"])
         won = f"{value['wins']}/{value['losses']} of {value['n']}"
-        pairs = f"{number(value['mean'], 1)} {interval(value['ci95'], 1)} ({won})"
+        pairs = f"{number(value['mean'], digits)} {interval(value['ci95'], digits)} ({won})"
         lines.append(
-            f"| {label} | {over_seeds_cell(value, 1)} | {verdict_cell(verdict)} | {seeds_won(value)} | {per_seed} | "
-            f"{interval(value['bootstrap_ci95'], 1)} | {pairs} |"
+            f"| {label} | {over_seeds_cell(value, digits)} | {verdict_cell(verdict)} | {seeds_won(value)} | "
+            f"{per_seed} | {interval(value['bootstrap_ci95'], digits)} | {pairs} |"
         )
     return lines
 

@@ -11,8 +11,11 @@ resets), each table's claims with their verdicts (`pipeline.report.verdicts`). W
 longer than training's (`--rl2.longer_episodes`), each memory's last part minus its first is a claim of its own.
 
 memories.json: {"kind": "memories", "baseline", "tasks": {env_name: {"memories": {memory: {"seeds", "mmer",
-"test_return", "throughput", "parameters", "env_steps"}}, "paired": {"<memory> - <baseline>": {"mmer",
-"test_return"}}, "longer_episodes": {N: {memory: paired last-first}}}}, "sources": [folders relative to --out]}
+"test_return", "random_return" (the random policy's, in the same runs), "collapsed" (the seeds whose training
+collapsed, `meta_rl.rl2.collapsed`: the val-best iterate is the one evaluated), "throughput", "parameters",
+"env_steps"}},
+"paired": {"<memory> - <baseline>": {"mmer", "test_return"}}, "longer_episodes": {N: {memory: paired last-first}}}},
+"sources": [folders relative to --out]}
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from core.checkpoint import atomic_write_json
+from meta_rl.rl2 import collapsed
 from pipeline.console import OneLineParser
 from pipeline.report.markdown import number, over_seeds_cell, paired_table
 from pipeline.report.statistics import over_seeds, paired_pooled, pooled
@@ -38,8 +42,8 @@ def _memory(runs: list[dict]) -> str:
     return memories.pop()
 
 
-def _test_returns(run: dict, memory: str) -> list[float]:
-    return run["rl2"]["in_distribution"][memory]["episode_returns"][0]["per_task"]
+def _test_returns(run: dict, policy: str) -> list[float]:
+    return run["rl2"]["in_distribution"][policy]["episode_returns"][0]["per_task"]
 
 
 def _memory_row(runs: list[dict], memory: str) -> dict:
@@ -48,6 +52,8 @@ def _memory_row(runs: list[dict], memory: str) -> dict:
         "seeds": [run["seed"] for run in runs],
         "mmer": over_seeds([[run["rl2_mmer"][memory]] for run in runs]),
         "test_return": pooled([_test_returns(run, memory) for run in runs], sign_bounded=True),
+        "random_return": pooled([_test_returns(run, "random") for run in runs], sign_bounded=True),
+        "collapsed": [run["seed"] for run in runs if collapsed(run["rl2_training"][memory])],
         "throughput": over_seeds([[value] for value in throughput]) if throughput else None,
         "parameters": runs[0]["rl2_parameters"][memory],
         "env_steps": float(np.mean([run["env_steps"]["onpolicy"] for run in runs])),
@@ -116,16 +122,18 @@ def memories_markdown(result: dict) -> str:
     """The comparison as markdown: one row per (task, memory), then the paired claims of every task in one table
     per measure (Holm over the table's claims), then the longer episodes' claims."""
     lines = [
-        "| task | memory | seeds | MMER | test return | steps/s (one thread) | parameters | environment steps |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | memory | seeds | MMER | test return | random's test return | collapsed (seeds) | "
+        "steps/s (one thread) | parameters | environment steps |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for env_name, entry in result["tasks"].items():
         for memory, row in entry["memories"].items():
             speed = over_seeds_cell({"over_seeds": row["throughput"]}, 0) if row["throughput"] else "-"
             lines.append(
                 f"| {env_name} | {memory} | {len(row['seeds'])} | {over_seeds_cell({'over_seeds': row['mmer']}, 3)} | "
-                f"{over_seeds_cell(row['test_return'], 3)} | {speed} | {row['parameters']:,} | "
-                f"{number(row['env_steps'] / 1e6, 2)}M |"
+                f"{over_seeds_cell(row['test_return'], 3)} | {over_seeds_cell(row['random_return'], 3)} | "
+                f"{', '.join(map(str, row['collapsed'])) or 'none'} | {speed} | "
+                f"{row['parameters']:,} | {number(row['env_steps'] / 1e6, 2)}M |"
             )
     for measure, title in (("mmer", "MMER"), ("test_return", "test return")):
         claims = [
@@ -134,7 +142,7 @@ def memories_markdown(result: dict) -> str:
             for pair, value in entry["paired"].items()
         ]
         if claims:
-            lines += ["", *paired_table(f"{title}, paired", claims)]
+            lines += ["", *paired_table(f"{title}, paired", claims, digits=3)]
     longer = [
         (f"{env_name}: {memory}, episodes {factor}x as long, last part - first", claim)
         for env_name, entry in result["tasks"].items()
@@ -142,7 +150,7 @@ def memories_markdown(result: dict) -> str:
         for memory, claim in memories.items()
     ]
     if longer:
-        lines += ["", *paired_table("length generalisation", longer)]
+        lines += ["", *paired_table("length generalisation", longer, digits=3)]
     return "\n".join(lines) + "\n"
 
 
