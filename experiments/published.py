@@ -41,12 +41,17 @@ class PublishedProgram:
 
 @dataclass(frozen=True)
 class PublishedMemories:
-    """Memory against memory on POPGym's tasks (`pipeline.report.memories`) from the RL² folders `runs`, one per
-    (task, memory): drawn over those of them published from the reproduction's commit."""
+    """Memory against memory on POPGym's tasks (`pipeline.report.memories`) from RL² folders, one per (task,
+    memory): `tasks` holds each task's folders, its `baseline` memory's first. Drawn over the tasks whose baseline
+    folder is published from the reproduction's commit, with those of their other folders that are."""
 
     folder: str
-    runs: tuple[str, ...]
+    tasks: tuple[tuple[str, ...], ...]
     baseline: str = "gru"
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        return tuple(name for folders in self.tasks for name in folders)
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ POPGYM_TASKS = (
     "PositionOnlyPendulumEasy",
     "MultiarmedBanditEasy",
 )
-POPGYM_MEMORIES = {"ssm_complex": 9, "gru": 16}  # memory: minutes a seed
+POPGYM_MEMORIES = {"gru": 16, "ssm_complex": 9}  # memory: minutes a seed; the GRU, first, is the baseline
 
 
 def popgym_folder(task: str, memory: str) -> str:
@@ -202,7 +207,8 @@ COMPARISONS = (
 
 MEMORIES = (
     PublishedMemories(
-        "popgym_memories", tuple(popgym_folder(task, memory) for task in POPGYM_TASKS for memory in POPGYM_MEMORIES)
+        "popgym_memories",
+        tuple(tuple(popgym_folder(task, memory) for memory in POPGYM_MEMORIES) for task in POPGYM_TASKS),
     ),
 )
 

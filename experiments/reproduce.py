@@ -220,8 +220,14 @@ def publish(
     for comparison in COMPARISONS:  # both sides from this commit's runs: never a new folder against an older one
         if comparison.folder in selected and {comparison.mbrl, comparison.rl2} <= published:
             write_comparison(results / comparison.mbrl, results / comparison.rl2, results / comparison.folder)
-    for memories in MEMORIES:  # over the folders published from this commit, as they land
-        drawn = [results / name for name in memories.runs if name in published]
+    for memories in MEMORIES:  # over the tasks published from this commit, as they land
+        drawn = [
+            results / name
+            for folders in memories.tasks
+            if folders[0] in published
+            for name in folders
+            if name in published
+        ]
         if memories.folder in selected and drawn:
             write_memories(drawn, memories.baseline, results / memories.folder)
     model_based = [

@@ -199,17 +199,19 @@ def test_quick_values_replace_a_flags_values_up_to_the_next_flag():
     assert reproduce.with_flag_values(["--seeds", "4", "5"], "--seeds", ("0",)) == ["--seeds", "0"]
 
 
-def test_the_memory_comparison_is_drawn_over_the_popgym_folders_published_so_far(tmp_path):
+def test_the_memory_comparison_is_drawn_over_the_popgym_tasks_whose_baseline_is_published(tmp_path):
     pytest.importorskip("popgym")
-    easy = [popgym_folder("RepeatPreviousEasy", memory) for memory in ("ssm_complex", "gru")]
+    gru, ssm = (popgym_folder("RepeatPreviousEasy", memory) for memory in ("gru", "ssm_complex"))
     (tmp_path / "README.md").write_text("# results\n")
-    reproduce.main([*chain_flags(tmp_path), "--only", *easy, "--seeds", "1"])
-    assert not (tmp_path / "results" / "popgym_memories").exists()  # not asked for
+    reproduce.main([*chain_flags(tmp_path), "--only", ssm, "--seeds", "1"])
+    reproduce.main([*chain_flags(tmp_path), "--only", "popgym_memories", "--publish_only"])
+    assert not (tmp_path / "results" / "popgym_memories").exists()  # the SSM's folder alone: no GRU to pair with
+    reproduce.main([*chain_flags(tmp_path), "--only", gru, "--seeds", "1"])
     block = "<!-- results: results/popgym_memories/memories.json -->\n<!-- end results -->\n"
     (tmp_path / "README.md").write_text(block)
     reproduce.main([*chain_flags(tmp_path), "--only", "popgym_memories", "--publish_only"])
     drawn = json.loads((tmp_path / "results" / "popgym_memories" / "memories.json").read_text())
-    assert drawn["sources"] == [f"../{folder}" for folder in easy]
+    assert drawn["sources"] == [f"../{gru}", f"../{ssm}"]
     assert list(drawn["tasks"]) == ["popgym-RepeatPreviousEasy-v0"]
     assert list(drawn["tasks"]["popgym-RepeatPreviousEasy-v0"]["paired"]) == ["ssm_complex - gru"]
     assert "| popgym-RepeatPreviousEasy-v0 | ssm_complex | 1 |" in (tmp_path / "README.md").read_text()
